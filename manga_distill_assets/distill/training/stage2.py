@@ -1,0 +1,109 @@
+"""Stage 2, output distillation: the student learns the teacher's softened class distribution from logits that
+were computed once and cached, so the teacher never runs here (it is not even an argument)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch import Tensor, nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from manga_distill_assets.distill.losses import distillation_terms
+from manga_distill_assets.distill.training.common import (
+    LabeledTexts,
+    LossTermTrainer,
+    Progress,
+    TrainingConfig,
+    TrainingResult,
+    build_trainer,
+    check_labels,
+    encode,
+    fit,
+    model_inputs,
+    training_arguments,
+)
+
+
+class Stage2Trainer(LossTermTrainer):
+    """Loss = `distillation_terms` on the student's logits; logs `hard` and `soft` beside the total.
+
+    The validation set, which has no teacher logits, is scored with plain cross-entropy.
+    """
+
+    def __init__(self, *args: Any, temperature: float, alpha: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.temperature = temperature
+        self.alpha = alpha
+
+    def teacher_logits_for(self, inputs: dict[str, Any]) -> Tensor:
+        return inputs["teacher_logits"]
+
+    def loss_terms(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor], Any]:
+        if not model.training:
+            return super().loss_terms(model, inputs)
+        outputs = model(**model_inputs(inputs))
+        terms = distillation_terms(
+            outputs.logits.float(),
+            self.teacher_logits_for(inputs).float(),
+            inputs["labels"],
+            temperature=self.temperature,
+            alpha=self.alpha,
+        )
+        return terms.total, {"hard": terms.hard, "soft": terms.soft}, outputs
+
+
+def train_stage2(
+    student: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    teacher_logits: np.ndarray,
+    labels: list[int],
+    config: TrainingConfig,
+    temperature: float = 4.0,
+    alpha: float = 0.7,
+    progress: Progress | None = None,
+    validation: LabeledTexts | None = None,
+) -> TrainingResult:
+    """Distil cached teacher logits `[N, C]` into `student`; `labels` holds -100 for rows with no hard label
+    (unlabeled queries, paraphrases), which then teach through the KL term only."""
+    num_labels = student.config.num_labels
+    _check_teacher_logits(teacher_logits, len(texts), num_labels)
+    check_labels(labels, num_labels, "stage-2 transfer set", allow_unlabeled=True)
+    rows = encode(
+        tokenizer,
+        texts,
+        config.max_length,
+        labels=labels,
+        teacher_logits=teacher_logits.astype(np.float32).tolist(),
+    )
+    eval_rows = None
+    if validation is not None:
+        check_labels(validation.labels, num_labels, "stage-2 validation set")
+        eval_rows = encode(tokenizer, validation.texts, config.max_length, labels=validation.labels)
+    trainer = build_trainer(
+        Stage2Trainer,
+        model=student,
+        tokenizer=tokenizer,
+        arguments=training_arguments(config, evaluate=eval_rows is not None, quiet=progress is not None),
+        train_rows=rows,
+        eval_rows=eval_rows,
+        progress=progress,
+        temperature=temperature,
+        alpha=alpha,
+    )
+    return fit(trainer, config, student)
+
+
+def _check_teacher_logits(teacher_logits: np.ndarray, num_texts: int, num_labels: int) -> None:
+    expected = (num_texts, num_labels)
+    if teacher_logits.ndim != 2 or teacher_logits.shape != expected:
+        raise ValueError(
+            f"teacher_logits has shape {teacher_logits.shape}, expected {expected} (one row per text, one "
+            "column per student label). Score the texts with a teacher whose label map matches the student."
+        )
+    bad_rows = np.flatnonzero(~np.isfinite(teacher_logits).all(axis=1))
+    if bad_rows.size:
+        raise ValueError(
+            f"teacher_logits rows {bad_rows[:10].tolist()} hold NaN or infinite values; re-score those texts."
+        )

@@ -1,0 +1,70 @@
+"""Supervised fine-tuning with cross-entropy: the teacher, and the no-distillation baseline student that the
+evaluation compares distilled students against."""
+
+from __future__ import annotations
+
+from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase
+
+from manga_distill_assets.distill.training.common import (
+    CheckpointEverySteps,
+    LabeledTexts,
+    LossTermTrainer,
+    Progress,
+    TrainingConfig,
+    TrainingResult,
+    build_trainer,
+    check_labels,
+    encode,
+    fit,
+    training_arguments,
+)
+
+
+def train_teacher(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    train: LabeledTexts,
+    validation: LabeledTexts,
+    config: TrainingConfig,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """Fine-tune a sequence classifier on hard labels, scoring validation accuracy after every epoch.
+
+    Training stops once accuracy has not improved for `config.early_stopping_patience` epochs, and the model
+    that comes back holds the weights of the best epoch, not the last one.
+    """
+    if not validation.texts:
+        raise ValueError(
+            "The validation split is empty; it is needed to pick the best epoch and to stop early. "
+            "Give the labelled data a validation split."
+        )
+    num_labels = model.config.num_labels
+    check_labels(train.labels, num_labels, "training split")
+    check_labels(validation.labels, num_labels, "validation split")
+    callbacks = [CheckpointEverySteps(config.checkpoint_every)]
+    if config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    trainer = build_trainer(
+        LossTermTrainer,
+        model=model,
+        tokenizer=tokenizer,
+        arguments=training_arguments(config, evaluate=True, keep_best=True, quiet=progress is not None),
+        train_rows=encode(tokenizer, train.texts, config.max_length, labels=train.labels),
+        eval_rows=encode(tokenizer, validation.texts, config.max_length, labels=validation.labels),
+        progress=progress,
+        callbacks=callbacks,
+    )
+    return fit(trainer, config, model)
+
+
+def train_baseline(
+    student: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    train: LabeledTexts,
+    validation: LabeledTexts,
+    config: TrainingConfig,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """The student's architecture and initialisation trained on hard labels only, exactly as the teacher is:
+    the gap between this and the distilled student is what distillation bought."""
+    return train_teacher(student, tokenizer, train, validation, config, progress)

@@ -1,0 +1,432 @@
+"""The training loops on tiny models: what each loop trains, what it logs, and that runs repeat and resume."""
+
+import dataclasses
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import PreTrainedModel
+
+from manga_distill_assets.distill.layer_match import uniform_layer_map
+from manga_distill_assets.distill.training import (
+    LabeledTexts,
+    TrainingConfig,
+    train_baseline,
+    train_stage1,
+    train_stage2,
+    train_teacher,
+)
+from manga_distill_assets.distill.training.common import resolve_precision
+from tests.distill.tiny import TINY_LABELS, TINY_TEXTS, tiny_teacher, tiny_tokenizer
+
+# Every text of a class carries its class's keyword, so a tiny model separates them within a few epochs.
+SEPARABLE = LabeledTexts(
+    texts=[
+        "where is my order",
+        "track my order",
+        "my order is late",
+        "order not here yet",
+        "recommend a manga",
+        "recommend a comedy",
+        "please recommend something",
+        "recommend a new series",
+        "refund please",
+        "i want a refund",
+        "refund my copy",
+        "refund the damaged book",
+    ],
+    labels=[0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2],
+)
+TEXTS = list(TINY_TEXTS)
+LABELS = list(TINY_LABELS)
+UNLABELED = -100
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def tokenizer(tmp_path):
+    return tiny_tokenizer(tmp_path)
+
+
+def tiny_student(seed: int = 1) -> PreTrainedModel:
+    return tiny_teacher(layers=2, hidden=16, heads=2, seed=seed)
+
+
+def config(tmp_path: Path, name: str = "run", **overrides) -> TrainingConfig:
+    settings = {
+        "epochs": 2,
+        "batch_size": 6,
+        "learning_rate": 2e-3,
+        "warmup_ratio": 0.0,
+        "checkpoint_every": 0,
+        "log_every": 1,
+    }
+    return TrainingConfig(output_dir=tmp_path / name, **{**settings, **overrides})
+
+
+def one_hot_logits(classes: list[int], margin: float = 4.0) -> np.ndarray:
+    """Teacher logits that put `margin` more on the given class of each row than on the others."""
+    return (np.eye(3, dtype=np.float32) * margin)[classes]
+
+
+def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def largest_difference(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> float:
+    return max((before[name] - after[name]).abs().max().item() for name in before)
+
+
+def predictions(model: PreTrainedModel, tokenizer, texts: list[str]) -> list[int]:
+    model.eval()
+    with torch.no_grad():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+    return logits.argmax(dim=-1).tolist()
+
+
+def training_events(log_history: list[dict]) -> list[dict]:
+    return [event for event in log_history if "loss" in event]
+
+
+# ---- determinism -----------------------------------------------------------------------------------------
+
+
+def test_two_runs_with_the_same_seed_end_with_identical_weights(tmp_path, tokenizer):
+    logits = one_hot_logits(LABELS)
+    first = train_stage2(tiny_student(), tokenizer, TEXTS, logits, LABELS, config(tmp_path, "first"))
+    second = train_stage2(tiny_student(), tokenizer, TEXTS, logits, LABELS, config(tmp_path, "second"))
+
+    assert largest_difference(snapshot(first.model), snapshot(second.model)) == 0.0
+
+
+def test_a_different_seed_gives_different_weights(tmp_path, tokenizer):
+    logits = one_hot_logits(LABELS)
+    first = train_stage2(tiny_student(), tokenizer, TEXTS, logits, LABELS, config(tmp_path, "a", seed=1))
+    second = train_stage2(tiny_student(), tokenizer, TEXTS, logits, LABELS, config(tmp_path, "b", seed=2))
+
+    assert largest_difference(snapshot(first.model), snapshot(second.model)) > 0.0
+
+
+# ---- teacher and baseline ----------------------------------------------------------------------------------
+
+
+def test_teacher_training_lowers_the_loss_and_raises_validation_accuracy(tmp_path, tokenizer):
+    teacher = tiny_teacher()
+    before = np.mean(np.array(predictions(teacher, tokenizer, SEPARABLE.texts)) == SEPARABLE.labels)
+    settings = config(tmp_path, epochs=12, batch_size=4, learning_rate=5e-3, early_stopping_patience=0)
+
+    result = train_teacher(teacher, tokenizer, SEPARABLE, SEPARABLE, settings)
+
+    losses = [event["loss"] for event in training_events(result.log_history)]
+    steps_per_epoch = 3  # 12 texts in batches of 4
+    assert np.mean(losses[-steps_per_epoch:]) < np.mean(losses[:steps_per_epoch])
+    after = np.mean(np.array(predictions(result.model, tokenizer, SEPARABLE.texts)) == SEPARABLE.labels)
+    assert after > before
+    assert after >= 0.8
+    assert result.metrics["eval_accuracy"] == pytest.approx(after)
+
+
+def test_teacher_training_stops_once_accuracy_stalls_for_the_patience(tmp_path, tokenizer):
+    stalled = config(tmp_path, epochs=10, learning_rate=1e-9, early_stopping_patience=2)
+
+    result = train_teacher(tiny_teacher(), tokenizer, SEPARABLE, SEPARABLE, stalled)
+
+    # The last evaluation is the final one of the returned (best) model, not an epoch's.
+    epoch_evaluations = [event for event in result.log_history if "eval_accuracy" in event][:-1]
+    assert len(epoch_evaluations) == 3  # the first sets the best, two more without improvement stop it
+    assert result.optimizer_steps == 3 * 2
+
+
+def test_baseline_trains_the_student_on_hard_labels_and_reports_validation_accuracy(tmp_path, tokenizer):
+    student = tiny_student()
+    before = snapshot(student)
+
+    result = train_baseline(student, tokenizer, SEPARABLE, SEPARABLE, config(tmp_path, epochs=1))
+
+    assert result.model is student
+    assert largest_difference(before, snapshot(student)) > 0.0
+    assert "eval_accuracy" in result.metrics
+
+
+def test_teacher_rejects_a_label_outside_the_label_map(tmp_path, tokenizer):
+    bad = LabeledTexts(texts=["where is my order", "refund please"], labels=[0, 3])
+
+    with pytest.raises(ValueError, match=r"training split: row 1 has label 3.*3 labels"):
+        train_teacher(tiny_teacher(), tokenizer, bad, SEPARABLE, config(tmp_path))
+
+
+# ---- stage 2 -----------------------------------------------------------------------------------------------
+
+
+def test_stage2_takes_no_teacher_model():
+    parameters = inspect.signature(train_stage2).parameters.values()
+
+    model_parameters = [p.name for p in parameters if "PreTrainedModel" in str(p.annotation)]
+
+    assert model_parameters == ["student"]
+
+
+def test_stage2_student_learns_the_cached_teacher_distribution(tmp_path, tokenizer):
+    # The cached logits disagree with the hard labels on purpose; with alpha=1 only the logits can teach.
+    teacher_choice = [(label + 1) % 3 for label in SEPARABLE.labels]
+    settings = config(tmp_path, epochs=8, batch_size=4)
+
+    result = train_stage2(
+        tiny_teacher(),
+        tokenizer,
+        SEPARABLE.texts,
+        one_hot_logits(teacher_choice),
+        SEPARABLE.labels,
+        settings,
+        alpha=1.0,
+    )
+
+    agreement = np.mean(np.array(predictions(result.model, tokenizer, SEPARABLE.texts)) == teacher_choice)
+    assert agreement >= 0.9
+
+
+def test_stage2_logs_the_hard_and_soft_terms_that_make_up_the_loss(tmp_path, tokenizer):
+    alpha = 0.7
+
+    result = train_stage2(
+        tiny_student(), tokenizer, TEXTS, one_hot_logits(LABELS), LABELS, config(tmp_path), alpha=alpha
+    )
+
+    events = training_events(result.log_history)
+    assert events
+    for event in events:
+        assert event["loss"] == pytest.approx((1 - alpha) * event["hard"] + alpha * event["soft"], rel=1e-4)
+
+
+def test_unlabeled_rows_still_teach_through_the_soft_term(tmp_path, tokenizer):
+    student = tiny_student()
+    before = snapshot(student)
+    unlabeled = [UNLABELED] * len(TEXTS)
+
+    result = train_stage2(
+        student, tokenizer, TEXTS, one_hot_logits(LABELS), unlabeled, config(tmp_path), alpha=0.7
+    )
+
+    assert largest_difference(before, snapshot(student)) > 0.0
+    assert all(event["hard"] == 0.0 and event["soft"] > 0.0 for event in training_events(result.log_history))
+
+
+def test_unlabeled_rows_add_nothing_to_the_hard_term(tmp_path, tokenizer):
+    student = tiny_student()
+    before = snapshot(student)
+    unlabeled = [UNLABELED] * len(TEXTS)
+    hard_only = config(tmp_path, weight_decay=0.0)
+
+    train_stage2(student, tokenizer, TEXTS, one_hot_logits(LABELS), unlabeled, hard_only, alpha=0.0)
+
+    assert largest_difference(before, snapshot(student)) == 0.0
+
+
+def test_stage2_rejects_teacher_logits_of_another_label_map(tmp_path, tokenizer):
+    four_classes = np.zeros((len(TEXTS), 4), dtype=np.float32)
+
+    with pytest.raises(ValueError, match=r"teacher_logits has shape \(30, 4\), expected \(30, 3\)"):
+        train_stage2(tiny_student(), tokenizer, TEXTS, four_classes, LABELS, config(tmp_path))
+
+
+# ---- progress, accumulation, checkpoints -------------------------------------------------------------------
+
+
+def test_progress_receives_step_epoch_lr_throughput_and_each_loss_term(tmp_path, tokenizer):
+    events: list[dict] = []
+
+    train_stage2(
+        tiny_student(),
+        tokenizer,
+        TEXTS,
+        one_hot_logits(LABELS),
+        LABELS,
+        config(tmp_path),
+        progress=events.append,
+        validation=SEPARABLE,
+    )
+
+    training = training_events(events)
+    assert [event["step"] for event in training] == list(range(1, 11))
+    for event in training:
+        assert {"epoch", "lr", "samples_per_second", "loss", "hard", "soft"} <= event.keys()
+    assert [event["epoch"] for event in events if "eval_accuracy" in event][:2] == [1.0, 2.0]
+
+
+@pytest.mark.parametrize(("batch_size", "accumulation", "expected_steps"), [(8, 1, 3), (4, 2, 3), (4, 1, 6)])
+def test_optimizer_steps_count_accumulated_batches(
+    tmp_path, tokenizer, batch_size, accumulation, expected_steps
+):
+    settings = config(tmp_path, epochs=1, batch_size=batch_size, gradient_accumulation=accumulation)
+
+    result = train_stage2(
+        tiny_student(), tokenizer, TEXTS[:24], one_hot_logits(LABELS[:24]), LABELS[:24], settings
+    )
+
+    assert result.optimizer_steps == expected_steps
+
+
+@pytest.mark.parametrize(("every", "kept"), [(4, {"checkpoint-8", "checkpoint-10"}), (0, {"checkpoint-10"})])
+def test_checkpoints_are_saved_every_n_steps_and_the_latest_two_kept(tmp_path, tokenizer, every, kept):
+    settings = config(tmp_path, checkpoint_every=every)  # 30 texts / 6 per batch * 2 epochs = 10 steps
+
+    train_stage2(tiny_student(), tokenizer, TEXTS, one_hot_logits(LABELS), LABELS, settings)
+
+    assert {folder.name for folder in settings.output_dir.glob("checkpoint-*")} == kept
+
+
+class SimulatedCrash(RuntimeError):
+    pass
+
+
+def crash_at(step: int):
+    def progress(event: dict) -> None:
+        if event["step"] == step:
+            raise SimulatedCrash(f"stopped at step {step}")
+
+    return progress
+
+
+def test_a_run_resumed_after_a_crash_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path, tokenizer):
+    logits = one_hot_logits(LABELS)
+    settings = {"batch_size": 4, "checkpoint_every": 3}  # 8 steps per epoch, 16 in all
+    uninterrupted = train_stage2(
+        tiny_student(), tokenizer, TEXTS, logits, LABELS, config(tmp_path, "whole", **settings)
+    )
+    interrupted = config(tmp_path, "crashed", **settings)
+    with pytest.raises(SimulatedCrash):
+        train_stage2(tiny_student(), tokenizer, TEXTS, logits, LABELS, interrupted, progress=crash_at(10))
+
+    resumed = train_stage2(tiny_student(), tokenizer, TEXTS, logits, LABELS, interrupted)
+
+    assert resumed.resumed_from == interrupted.output_dir / "checkpoint-9"
+    assert resumed.optimizer_steps == uninterrupted.optimizer_steps == 16
+    assert largest_difference(snapshot(uninterrupted.model), snapshot(resumed.model)) < 1e-6
+
+
+def test_resume_can_be_switched_off(tmp_path, tokenizer):
+    settings = config(tmp_path, checkpoint_every=4)
+    train_stage2(tiny_student(), tokenizer, TEXTS, one_hot_logits(LABELS), LABELS, settings)
+
+    fresh = dataclasses.replace(settings, resume=False)
+    again = train_stage2(tiny_student(), tokenizer, TEXTS, one_hot_logits(LABELS), LABELS, fresh)
+
+    assert again.resumed_from is None
+    assert again.optimizer_steps == 10
+
+
+# ---- stage 1 -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory):
+    """One stage-1 run shared by the stage-1 tests: a 2-layer student of the teacher's width (so the
+    projections start at identity) learns from a frozen 4-layer teacher."""
+    tmp_path = tmp_path_factory.mktemp("stage1")
+    teacher, student = tiny_teacher(), tiny_teacher(layers=2, hidden=32, heads=2, seed=1)
+    teacher_before, student_before = snapshot(teacher), snapshot(student)
+    events: list[dict] = []
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = train_stage1(
+            student,
+            teacher,
+            tiny_tokenizer(tmp_path),
+            TEXTS,
+            uniform_layer_map(2, 4),
+            config(tmp_path),
+            progress=events.append,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
+    return {
+        "result": result,
+        "teacher": teacher,
+        "teacher_before": teacher_before,
+        "student_before": student_before,
+        "events": events,
+    }
+
+
+def test_stage1_leaves_the_teacher_weights_unchanged_and_frozen(stage1):
+    teacher = stage1["teacher"]
+
+    assert largest_difference(stage1["teacher_before"], snapshot(teacher)) == 0.0
+    assert not any(parameter.requires_grad for parameter in teacher.parameters())
+    assert not teacher.training
+
+
+def test_stage1_trains_the_student(stage1):
+    assert largest_difference(stage1["student_before"], snapshot(stage1["result"].model)) > 0.0
+
+
+def test_stage1_trains_and_returns_the_projections(stage1):
+    projections = stage1["result"].projections
+
+    assert set(projections.keys()) == {"embeddings", "hidden_1", "hidden_2"}
+    identity = torch.eye(32)
+    assert all(not torch.allclose(projection.weight, identity) for projection in projections.values())
+
+
+def test_stage1_logs_the_embeddings_hidden_and_attention_terms(stage1):
+    events = training_events(stage1["events"])
+
+    assert events
+    for event in events:
+        assert event["loss"] == pytest.approx(
+            event["embeddings"] + event["hidden"] + event["attention"], rel=1e-4
+        )
+        assert event["attention"] > 0.0
+
+
+def test_stage1_checkpoints_hold_student_and_projections_but_not_the_teacher(stage1):
+    checkpoint = stage1["result"].checkpoint_dir / "checkpoint-10" / "model.safetensors"
+    with safe_open(str(checkpoint), framework="pt") as weights:
+        names = set(weights.keys())
+
+    assert any(name.startswith("student.") for name in names)
+    assert any(name.startswith("intermediate_loss.projections.") for name in names)
+    assert not any("teacher" in name for name in names)
+
+
+def test_a_resumed_stage1_run_ends_with_the_same_student_and_projections(tmp_path, tokenizer):
+    def run(name: str, progress=None):
+        teacher, student = tiny_teacher(), tiny_student()
+        settings = config(tmp_path, name, batch_size=4, checkpoint_every=3)
+        return train_stage1(
+            student, teacher, tokenizer, TEXTS, uniform_layer_map(2, 4), settings, progress=progress
+        )
+
+    uninterrupted = run("whole")
+    with pytest.raises(SimulatedCrash):
+        run("crashed", progress=crash_at(10))
+
+    resumed = run("crashed")
+
+    assert resumed.resumed_from is not None
+    assert largest_difference(snapshot(uninterrupted.model), snapshot(resumed.model)) < 1e-6
+    assert largest_difference(snapshot(uninterrupted.projections), snapshot(resumed.projections)) < 1e-6
+
+
+# ---- configuration ----------------------------------------------------------------------------------------
+
+
+def test_config_rejects_an_unknown_precision(tmp_path):
+    with pytest.raises(ValueError, match="precision is 'fp8'"):
+        TrainingConfig(output_dir=tmp_path, precision="fp8")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks a GPU precision when a GPU is present")
+def test_auto_precision_is_fp32_on_a_cpu():
+    assert resolve_precision("auto") == "fp32"
