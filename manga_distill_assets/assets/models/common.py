@@ -1,0 +1,70 @@
+"""What the model assets share: where they work, how they report progress, how a model is referenced."""
+
+import json
+import os
+from collections.abc import Sequence
+from hashlib import sha256
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from manga_distill_assets.resources.model_store import ModelRef
+
+LABELED_SPLITS = ("train", "validation", "test")
+
+
+def artifacts_dir() -> Path:
+    return Path(os.environ.get("MANGA_ARTIFACTS_DIR", ".artifacts"))
+
+
+def work_dir(asset: str, *inputs: object) -> Path:
+    """A checkpoint folder keyed by the asset's inputs and config, so a re-run after a crash resumes the
+    same training, and a run with other inputs never resumes a stranger's checkpoint."""
+    key = sha256(json.dumps([str(item) for item in inputs], sort_keys=True).encode()).hexdigest()[:16]
+    folder = artifacts_dir() / "work" / asset / key
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def log_progress(context: dg.AssetExecutionContext, stage: str):
+    """Forward the core's training events to the run log, one line per logging step."""
+
+    def forward(event: dict) -> None:
+        fields = " ".join(f"{key}={_fmt(value)}" for key, value in event.items())
+        context.log.info(f"{stage}: {fields}")
+
+    return forward
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def label_names(labeled: pd.DataFrame) -> list[str]:
+    return sorted(labeled["label"].unique().tolist())
+
+
+def split(labeled: pd.DataFrame, name: str) -> pd.DataFrame:
+    return labeled[labeled["split"] == name].reset_index(drop=True)
+
+
+def label_ids(labels: Sequence[str], names: Sequence[str]) -> list[int]:
+    index = {name: i for i, name in enumerate(names)}
+    return [index[label] for label in labels]
+
+
+def ref_output(ref: ModelRef, metadata: dict) -> dg.Output[dict]:
+    """Models travel as small references; the sha256 of their folder is their data version."""
+    return dg.Output(
+        ref.to_dict(),
+        data_version=dg.DataVersion(ref.sha256),
+        metadata={"uri": ref.uri, "sha256": ref.sha256, **metadata},
+    )
+
+
+def loss_curve(history: Sequence[dict], key: str = "loss") -> dg.MetadataValue:
+    """The loss curve as a markdown table (step, value) for the UI."""
+    rows = [(entry["step"], entry[key]) for entry in history if key in entry and "step" in entry]
+    lines = ["| step | " + key + " |", "|---|---|"] + [f"| {step} | {value:.4f} |" for step, value in rows]
+    return dg.MetadataValue.md("\n".join(lines))

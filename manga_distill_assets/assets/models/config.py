@@ -1,0 +1,148 @@
+"""Typed knobs for the model assets, with defaults that fit the demo on 2 CPU cores.
+
+Every knob DESIGN.md names is here: temperature, α, layer map, loss weights (β, γ), student shape, epochs,
+learning rate, batch, seed. The `smoke` preset (presets.py) shrinks them so tests run the whole graph in
+about a minute; a GPU user raises epochs and drops the example limits.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from manga_distill_assets.distill.layer_match import LayerMatch, parse_layer_matches
+from manga_distill_assets.distill.students import StudentSpec
+from manga_distill_assets.distill.training import TrainingConfig
+
+
+class TrainingKnobs(dg.Config):
+    epochs: float = Field(default=3.0, gt=0)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    gradient_accumulation: int = Field(default=1, gt=0)
+    seed: int = 42
+    max_length: int = Field(default=64, gt=8, description="Tokens per text; manga queries are short.")
+    checkpoint_every: int = Field(default=200, ge=0, description="Steps between checkpoints (0: at the end).")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto", description="auto: bf16/fp16 on GPU."
+    )
+
+    def training_config(self, output_dir: Path) -> TrainingConfig:
+        return TrainingConfig(
+            output_dir=output_dir,
+            epochs=self.epochs,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            gradient_accumulation=self.gradient_accumulation,
+            seed=self.seed,
+            max_length=self.max_length,
+            checkpoint_every=self.checkpoint_every,
+            precision=self.precision,
+        )
+
+
+class TeacherConfig(dg.Config):
+    base_model: str = Field(
+        default="",
+        description="Hugging Face id or local folder to fine-tune; empty: the packaged all-MiniLM-L6-v2.",
+    )
+    registered_checkpoint: str = Field(
+        default="",
+        description="An already fine-tuned checkpoint (folder or hub id) to register instead of training.",
+    )
+    max_train_examples: int = Field(default=0, ge=0, description="Subsample the train split (0: all).")
+    min_validation_accuracy: float = Field(default=0.80, ge=0, le=1)
+    training: TrainingKnobs = TrainingKnobs(epochs=4.0, learning_rate=8e-5)
+
+
+class ParaphraseConfig(dg.Config):
+    per_text: int = Field(
+        default=5, ge=1, le=20, description="Paraphrases asked for per labelled train text."
+    )
+    max_source_texts: int = Field(
+        default=0, ge=0, description="Paraphrase only the first N train texts (0: all)."
+    )
+
+
+class SoftLabelConfig(dg.Config):
+    keep_threshold: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A paraphrase is kept when the teacher's top class is its source "
+        "label with at least this probability.",
+    )
+    temperature: float = Field(default=4.0, gt=0, description="For the reported mean teacher entropy.")
+    batch_size: int = Field(default=128, gt=0)
+    max_unlabeled: int = Field(
+        default=0, ge=0, description="Score only the N most frequent queries (0: all)."
+    )
+
+
+class StudentShape(dg.Config):
+    """How the student starts: from a config (random init), teacher layers, or a pretrained model."""
+
+    init: Literal["config", "teacher", "pretrained"] = "config"
+    num_layers: int = 4
+    hidden_size: int = 192
+    num_heads: int = 6
+    intermediate_size: int = 768
+    teacher_layers: list[int] = Field(default_factory=list, description="For init=teacher: 0-based layers.")
+    pretrained: str = Field(default="", description="For init=pretrained: a hub id or folder.")
+
+    def spec(self) -> StudentSpec:
+        return StudentSpec(
+            num_layers=self.num_layers,
+            hidden_size=self.hidden_size,
+            num_heads=self.num_heads,
+            intermediate_size=self.intermediate_size,
+        )
+
+
+class LayerMatchConfig(dg.Config):
+    student: int
+    teacher: int
+    kind: str
+    weight: float = 1.0
+
+
+class Stage1Config(dg.Config):
+    student: StudentShape = StudentShape()
+    layer_matches: list[LayerMatchConfig] = Field(
+        default_factory=list, description="Empty: the uniform map (embeddings, hidden states, attentions)."
+    )
+    beta: float = Field(default=1.0, ge=0, description="Weight of embedding and hidden-state MSE.")
+    gamma: float = Field(default=1.0, ge=0, description="Weight of attention MSE.")
+    max_transfer_texts: int = Field(default=0, ge=0, description="Cap on transfer texts (0: all).")
+    prune_vocabulary: bool = Field(default=True, description="Keep only tokens the training texts use.")
+    training: TrainingKnobs = TrainingKnobs(epochs=3.0, learning_rate=5e-4, batch_size=32)
+
+    def matches(self) -> list[LayerMatch] | None:
+        if not self.layer_matches:
+            return None
+        return parse_layer_matches([match.model_dump() for match in self.layer_matches])
+
+
+class Stage2Config(dg.Config):
+    temperature: float = Field(default=4.0, gt=0)
+    alpha: float = Field(default=0.7, ge=0, le=1, description="Weight of the T²·KL term; 1-α weighs CE.")
+    use_paraphrases: bool = True
+    use_unlabeled: bool = True
+    training: TrainingKnobs = TrainingKnobs(epochs=4.0, learning_rate=2e-4, batch_size=32)
+
+
+class BaselineConfig(dg.Config):
+    """Keep `student` and `training.seed` equal to stage 1's so both start from the same weights."""
+
+    student: StudentShape = StudentShape()
+    prune_vocabulary: bool = True
+    training: TrainingKnobs = TrainingKnobs(epochs=6.0, learning_rate=2e-4, batch_size=32)
+
+
+class EvalConfig(dg.Config):
+    retention_floor: float = Field(
+        default=0.95, ge=0, le=1.5, description="Blocking gate: student/teacher accuracy."
+    )
+    latency_threads: int = Field(default=1, ge=1)
+    latency_runs: int = Field(default=100, ge=5)

@@ -1,0 +1,131 @@
+"""Teacher logits for every transfer text, computed once per (teacher, text)."""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from manga_distill_assets.assets.automation import on_input_content_change
+from manga_distill_assets.assets.models.common import label_ids, label_names, split
+from manga_distill_assets.assets.models.config import SoftLabelConfig
+from manga_distill_assets.data.fingerprint import frame_fingerprint
+from manga_distill_assets.distill.artifacts import load_model
+from manga_distill_assets.distill.evaluation import predict_logits
+from manga_distill_assets.distill.losses import IGNORE_INDEX, soften
+from manga_distill_assets.resources.logit_cache import LogitCache
+from manga_distill_assets.resources.model_store import ModelRef, ModelStore
+
+SOFT_LABEL_COLUMNS = ["text", "origin", "label", "source_text", "keep", "logits"]
+
+
+@dg.asset(
+    group_name="models",
+    code_version="1",
+    kinds={"pytorch", "parquet"},
+    ins={"unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping())},
+    automation_condition=on_input_content_change(),
+)
+def teacher_soft_labels(
+    context: dg.AssetExecutionContext,
+    config: SoftLabelConfig,
+    teacher_model: dict,
+    labeled_intents: pd.DataFrame,
+    claude_paraphrases: pd.DataFrame,
+    unlabeled_queries: pd.DataFrame,
+    model_store: ModelStore,
+    logit_cache: LogitCache,
+) -> dg.Output[pd.DataFrame]:
+    """Logits for labelled train texts, paraphrases (with a keep flag) and unlabeled queries.
+
+    Logits are cached by (teacher sha256, text): a nightly refresh runs the teacher only on texts it has
+    never scored. A paraphrase is kept when the teacher agrees with its source label confidently enough.
+    """
+    names = label_names(labeled_intents)
+    frame = _transfer_rows(
+        labeled_intents, claude_paraphrases, unlabeled_queries, names, config.max_unlabeled
+    )
+    ref = ModelRef.from_dict(teacher_model)
+    texts = frame["text"].drop_duplicates().tolist()
+    cached = logit_cache.get_many(ref.sha256, texts)
+    missing = [text for text in texts if text not in cached]
+    if missing:
+        model, tokenizer = load_model(model_store.get(ref))
+        scored = predict_logits(model, tokenizer, missing, batch_size=config.batch_size)
+        fresh = dict(zip(missing, scored, strict=True))
+        logit_cache.put_many(ref.sha256, fresh)
+        cached.update(fresh)
+    logits = np.stack([cached[text] for text in frame["text"]]).astype(np.float32)
+    frame["logits"] = list(logits)
+    frame["keep"] = _keep(frame, logits, config.keep_threshold)
+    frame = frame[SOFT_LABEL_COLUMNS]
+    paraphrase_rows = frame["origin"] == "paraphrase"
+    probs = soften(_tensor(logits), config.temperature).numpy()
+    entropy = float(-(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1).mean())
+    return dg.Output(
+        frame,
+        data_version=dg.DataVersion(frame_fingerprint(frame.drop(columns="logits")) + ref.sha256[:16]),
+        metadata={
+            "rows": len(frame),
+            "scored": len(missing),
+            "cached": len(texts) - len(missing),
+            **{f"rows_{origin}": int((frame["origin"] == origin).sum()) for origin in ORIGINS},
+            "paraphrase_keep_rate": float(frame.loc[paraphrase_rows, "keep"].mean())
+            if paraphrase_rows.any()
+            else 0.0,
+            f"mean_teacher_entropy_T{config.temperature:g}_nats": entropy,
+            "teacher_sha256": ref.sha256,
+        },
+    )
+
+
+ORIGINS = ("labeled", "paraphrase", "unlabeled")
+
+
+def _transfer_rows(
+    labeled: pd.DataFrame,
+    paraphrases: pd.DataFrame,
+    unlabeled: pd.DataFrame,
+    names: list[str],
+    max_unlabeled: int,
+) -> pd.DataFrame:
+    train = split(labeled, "train")
+    queries = unlabeled.sort_values("frequency", ascending=False, kind="stable")
+    if max_unlabeled:
+        queries = queries.head(max_unlabeled)
+    parts = [
+        pd.DataFrame(
+            {
+                "text": train["text"],
+                "origin": "labeled",
+                "label": label_ids(train["label"], names),
+                "source_text": train["text"],
+            }
+        ),
+        pd.DataFrame(
+            {
+                "text": paraphrases["text"],
+                "origin": "paraphrase",
+                "label": label_ids(paraphrases["label"], names),
+                "source_text": paraphrases["source_text"],
+            }
+        ),
+        pd.DataFrame(
+            {"text": queries["text"], "origin": "unlabeled", "label": IGNORE_INDEX, "source_text": ""}
+        ),
+    ]
+    return pd.concat(parts, ignore_index=True).astype({"label": "int64"})
+
+
+def _keep(frame: pd.DataFrame, logits: np.ndarray, threshold: float) -> np.ndarray:
+    """Labelled and unlabeled rows are always kept; a paraphrase only when the teacher backs its label."""
+    probs = soften(_tensor(logits), 1.0).numpy()
+    labels = frame["label"].to_numpy()
+    agrees = (probs.argmax(axis=1) == labels) & (
+        probs[np.arange(len(labels)), np.maximum(labels, 0)] >= threshold
+    )
+    return np.where(frame["origin"].to_numpy() == "paraphrase", agrees, True)
+
+
+def _tensor(array: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array))

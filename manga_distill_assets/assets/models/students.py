@@ -1,0 +1,256 @@
+"""The students: stage 1 (intermediate layers), stage 2 (outputs), and the no-distillation baseline."""
+
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import torch
+from transformers import PreTrainedModel
+
+from manga_distill_assets.assets.automation import on_input_content_change
+from manga_distill_assets.assets.models.common import (
+    label_ids,
+    label_names,
+    log_progress,
+    loss_curve,
+    ref_output,
+    split,
+    work_dir,
+)
+from manga_distill_assets.assets.models.config import BaselineConfig, Stage1Config, Stage2Config, StudentShape
+from manga_distill_assets.data.fingerprint import lines_fingerprint
+from manga_distill_assets.distill.artifacts import load_model, save_model
+from manga_distill_assets.distill.layer_match import uniform_layer_map
+from manga_distill_assets.distill.students import (
+    count_parameters,
+    from_config,
+    from_pretrained,
+    from_teacher,
+    model_size_bytes,
+)
+from manga_distill_assets.distill.training import LabeledTexts, train_baseline, train_stage1, train_stage2
+from manga_distill_assets.distill.vocab import prune_vocabulary
+from manga_distill_assets.resources.model_store import ModelRef, ModelStore
+
+TRAINING_TAGS = {"dagster/concurrency_key": "training"}
+
+
+def build_student(shape: StudentShape, teacher: PreTrainedModel, id2label: dict[int, str], seed: int):
+    """The same shape and seed always give the same initial weights: stage 1 and the baseline start alike."""
+    torch.manual_seed(seed)
+    if shape.init == "config":
+        return from_config(shape.spec(), teacher.config, id2label)
+    if shape.init == "teacher":
+        layers = shape.teacher_layers or list(range(0, teacher.config.num_hidden_layers, 2))
+        return from_teacher(teacher, layers)
+    if shape.init == "pretrained":
+        return from_pretrained(shape.pretrained, id2label)
+    raise dg.Failure(description=f"Unknown student init {shape.init!r}: use config, teacher or pretrained.")
+
+
+def _save_and_put(
+    store: ModelStore, model, tokenizer, kind: str, id2label, metrics, projections=None
+) -> ModelRef:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_model(model, tokenizer, Path(tmp) / kind, projections=projections)
+        return store.put(folder, kind=kind, label_map=id2label, metrics=metrics)
+
+
+def _transfer_texts(
+    labeled: pd.DataFrame, paraphrases: pd.DataFrame, unlabeled: pd.DataFrame, cap: int
+) -> list[str]:
+    ordered = unlabeled.sort_values("frequency", ascending=False, kind="stable")["text"]
+    texts = list(dict.fromkeys([*split(labeled, "train")["text"], *paraphrases["text"], *ordered]))
+    return texts[:cap] if cap else texts
+
+
+def _vocabulary_texts(labeled: pd.DataFrame, extra: list[str]) -> list[str]:
+    """Tokens worth keeping: everything but the test split, which stays unseen."""
+    return [*labeled.loc[labeled["split"] != "test", "text"], *extra]
+
+
+@dg.asset(
+    group_name="models",
+    code_version="1",
+    kinds={"pytorch"},
+    ins={"unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping())},
+    automation_condition=on_input_content_change(),
+    op_tags=TRAINING_TAGS,
+)
+def student_stage1(
+    context: dg.AssetExecutionContext,
+    config: Stage1Config,
+    teacher_model: dict,
+    labeled_intents: pd.DataFrame,
+    claude_paraphrases: pd.DataFrame,
+    unlabeled_queries: pd.DataFrame,
+    model_store: ModelStore,
+) -> dg.Output[dict]:
+    """TinyBERT-style intermediate-layer distillation on the transfer texts (embeddings, hidden states,
+    attentions); the learned projections are saved beside the student."""
+    teacher_ref = ModelRef.from_dict(teacher_model)
+    teacher, tokenizer = load_model(model_store.get(teacher_ref))
+    id2label = {int(k): v for k, v in teacher_ref.label_map.items()}
+    texts = _transfer_texts(labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts)
+    student = build_student(config.student, teacher, id2label, config.training.seed)
+    matches = config.matches() or uniform_layer_map(
+        student.config.num_hidden_layers, teacher.config.num_hidden_layers
+    )
+    result = train_stage1(
+        student,
+        teacher,
+        tokenizer,
+        texts,
+        matches,
+        config.training.training_config(
+            work_dir("student_stage1", teacher_ref.sha256, lines_fingerprint(texts), config.model_dump_json())
+        ),
+        beta=config.beta,
+        gamma=config.gamma,
+        progress=log_progress(context, "stage1"),
+    )
+    student, bytes_saved = result.model, 0
+    if config.prune_vocabulary:
+        pruning = prune_vocabulary(student, tokenizer, _vocabulary_texts(labeled_intents, texts))
+        student, tokenizer, bytes_saved = pruning.model, pruning.tokenizer, pruning.bytes_saved
+    final = result.log_history[-1] if result.log_history else {}
+    ref = _save_and_put(
+        model_store,
+        student,
+        tokenizer,
+        "student_stage1",
+        id2label,
+        {"final_loss": final.get("loss", float("nan"))},
+        projections=result.projections,
+    )
+    return ref_output(
+        ref,
+        {
+            "transfer_texts": len(texts),
+            "layer_matches": ", ".join(f"{m.kind}:{m.student_layer}->{m.teacher_layer}" for m in matches),
+            "parameters": count_parameters(student),
+            "size_bytes": model_size_bytes(student),
+            "vocabulary_bytes_saved": bytes_saved,
+            "loss_curve": loss_curve(result.log_history),
+            **{f"final_{key}": value for key, value in final.items() if isinstance(value, float)},
+        },
+    )
+
+
+@dg.asset(
+    group_name="models",
+    code_version="1",
+    kinds={"pytorch"},
+    automation_condition=on_input_content_change(),
+    op_tags=TRAINING_TAGS,
+)
+def student_stage2(
+    context: dg.AssetExecutionContext,
+    config: Stage2Config,
+    student_stage1: dict,
+    teacher_soft_labels: pd.DataFrame,
+    labeled_intents: pd.DataFrame,
+    model_store: ModelStore,
+) -> dg.Output[dict]:
+    """Output distillation from cached teacher logits: (1-α)·CE + α·T²·KL. Labelled rows give hard and soft
+    targets, kept paraphrases their source label and soft targets, unlabeled queries soft targets only."""
+    stage1_ref = ModelRef.from_dict(student_stage1)
+    student, tokenizer = load_model(model_store.get(stage1_ref))
+    names = label_names(labeled_intents)
+    rows = _stage2_rows(teacher_soft_labels, config)
+    validation = split(labeled_intents, "validation")
+    result = train_stage2(
+        student,
+        tokenizer,
+        rows["text"].tolist(),
+        np.stack(rows["logits"].to_numpy()).astype(np.float32),
+        rows["label"].astype(int).tolist(),
+        config.training.training_config(
+            work_dir(
+                "student_stage2", stage1_ref.sha256, lines_fingerprint(rows["text"]), config.model_dump_json()
+            )
+        ),
+        temperature=config.temperature,
+        alpha=config.alpha,
+        progress=log_progress(context, "stage2"),
+        validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+    )
+    final = result.log_history[-1] if result.log_history else {}
+    ref = _save_and_put(
+        model_store, result.model, tokenizer, "student_stage2", stage1_ref.label_map, dict(result.metrics)
+    )
+    return ref_output(
+        ref,
+        {
+            **{
+                f"rows_{origin}": int((rows["origin"] == origin).sum())
+                for origin in ("labeled", "paraphrase", "unlabeled")
+            },
+            "temperature": config.temperature,
+            "alpha": config.alpha,
+            "parameters": count_parameters(result.model),
+            "loss_curve": loss_curve(result.log_history),
+            **{key: float(value) for key, value in result.metrics.items()},
+            **{f"final_{key}": value for key, value in final.items() if isinstance(value, float)},
+        },
+    )
+
+
+def _stage2_rows(soft_labels: pd.DataFrame, config: Stage2Config) -> pd.DataFrame:
+    origins = {"labeled"} | ({"paraphrase"} if config.use_paraphrases else set())
+    origins |= {"unlabeled"} if config.use_unlabeled else set()
+    return soft_labels[soft_labels["keep"] & soft_labels["origin"].isin(origins)].reset_index(drop=True)
+
+
+@dg.asset(
+    group_name="models",
+    code_version="1",
+    kinds={"pytorch"},
+    automation_condition=on_input_content_change(),
+    op_tags=TRAINING_TAGS,
+)
+def baseline_student(
+    context: dg.AssetExecutionContext,
+    config: BaselineConfig,
+    teacher_model: dict,
+    labeled_intents: pd.DataFrame,
+    model_store: ModelStore,
+) -> dg.Output[dict]:
+    """The same student init trained on hard labels alone: what distillation has to beat."""
+    teacher_ref = ModelRef.from_dict(teacher_model)
+    teacher, tokenizer = load_model(model_store.get(teacher_ref))
+    names = label_names(labeled_intents)
+    id2label = dict(enumerate(names))
+    student = build_student(config.student, teacher, id2label, config.training.seed)
+    train, validation = split(labeled_intents, "train"), split(labeled_intents, "validation")
+    result = train_baseline(
+        student,
+        tokenizer,
+        LabeledTexts(train["text"].tolist(), label_ids(train["label"], names)),
+        LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+        config.training.training_config(
+            work_dir(
+                "baseline_student",
+                teacher_ref.sha256,
+                lines_fingerprint(train["text"]),
+                config.model_dump_json(),
+            )
+        ),
+        progress=log_progress(context, "baseline"),
+    )
+    model, bytes_saved = result.model, 0
+    if config.prune_vocabulary:
+        pruning = prune_vocabulary(model, tokenizer, _vocabulary_texts(labeled_intents, []))
+        model, tokenizer, bytes_saved = pruning.model, pruning.tokenizer, pruning.bytes_saved
+    ref = _save_and_put(model_store, model, tokenizer, "baseline_student", id2label, dict(result.metrics))
+    return ref_output(
+        ref,
+        {
+            "parameters": count_parameters(model),
+            "vocabulary_bytes_saved": bytes_saved,
+            "loss_curve": loss_curve(result.log_history),
+            **{key: float(value) for key, value in result.metrics.items()},
+        },
+    )

@@ -1,0 +1,58 @@
+"""The shipped Definitions: what a user gets from `dagster dev` with no flags."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from manga_distill_assets.assets.queries.schedules import nightly_refresh
+from manga_distill_assets.definitions import defs
+
+
+def test_every_asset_has_a_code_version():
+    graph = defs.resolve_asset_graph()
+    missing = [key.to_user_string() for key in graph.get_all_asset_keys() if not graph.get(key).code_version]
+    assert missing == []
+
+
+def test_the_graph_matches_the_design():
+    graph = defs.resolve_asset_graph()
+    parents = {
+        key.to_user_string(): {parent.to_user_string() for parent in graph.get(key).parent_keys}
+        for key in graph.get_all_asset_keys()
+    }
+    assert parents["unlabeled_queries"] == {"raw_queries", "labeled_intents"}
+    assert parents["teacher_soft_labels"] == {
+        "teacher_model",
+        "labeled_intents",
+        "claude_paraphrases",
+        "unlabeled_queries",
+    }
+    assert parents["student_stage1"] == {
+        "teacher_model",
+        "labeled_intents",
+        "claude_paraphrases",
+        "unlabeled_queries",
+    }
+    assert parents["student_stage2"] == {"student_stage1", "teacher_soft_labels", "labeled_intents"}
+    assert parents["eval_report"] == {
+        "teacher_model",
+        "student_stage2",
+        "baseline_student",
+        "labeled_intents",
+    }
+
+
+def test_automation_sensor_runs_by_default():
+    sensor = defs.resolve_sensor_def("content_change_automation")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_nightly_refresh_lands_yesterday_at_two_utc():
+    assert nightly_refresh.cron_schedule == "0 2 * * *"
+    assert nightly_refresh.default_status == dg.DefaultScheduleStatus.RUNNING
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 28, 2, 0, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    request = nightly_refresh.evaluate_tick(context).run_requests[0]
+    assert request.partition_key == "2026-11-27"
