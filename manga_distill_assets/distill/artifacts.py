@@ -4,7 +4,7 @@ Folders are written beside their destination and renamed into place, so a reader
 new one, never a half-written one; and they are addressed by a hash of their content.
 """
 
-import hashlib
+import filecmp
 import logging
 import shutil
 import uuid
@@ -27,7 +27,6 @@ from manga_distill_assets.distill.students import EAGER_ATTENTION
 PROJECTIONS_FILE = "stage1_projections.safetensors"
 CONFIG_FILE = "config.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-_READ_CHUNK = 1 << 20
 
 logger = logging.getLogger(__name__)
 
@@ -106,25 +105,16 @@ def load_projections(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(path)
 
 
-def folder_sha256(folder: Path) -> str:
-    """A content hash of every file under `folder`: its relative path, its size and its bytes, in path order.
+def _same_files(first: Path, second: Path) -> bool:
+    """Byte-for-byte equality: re-saving identical weights must not touch the stored copy."""
 
-    Lengths are hashed before paths and contents so that no two different folders hash the same stream.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelFolderError(f"Cannot hash {folder}: it is not a folder.")
-    digest = hashlib.sha256()
-    files = sorted(
-        (path.relative_to(folder).as_posix(), path) for path in folder.rglob("*") if path.is_file()
+    def listing(folder: Path) -> list[str]:
+        return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+
+    names = listing(first)
+    return names == listing(second) and all(
+        filecmp.cmp(first / name, second / name, shallow=False) for name in names
     )
-    for relative, path in files:
-        name = relative.encode("utf-8")
-        digest.update(len(name).to_bytes(8, "big") + name + path.stat().st_size.to_bytes(8, "big"))
-        with path.open("rb") as stream:
-            while chunk := stream.read(_READ_CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def label_map(model: PreTrainedModel) -> dict[int, str]:
@@ -193,8 +183,7 @@ def _move_into_place(staging: Path, folder: Path) -> None:
     if not folder.exists() or not any(folder.iterdir()):
         staging.replace(folder)
         return
-    old_sha256, new_sha256 = folder_sha256(folder), folder_sha256(staging)
-    if old_sha256 == new_sha256:
+    if _same_files(folder, staging):
         return
     replaced = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.replaced")
     folder.rename(replaced)
@@ -204,6 +193,4 @@ def _move_into_place(staging: Path, folder: Path) -> None:
         replaced.rename(folder)
         raise
     shutil.rmtree(replaced, ignore_errors=True)
-    logger.warning(
-        "Replaced the model in %s (sha256 %s) with new content (sha256 %s).", folder, old_sha256, new_sha256
-    )
+    logger.warning("Replaced the model in %s with new content.", folder)

@@ -68,3 +68,7 @@ def loss_curve(history: Sequence[dict], key: str = "loss") -> dg.MetadataValue:
     rows = [(entry["step"], entry[key]) for entry in history if key in entry and "step" in entry]
     lines = ["| step | " + key + " |", "|---|---|"] + [f"| {step} | {value:.4f} |" for step, value in rows]
     return dg.MetadataValue.md("\n".join(lines))
+
+
+TRAINING_POOL = "training"
+"""Training steps share the machine's CPU or GPU; the instance's pool limit runs them one at a time."""

@@ -11,6 +11,7 @@ from transformers import PreTrainedModel
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.models.common import (
+    TRAINING_POOL,
     label_ids,
     label_names,
     log_progress,
@@ -33,8 +34,6 @@ from manga_distill_assets.distill.students import (
 from manga_distill_assets.distill.training import LabeledTexts, train_baseline, train_stage1, train_stage2
 from manga_distill_assets.distill.vocab import prune_vocabulary
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
-
-TRAINING_TAGS = {"dagster/concurrency_key": "training"}
 
 
 def build_student(shape: StudentShape, teacher: PreTrainedModel, id2label: dict[int, str], seed: int):
@@ -77,7 +76,7 @@ def _vocabulary_texts(labeled: pd.DataFrame, extra: list[str]) -> list[str]:
     kinds={"pytorch"},
     ins={"unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping())},
     automation_condition=on_input_content_change(),
-    op_tags=TRAINING_TAGS,
+    pool=TRAINING_POOL,
 )
 def student_stage1(
     context: dg.AssetExecutionContext,
@@ -144,7 +143,7 @@ def student_stage1(
     code_version="1",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
-    op_tags=TRAINING_TAGS,
+    pool=TRAINING_POOL,
 )
 def student_stage2(
     context: dg.AssetExecutionContext,
@@ -209,7 +208,7 @@ def _stage2_rows(soft_labels: pd.DataFrame, config: Stage2Config) -> pd.DataFram
     code_version="1",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
-    op_tags=TRAINING_TAGS,
+    pool=TRAINING_POOL,
 )
 def baseline_student(
     context: dg.AssetExecutionContext,
