@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from transformers.utils import logging as transformers_logging
 
 from manga_distill_assets.assets.intents import assets as intent_assets
 from manga_distill_assets.assets.models import evaluation, paraphrases, soft_labels, students, teacher
@@ -58,6 +59,10 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         "logit_cache": LogitCache(path=str(root / "logit_cache.sqlite")),
     }
 
+
+# Training progress reaches the run log through the core's progress callback; tqdm bars in captured stderr
+# would only bury it.
+transformers_logging.disable_progress_bar()
 
 content_change_automation = dg.AutomationConditionSensorDefinition(
     "content_change_automation",

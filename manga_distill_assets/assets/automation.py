@@ -85,16 +85,18 @@ def on_input_content_change() -> dg.AutomationCondition:
     )
 
 
-def on_window_content_change() -> dg.AutomationCondition:
+def on_window_content_change(*window_deps: str) -> dg.AutomationCondition:
     """For the latest daily window: run when a day inside it lands or gets new content.
 
     A day re-delivered with identical content keeps its data version and so requests nothing. Missing days
-    inside the window do not block: a day that never landed is simply absent from the window.
+    inside the window do not block: a day that never landed is simply absent from the window. Any other
+    missing input (the labelled set, for the leakage filter) does.
     """
     changed_day = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.data_version_changed())
     return (
         dg.AutomationCondition.in_latest_time_window()
         & changed_day.since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(*window_deps))
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("on_window_content_change")

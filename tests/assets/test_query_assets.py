@@ -95,3 +95,15 @@ def test_a_missing_day_inside_the_window_is_skipped(graph):
     graph.materialize("raw_queries", partition_key=days[2])
     result = graph.materialize("unlabeled_queries", partition_key=days[2])
     assert len(result.output_for_node("unlabeled_queries")) == 2
+
+
+def test_the_window_waits_for_the_labelled_set_but_not_for_missing_days(graph):
+    days = recent_days(2)
+    write_day(graph.log_root, days[1], ["is frieren vol 14 out yet"])
+    tick = dg.evaluate_automation_conditions(defs=graph.defs, instance=graph.instance)
+    graph.materialize("raw_queries", partition_key=days[1])
+    tick = dg.evaluate_automation_conditions(defs=graph.defs, instance=graph.instance, cursor=tick.cursor)
+    assert tick.get_num_requested(dg.AssetKey("unlabeled_queries")) == 0
+    graph.materialize("labeled_intents")
+    tick = dg.evaluate_automation_conditions(defs=graph.defs, instance=graph.instance, cursor=tick.cursor)
+    assert tick.get_requested_partitions(dg.AssetKey("unlabeled_queries")) == {days[1]}

@@ -79,7 +79,7 @@ class UnlabeledQueriesConfig(dg.Config):
             )
         ),
     },
-    automation_condition=on_window_content_change(),
+    automation_condition=on_window_content_change("raw_queries"),
     check_specs=[
         dg.AssetCheckSpec("no_eval_leakage", asset="unlabeled_queries", blocking=True),
         dg.AssetCheckSpec("no_pii_residue", asset="unlabeled_queries"),
