@@ -1,0 +1,474 @@
+"""Exact and near-duplicate removal for customer queries.
+
+Duplicates would make the student over-fit a handful of popular questions, and would let a query slip into
+training as a typo variant of an evaluation text. Two texts are
+
+- *exact* duplicates when their `dedup_key`s are equal (case, punctuation and spacing ignored), and
+- *near* duplicates when the Jaccard similarity of the sets of character `shingle`-grams of their keys is at
+  least `threshold` ("do you have one piece vol 105" and "do you have one pice vol 105": 0.83).
+
+Exact duplicates are grouped with a hash table. Near duplicates are searched among the distinct keys only.
+Every candidate pair is confirmed with the true Jaccard similarity of its shingle sets before it is merged,
+so no two texts are ever merged below the threshold. Clusters are the connected components of the confirmed
+pairs (union-find), and each is represented by its first-seen text; kept texts are therefore never confirmed
+near duplicates of each other.
+
+Where candidates come from:
+
+- Up to `EXACT_PAIR_LIMIT` pairs (about 300 distinct keys), every pair is compared: exact, and cheaper than
+  sketching. Then no two kept texts have a similarity at or above the threshold.
+- Beyond that, MinHash signatures (`num_perm` permutations) and LSH banding propose the candidates. A pair of
+  similarity J agrees on a whole band of `rows` values with probability J**rows, so it becomes a candidate
+  with probability 1 - (1 - J**rows)**bands. Because candidates are confirmed exactly, a spurious one costs
+  only time while a missed one leaves a duplicate behind, so `choose_bands` minimises the integrated miss
+  probability above the threshold weighted `MISS_WEIGHT` against the integrated candidate probability below
+  it. For the defaults (0.8, 64 permutations) that is 9 bands of 7 rows: a pair at J = 0.80 becomes a
+  candidate with probability 0.88, at 0.85 with 0.97, at 0.90 with 0.997. Recall near the threshold is the
+  price of speed: among short templated queries the pairs just below the threshold far outnumber those above
+  it, and a banding that caught nearly every pair at exactly 0.8 would send tens of millions of them to the
+  exact check. So above the exact limit, two kept texts can still be near duplicates, with the probability
+  above.
+- Before the exact check, a candidate whose signatures agree on too few values is dropped (a pair exactly at
+  the threshold is dropped with probability `ESTIMATE_MISS`); the rest are checked most similar-looking
+  first, and a pair whose texts are already in one cluster is skipped, which saves most checks.
+- An LSH bucket of more than `MAX_BUCKET` texts (thousands of queries from one template) is split further by
+  the signature values outside its band. Memory grows with the number of distinct keys (about a
+  kilobyte each), never with the number of pairs.
+
+Everything is deterministic: shingles are hashed with fixed arithmetic (never Python's salted `hash()`) and
+the permutations come from a seeded numpy generator, so the same texts give the same result in every process.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from manga_distill_assets.data.normalize import dedup_key
+
+EXACT_PAIR_LIMIT = 50_000
+MISS_WEIGHT = 0.9
+ESTIMATE_MISS = 0.01
+MAX_BUCKET = 2048
+
+# Code points are below 2**21, so a shingle of up to three characters packs into a uint64 without collisions;
+# longer shingles wrap around and become a 64-bit polynomial hash.
+_CODE_POINT_BASE = np.uint64(1 << 21)
+_MINHASH_BATCH_SHINGLES = 1 << 20
+_PAIR_CHUNK = 1 << 18
+_CANDIDATE_BUFFER = 1 << 22
+_VERIFY_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class DedupResult:
+    """Which inputs survive deduplication, and which kept text every input collapsed into.
+
+    `kept` holds input indices in first-seen order; `representative[i]` is the kept index that input `i`
+    collapsed into (itself when it is kept).
+    """
+
+    kept: np.ndarray
+    representative: np.ndarray
+    exact_removed: int
+    near_removed: int
+
+    def frequencies(self) -> np.ndarray:
+        """For every kept text, how many inputs (itself included) collapsed into it."""
+        counts = np.bincount(self.representative, minlength=len(self.representative))
+        return counts[self.kept]
+
+
+def deduplicate(
+    texts: Sequence[str],
+    threshold: float = 0.8,
+    num_perm: int = 64,
+    shingle: int = 3,
+    seed: int = 1,
+) -> DedupResult:
+    """Remove exact duplicates (by `dedup_key`), then near duplicates (shingle Jaccard >= `threshold`).
+
+    Texts shorter than `shingle` characters (after `dedup_key`) only ever match exactly.
+    """
+    _check_settings(threshold, num_perm, shingle)
+    unique_of_input, first_input_of_unique, keys = _exact_groups(texts)
+    root = _near_duplicate_roots(keys, threshold, num_perm, shingle, seed)
+    representative = first_input_of_unique[root[unique_of_input]]
+    kept = first_input_of_unique[root == np.arange(len(keys))]
+    return DedupResult(
+        kept=kept,
+        representative=representative,
+        exact_removed=len(texts) - len(keys),
+        near_removed=len(keys) - len(kept),
+    )
+
+
+@functools.cache
+def choose_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) with bands * rows <= num_perm that best separates pairs above and below `threshold`."""
+    _check_settings(threshold, num_perm, shingle=1)
+    below = np.linspace(0.0, threshold, 257)
+    above = np.linspace(threshold, 1.0, 257)
+
+    def cost(bands: int, rows: int) -> float:
+        spurious = np.trapezoid(1.0 - (1.0 - below**rows) ** bands, below)
+        missed = np.trapezoid((1.0 - above**rows) ** bands, above)
+        return float(MISS_WEIGHT * missed + (1.0 - MISS_WEIGHT) * spurious)
+
+    options = [(bands, rows) for rows in range(1, num_perm + 1) for bands in range(1, num_perm // rows + 1)]
+    return min(options, key=lambda option: cost(*option))
+
+
+def _check_settings(threshold: float, num_perm: int, shingle: int) -> None:
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(
+            f"near-duplicate threshold must be a Jaccard similarity in (0, 1], got {threshold!r}; "
+            "0.8 is a good default (lower merges more loosely related queries)."
+        )
+    if num_perm < 1:
+        raise ValueError(f"num_perm must be a positive number of MinHash permutations, got {num_perm!r}.")
+    if shingle < 1:
+        raise ValueError(f"shingle must be a positive number of characters, got {shingle!r}.")
+
+
+def _exact_groups(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Per input, the id of its distinct key (ids in first-seen order); per id, its first input; the keys."""
+    ids: dict[str, int] = {}
+    unique_of_input = np.fromiter(
+        (ids.setdefault(dedup_key(text), len(ids)) for text in texts), dtype=np.int64, count=len(texts)
+    )
+    first_input_of_unique = np.full(len(ids), len(texts), dtype=np.int64)
+    np.minimum.at(first_input_of_unique, unique_of_input, np.arange(len(texts), dtype=np.int64))
+    return unique_of_input, first_input_of_unique, list(ids)
+
+
+def _near_duplicate_roots(
+    keys: list[str], threshold: float, num_perm: int, shingle: int, seed: int
+) -> np.ndarray:
+    """For every key, the smallest key id in its near-duplicate cluster."""
+    root = np.arange(len(keys), dtype=np.int64)
+    comparable = np.flatnonzero(np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)) >= shingle)
+    if len(comparable) < 2:
+        return root
+    comparable_keys = [keys[i] for i in comparable]
+    clusters = _Clusters(len(comparable_keys))
+    shingle_sets = _ShingleSets(comparable_keys, shingle)
+    for candidates in _candidate_batches(comparable_keys, clusters, threshold, num_perm, shingle, seed):
+        # Most promising pairs first: once they have joined a cluster, the pairs inside it need no check.
+        for start in range(0, candidates.shape[1], _VERIFY_CHUNK):
+            first, second = candidates[:, start : start + _VERIFY_CHUNK]
+            apart = clusters.apart(first, second)
+            first, second = first[apart], second[apart]
+            confirmed = shingle_sets.jaccard(first, second) >= threshold
+            clusters.merge(first[confirmed], second[confirmed])
+    root[comparable] = comparable[clusters.label]
+    return root
+
+
+def _candidate_batches(
+    keys: list[str], clusters: _Clusters, threshold: float, num_perm: int, shingle: int, seed: int
+) -> Iterator[np.ndarray]:
+    """Batches (2, m) of distinct pairs i < j worth an exact check, the most similar-looking first.
+
+    Batches hold at most about `_CANDIDATE_BUFFER` pairs, to bound memory; pairs already in one cluster
+    when a batch is gathered are left out.
+    """
+    n = len(keys)
+    if n * (n - 1) // 2 <= EXACT_PAIR_LIMIT:
+        yield np.stack(np.triu_indices(n, k=1))
+        return
+    signatures = _minhash_signatures(keys, shingle, num_perm, seed)
+    low_bytes = signatures.astype(np.uint8)
+    least_agreement = _least_agreement(threshold, num_perm)
+    bands, rows = choose_bands(threshold, num_perm)
+    packing = _PairPacking(n, num_perm)
+    buffer: list[np.ndarray] = []
+    buffered = 0
+    for band in range(bands):
+        band_columns = range(band * rows, (band + 1) * rows)
+        spare_columns = [column for column in range(num_perm) if column not in band_columns]
+        members, sizes = _band_groups(signatures, band_columns, spare_columns)
+        for first, second in _pairs_within_groups(members, sizes):
+            apart = clusters.apart(first, second)
+            first, second = first[apart], second[apart]
+            agreement = _agreement(low_bytes, first, second)
+            plausible = agreement >= least_agreement
+            buffer.append(packing.pack(first[plausible], second[plausible], agreement[plausible]))
+            buffered += int(plausible.sum())
+            if buffered >= _CANDIDATE_BUFFER:
+                yield packing.unpack(_sorted_unique(np.concatenate(buffer)))
+                buffer, buffered = [], 0
+    if buffer:
+        yield packing.unpack(_sorted_unique(np.concatenate(buffer)))
+
+
+def _agreement(low_bytes: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """How many signature values each pair shares, a slice at a time (one LSH bucket can hold 2M pairs)."""
+    shared = np.empty(len(first), dtype=np.int64)
+    for start in range(0, len(first), _PAIR_CHUNK):
+        window = slice(start, start + _PAIR_CHUNK)
+        shared[window] = (low_bytes[first[window]] == low_bytes[second[window]]).sum(axis=1)
+    return shared
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """`np.unique` by sorting: numpy 2.3+ hashes integers for `np.unique`, many times slower at this size."""
+    ordered = np.sort(values)
+    return ordered[_starts_of_runs(ordered)]
+
+
+def _starts_of_runs(ordered: np.ndarray) -> np.ndarray:
+    """True where a sorted array's value differs from the one before (and at the first element)."""
+    starts = np.ones(len(ordered), dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    return starts
+
+
+class _PairPacking:
+    """A pair and its signature agreement in one int64 that sorts by agreement (descending), then pair.
+
+    Sorting packed integers is several times faster than an argsort of the pairs, and deduplicating them
+    also removes the pairs that several bands proposed.
+    """
+
+    def __init__(self, n: int, num_perm: int) -> None:
+        self._index_bits = max(1, (n - 1).bit_length())
+        self._num_perm = num_perm
+        if 2 * self._index_bits + num_perm.bit_length() > 63:
+            raise ValueError(f"too many distinct texts ({n:,}) to deduplicate in one call; split the input.")
+
+    def pack(self, first: np.ndarray, second: np.ndarray, agreement: np.ndarray) -> np.ndarray:
+        low, high = np.minimum(first, second), np.maximum(first, second)
+        shortfall = (self._num_perm - agreement).astype(np.int64)
+        return (shortfall << (2 * self._index_bits)) | (low << self._index_bits) | high
+
+    def unpack(self, packed: np.ndarray) -> np.ndarray:
+        mask = (1 << self._index_bits) - 1
+        return np.stack(((packed >> self._index_bits) & mask, packed & mask))
+
+
+def _least_agreement(threshold: float, num_perm: int) -> int:
+    """The most signature values a pair must share so that one at `threshold` fails with <= ESTIMATE_MISS.
+
+    At similarity J each value agrees with probability J (a little more with 8-bit values, which only makes
+    the filter more lenient), so the agreement count is Binomial(num_perm, J).
+    """
+    if threshold >= 1.0:
+        return num_perm
+
+    def log_probability(k: int) -> float:
+        return (
+            math.lgamma(num_perm + 1)
+            - math.lgamma(k + 1)
+            - math.lgamma(num_perm - k + 1)
+            + k * math.log(threshold)
+            + (num_perm - k) * math.log1p(-threshold)
+        )
+
+    below = 0.0
+    for k in range(num_perm + 1):
+        below += math.exp(log_probability(k))
+        if below > ESTIMATE_MISS:
+            return k
+    return num_perm
+
+
+def _shingle_ids(keys: list[str], shingle: int) -> tuple[np.ndarray, np.ndarray]:
+    """All shingles of all keys as uint64 ids, and where each key's shingles start (each key has one)."""
+    code_points = np.frombuffer("".join(keys).encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(
+        np.uint64
+    )
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+    window_ids = np.zeros(len(code_points) - shingle + 1, dtype=np.uint64)
+    for offset in range(shingle):
+        window_ids *= _CODE_POINT_BASE
+        window_ids += code_points[offset : offset + len(window_ids)]
+    counts = lengths - shingle + 1
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    text_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    positions = np.arange(counts.sum()) - np.repeat(starts - text_starts, counts)
+    return window_ids[positions], starts
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser: spreads structured ids evenly over 64 bits."""
+    values = values ^ (values >> np.uint64(30))
+    values *= np.uint64(0xBF58476D1CE4E5B9)
+    values ^= values >> np.uint64(27)
+    values *= np.uint64(0x94D049BB133111EB)
+    values ^= values >> np.uint64(31)
+    return values
+
+
+def _minhash_signatures(keys: list[str], shingle: int, num_perm: int, seed: int) -> np.ndarray:
+    """(len(keys), num_perm) uint32 MinHash signatures of the keys' shingle sets.
+
+    Permutation k maps a 32-bit shingle hash x to the top 32 bits of (a_k * x + b_k) mod 2**64, the
+    multiply-add-shift family, which is strongly universal for 32-bit keys.
+    """
+    rng = np.random.default_rng(seed)
+    multipliers = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True)
+    increments = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True)
+    signatures = np.empty((len(keys), num_perm), dtype=np.uint32)
+    for first, last in _batches(keys, shingle):
+        ids, starts = _shingle_ids(keys[first:last], shingle)
+        hashes = _mix64(ids) >> np.uint64(32)
+        permuted = np.empty_like(hashes)
+        for k in range(num_perm):
+            np.multiply(hashes, multipliers[k], out=permuted)
+            permuted += increments[k]
+            permuted >>= np.uint64(32)
+            signatures[first:last, k] = np.minimum.reduceat(permuted, starts)
+    return signatures
+
+
+def _batches(keys: list[str], shingle: int) -> list[tuple[int, int]]:
+    """Consecutive key ranges of about `_MINHASH_BATCH_SHINGLES` shingles each, to bound memory."""
+    shingle_counts = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)) - shingle + 1
+    batch_of_key = np.cumsum(shingle_counts) // _MINHASH_BATCH_SHINGLES
+    boundaries = np.flatnonzero(np.diff(batch_of_key)) + 1
+    return list(itertools.pairwise([0, *boundaries.tolist(), len(keys)]))
+
+
+def _band_groups(
+    signatures: np.ndarray, band_columns: range, spare_columns: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Texts that agree on every column of the band: (members, ordered group by group; group sizes >= 2).
+
+    A group larger than MAX_BUCKET is split by one spare column after another. Texts still together when the
+    columns run out have identical signatures; `_pairs_within_groups` links them through their first member.
+    """
+    keys = np.zeros(len(signatures), dtype=np.uint64)
+    for column in band_columns:
+        keys = _mix64(keys ^ signatures[:, column].astype(np.uint64))
+    members, sizes = _groups(keys)
+    for column in spare_columns:
+        if sizes.max(initial=0) <= MAX_BUCKET:
+            break
+        oversized = members[np.repeat(sizes > MAX_BUCKET, sizes)]
+        keys[oversized] = _mix64(keys[oversized] ^ signatures[oversized, column].astype(np.uint64))
+        members, sizes = _groups(keys)
+    return members, sizes
+
+
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices sharing a key, group after group, and the group sizes; groups of one are left out."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(_starts_of_runs(sorted_keys))
+    sizes = np.diff(np.append(starts, len(keys)))
+    shared = sizes > 1
+    return order[np.repeat(shared, sizes)], sizes[shared]
+
+
+def _pairs_within_groups(members: np.ndarray, sizes: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """All pairs inside each group (a star around the first member beyond MAX_BUCKET), in bounded chunks."""
+    star = sizes > MAX_BUCKET
+    pair_counts = np.where(star, sizes - 1, sizes * (sizes - 1) // 2)
+    group_starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    chunk_of_group = np.cumsum(pair_counts) // _PAIR_CHUNK
+    for chunk in _sorted_unique(chunk_of_group):
+        in_chunk = chunk_of_group == chunk
+        yield _pairs_of(members, group_starts[in_chunk], sizes[in_chunk], star[in_chunk])
+
+
+def _pairs_of(
+    members: np.ndarray, starts: np.ndarray, sizes: np.ndarray, star: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each group at members[start : start + size], its pairs (first < second in member order)."""
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    rank = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    position = starts[group] + rank
+    partners = np.where(star[group], np.where(rank == 0, sizes[group] - 1, 0), sizes[group] - 1 - rank)
+    left = np.repeat(position, partners)
+    offset = np.arange(len(left)) - np.repeat(np.cumsum(partners) - partners, partners)
+    return members[left], members[left + 1 + offset]
+
+
+class _ShingleSets:
+    """Every key's distinct shingles as sorted ids into one shared vocabulary, for exact Jaccard at scale.
+
+    Python sets of shingle strings would cost about 2 GB and minutes for a million queries; sorted integer
+    arrays let numpy intersect a whole chunk of pairs at once.
+    """
+
+    def __init__(self, keys: list[str], shingle: int) -> None:
+        batches = _batches(keys, shingle)
+        self._vocabulary = _sorted_unique(
+            np.concatenate(
+                [_sorted_unique(_shingle_ids(keys[first:last], shingle)[0]) for first, last in batches]
+            )
+        )
+        tokens, sizes = [], []
+        for first, last in batches:
+            ids, starts = _shingle_ids(keys[first:last], shingle)
+            text = np.repeat(np.arange(last - first), np.diff(np.append(starts, len(ids))))
+            distinct = _sorted_unique(text * len(self._vocabulary) + np.searchsorted(self._vocabulary, ids))
+            tokens.append((distinct % len(self._vocabulary)).astype(np.int32))
+            sizes.append(np.bincount(distinct // len(self._vocabulary), minlength=last - first))
+        self._tokens = np.concatenate(tokens)
+        self._sizes = np.concatenate(sizes)
+        self._offsets = np.cumsum(self._sizes) - self._sizes
+
+    def jaccard(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """The exact Jaccard similarity of the shingle sets of keys first[i] and second[i]."""
+        pair = np.arange(len(first))
+        left_pair, left_tokens = self._tagged_tokens(pair, first)
+        right_pair, right_tokens = self._tagged_tokens(pair, second)
+        # Tagging every token with its pair makes each side one sorted array; a token of the left side
+        # is shared when the right side holds the same (pair, token).
+        left = left_pair * len(self._vocabulary) + left_tokens
+        right = right_pair * len(self._vocabulary) + right_tokens
+        found = np.minimum(np.searchsorted(right, left), len(right) - 1)
+        common = np.bincount(left_pair[right[found] == left], minlength=len(first))
+        return common / (self._sizes[first] + self._sizes[second] - common)
+
+    def _tagged_tokens(self, pair: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sizes = self._sizes[keys]
+        within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        return np.repeat(pair, sizes), self._tokens[np.repeat(self._offsets[keys], sizes) + within]
+
+
+class _Clusters:
+    """Connected components of the confirmed pairs; `label[i]` is the smallest member of i's component."""
+
+    def __init__(self, n: int) -> None:
+        self.label = np.arange(n, dtype=np.int64)
+
+    def apart(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return self.label[first] != self.label[second]
+
+    def merge(self, first: np.ndarray, second: np.ndarray) -> None:
+        if len(first) == 0:
+            return
+        touched = np.concatenate((self.label[first], self.label[second]))
+        roots = _sorted_unique(touched)
+        smallest = roots[_component_minimum(len(roots), np.searchsorted(roots, touched).reshape(2, -1))]
+        relabel = np.arange(len(self.label), dtype=np.int64)
+        relabel[roots] = smallest
+        self.label = relabel[self.label]
+
+
+def _component_minimum(n: int, edges: np.ndarray) -> np.ndarray:
+    """For nodes 0..n-1 and edges (2, m), the smallest node of every node's component.
+
+    Hook every root onto the smallest root it touches, then jump pointers until each points at a root;
+    repeat until no edge joins two roots.
+    """
+    label = np.arange(n, dtype=np.int64)
+    first, second = edges
+    while True:
+        lower = np.minimum(label[first], label[second])
+        hooked = label.copy()
+        np.minimum.at(hooked, label[first], lower)
+        np.minimum.at(hooked, label[second], lower)
+        while not np.array_equal(jumped := hooked[hooked], hooked):
+            hooked = jumped
+        if np.array_equal(hooked, label):
+            return label
+        label = hooked
