@@ -8,7 +8,8 @@ phone numbers, order ids and card numbers that scrubbing turns into placeholders
     .venv/bin/python benchmarks/text_pipeline.py            # 1,000,000 queries
     .venv/bin/python benchmarks/text_pipeline.py --n 100000
 
-Prints a table and writes benchmarks/results/text_pipeline.json.
+Prints a table and writes benchmarks/results/text_pipeline.json. Besides the timings it reports the largest
+cluster, in inputs and in distinct dedup keys: the keys count is what grows if clustering starts to chain.
 """
 
 from __future__ import annotations
@@ -25,15 +26,16 @@ import resource
 import string
 import sys
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from manga_distill_assets.data.dedup import choose_bands, deduplicate
-from manga_distill_assets.data.normalize import normalize_text
+from manga_distill_assets.data.dedup import DedupResult, choose_bands, deduplicate
+from manga_distill_assets.data.normalize import dedup_key, normalize_text
 from manga_distill_assets.data.pii import scrub_pii
 
 RESULTS = Path(__file__).parent / "results" / "text_pipeline.json"
@@ -324,6 +326,12 @@ def _pin_to_one_core() -> str:
     return f"pinned to core {core}"
 
 
+def _largest_cluster_keys(texts: Sequence[str], result: DedupResult) -> int:
+    """How many distinct dedup keys the largest cluster holds."""
+    distinct = set(zip(result.representative.tolist(), map(dedup_key, texts), strict=True))
+    return max(Counter(representative for representative, _ in distinct).values(), default=0)
+
+
 def run(n: int, seed: int) -> dict[str, Any]:
     pinning = _pin_to_one_core()
     raw, generate = _timed(lambda: QueryGenerator(seed).queries(n))
@@ -347,6 +355,8 @@ def run(n: int, seed: int) -> dict[str, Any]:
             "exact_removed": result.exact_removed,
             "near_removed": result.near_removed,
             "kept": len(result.kept),
+            "largest_cluster_inputs": int(result.frequencies().max(initial=0)),
+            "largest_cluster_distinct_keys": _largest_cluster_keys(scrubbed, result),
         },
         "seconds": {
             name: {"wall": round(timing.wall_s, 2), "cpu": round(timing.cpu_s, 2)}

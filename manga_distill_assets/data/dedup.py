@@ -7,11 +7,25 @@ training as a typo variant of an evaluation text. Two texts are
 - *near* duplicates when the Jaccard similarity of the sets of character `shingle`-grams of their keys is at
   least `threshold` ("do you have one piece vol 105" and "do you have one pice vol 105": 0.83).
 
-Exact duplicates are grouped with a hash table. Near duplicates are searched among the distinct keys only.
-Every candidate pair is confirmed with the true Jaccard similarity of its shingle sets before it is merged,
-so no two texts are ever merged below the threshold. Clusters are the connected components of the confirmed
-pairs (union-find), and each is represented by its first-seen text; kept texts are therefore never confirmed
-near duplicates of each other.
+Exact duplicates are grouped with a hash table. Near duplicates are searched among the distinct keys only and
+clustered around leaders: walking the keys in first-seen order, a key collapses into the earliest already kept
+key it is a near duplicate of, and is kept (becomes a leader) otherwise. Clusters are therefore stars, never
+chains: every removed text is itself a near duplicate of the text that represents it, the representative is
+the first-seen text of its cluster, and a text placed first (an evaluation text) claims every later near
+duplicate of it unless it is removed itself. Clustering transitively instead (connected components of the
+near-duplicate pairs) lets chains of one-character steps merge "is one piece vol 109 the last one or is there
+a 40" with "... vol 13 ... a 22": on a million generated queries one chain swallowed over 3,000 distinct
+questions, variety that a transfer set needs. The price is that which texts are kept depends on the order of
+the input.
+
+Every near-duplicate pair is confirmed with the true Jaccard similarity of its shingle sets, so no text is
+ever removed below the threshold, and no two kept texts are a confirmed pair among the candidates.
+
+Keys are decided in rounds over all candidate pairs at once, not one at a time: a key whose earliest
+remaining candidate partner is kept and confirmed collapses into it; a key whose partners were all removed or
+are not near duplicates after all is kept; pairs from removed keys are dropped unchecked. The earliest
+undecided key can always be decided, so the rounds end (about a hundred for a million queries), and only pairs
+from kept keys are ever checked exactly: a tenth of the candidates.
 
 Where candidates come from:
 
@@ -28,12 +42,12 @@ Where candidates come from:
   it, and a banding that caught nearly every pair at exactly 0.8 would send tens of millions of them to the
   exact check. So above the exact limit, two kept texts can still be near duplicates, with the probability
   above.
-- Before the exact check, a candidate whose signatures agree on too few values is dropped (a pair exactly at
-  the threshold is dropped with probability `ESTIMATE_MISS`); the rest are checked most similar-looking
-  first, and a pair whose texts are already in one cluster is skipped, which saves most checks.
+- A candidate whose signatures agree on too few values is dropped (a pair exactly at the threshold is dropped
+  with probability `ESTIMATE_MISS`); the rest are held, 8 bytes each, until the rounds end (about 26 per
+  distinct key on the generated queries).
 - An LSH bucket of more than `MAX_BUCKET` texts (thousands of queries from one template) is split further by
   the signature values outside its band. Memory grows with the number of distinct keys (about a
-  kilobyte each), never with the number of pairs.
+  kilobyte each) and with the candidates, never with the square of either.
 
 Everything is deterministic: shingles are hashed with fixed arithmetic (never Python's salted `hash()`) and
 the permutations come from a seeded numpy generator, so the same texts give the same result in every process.
@@ -44,7 +58,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +77,9 @@ _MINHASH_BATCH_SHINGLES = 1 << 20
 _PAIR_CHUNK = 1 << 18
 _CANDIDATE_BUFFER = 1 << 22
 _VERIFY_CHUNK = 1 << 16
+
+# What the leader clustering knows about a distinct key.
+_UNDECIDED, _KEPT, _REMOVED = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -90,16 +107,22 @@ def deduplicate(
     num_perm: int = 64,
     shingle: int = 3,
     seed: int = 1,
+    pinned: int = 0,
 ) -> DedupResult:
     """Remove exact duplicates (by `dedup_key`), then near duplicates (shingle Jaccard >= `threshold`).
 
-    Texts shorter than `shingle` characters (after `dedup_key`) only ever match exactly.
+    Texts are walked in order: a text collapses into the earliest kept text it is an exact or near duplicate
+    of, and is kept otherwise. Texts shorter than `shingle` characters (after `dedup_key`) only ever match
+    exactly. The first `pinned` texts are never collapsed into each other by similarity, so each of them
+    claims its own near duplicates: a reference set (evaluation texts) placed first catches every text close
+    to any one of its members.
     """
     _check_settings(threshold, num_perm, shingle)
     unique_of_input, first_input_of_unique, keys = _exact_groups(texts)
-    root = _near_duplicate_roots(keys, threshold, num_perm, shingle, seed)
-    representative = first_input_of_unique[root[unique_of_input]]
-    kept = first_input_of_unique[root == np.arange(len(keys))]
+    pinned_keys = len(np.unique(unique_of_input[:pinned])) if pinned else 0
+    leader = _near_duplicate_leaders(keys, threshold, num_perm, shingle, seed, pinned_keys)
+    representative = first_input_of_unique[leader[unique_of_input]]
+    kept = first_input_of_unique[leader == np.arange(len(keys))]
     return DedupResult(
         kept=kept,
         representative=representative,
@@ -147,46 +170,84 @@ def _exact_groups(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[st
     return unique_of_input, first_input_of_unique, list(ids)
 
 
-def _near_duplicate_roots(
-    keys: list[str], threshold: float, num_perm: int, shingle: int, seed: int
+def _near_duplicate_leaders(
+    keys: list[str], threshold: float, num_perm: int, shingle: int, seed: int, pinned_keys: int = 0
 ) -> np.ndarray:
-    """For every key, the smallest key id in its near-duplicate cluster."""
-    root = np.arange(len(keys), dtype=np.int64)
+    """For every key, the id of the kept key it collapses into (its own id when it is kept).
+
+    Keys below `pinned_keys` are never the later side of a pair, so they are always kept.
+    """
+    leader = np.arange(len(keys), dtype=np.int64)
     comparable = np.flatnonzero(np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)) >= shingle)
     if len(comparable) < 2:
-        return root
+        return leader
     comparable_keys = [keys[i] for i in comparable]
-    clusters = _Clusters(len(comparable_keys))
+    earlier, later = _candidate_pairs(comparable_keys, threshold, num_perm, shingle, seed)
+    unpinned = comparable[later] >= pinned_keys
+    earlier, later = earlier[unpinned], later[unpinned]
     shingle_sets = _ShingleSets(comparable_keys, shingle)
-    for candidates in _candidate_batches(comparable_keys, clusters, threshold, num_perm, shingle, seed):
-        # Most promising pairs first: once they have joined a cluster, the pairs inside it need no check.
-        for start in range(0, candidates.shape[1], _VERIFY_CHUNK):
-            first, second = candidates[:, start : start + _VERIFY_CHUNK]
-            apart = clusters.apart(first, second)
-            first, second = first[apart], second[apart]
-            confirmed = shingle_sets.jaccard(first, second) >= threshold
-            clusters.merge(first[confirmed], second[confirmed])
-    root[comparable] = comparable[clusters.label]
-    return root
+    leaders = _leaders(
+        len(comparable_keys),
+        earlier,
+        later,
+        lambda first, second: shingle_sets.jaccard(first, second) >= threshold,
+    )
+    leader[comparable] = comparable[leaders]
+    return leader
 
 
-def _candidate_batches(
-    keys: list[str], clusters: _Clusters, threshold: float, num_perm: int, shingle: int, seed: int
-) -> Iterator[np.ndarray]:
-    """Batches (2, m) of distinct pairs i < j worth an exact check, the most similar-looking first.
+def _leaders(
+    count: int,
+    earlier: np.ndarray,
+    later: np.ndarray,
+    near_duplicates: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Leader clustering of keys 0..count-1 over pairs earlier[i] < later[i], sorted by later, then earlier.
 
-    Batches hold at most about `_CANDIDATE_BUFFER` pairs, to bound memory; pairs already in one cluster
-    when a batch is gathered are left out.
+    The result is that of the sequential walk (each key collapses into the earliest kept key it is a confirmed
+    near duplicate of), computed in rounds; see the module docstring.
+    """
+    status = np.full(count, _UNDECIDED, dtype=np.int8)
+    leader = np.arange(count, dtype=np.int64)
+    confirmed = np.zeros(len(earlier), dtype=bool)
+    while (undecided := status == _UNDECIDED).any():
+        live = (status[earlier] != _REMOVED) & undecided[later]
+        earlier, later, confirmed = earlier[live], later[live], confirmed[live]
+        unchecked = np.flatnonzero((status[earlier] == _KEPT) & ~confirmed)
+        similar = near_duplicates(earlier[unchecked], later[unchecked])
+        confirmed[unchecked[similar]] = True
+        live = np.ones(len(earlier), dtype=bool)
+        live[unchecked[~similar]] = False
+        earlier, later, confirmed = earlier[live], later[live], confirmed[live]
+        # A key's earliest remaining partner decides it once that partner is kept (every earlier partner is
+        # gone: removed, or no near duplicate after all); a key with no partner left is kept.
+        earliest = np.flatnonzero(_starts_of_runs(later))
+        claimed = earliest[status[earlier[earliest]] == _KEPT]
+        has_partner = np.zeros(count, dtype=bool)
+        has_partner[later] = True
+        status[undecided & ~has_partner] = _KEPT
+        status[later[claimed]] = _REMOVED
+        leader[later[claimed]] = earlier[claimed]
+    return leader
+
+
+def _candidate_pairs(
+    keys: list[str], threshold: float, num_perm: int, shingle: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct pairs (earlier, later) of key ids worth an exact check, sorted by later id, then earlier id.
+
+    Pairs are packed into int64s and deduplicated every `_CANDIDATE_BUFFER` pairs, so a pair that several
+    bands propose is held once.
     """
     n = len(keys)
     if n * (n - 1) // 2 <= EXACT_PAIR_LIMIT:
-        yield np.stack(np.triu_indices(n, k=1))
-        return
+        later, earlier = np.tril_indices(n, k=-1)
+        return earlier, later
     signatures = _minhash_signatures(keys, shingle, num_perm, seed)
     low_bytes = signatures.astype(np.uint8)
     least_agreement = _least_agreement(threshold, num_perm)
     bands, rows = choose_bands(threshold, num_perm)
-    packing = _PairPacking(n, num_perm)
+    packed = np.zeros(0, dtype=np.int64)
     buffer: list[np.ndarray] = []
     buffered = 0
     for band in range(bands):
@@ -194,17 +255,15 @@ def _candidate_batches(
         spare_columns = [column for column in range(num_perm) if column not in band_columns]
         members, sizes = _band_groups(signatures, band_columns, spare_columns)
         for first, second in _pairs_within_groups(members, sizes):
-            apart = clusters.apart(first, second)
-            first, second = first[apart], second[apart]
-            agreement = _agreement(low_bytes, first, second)
-            plausible = agreement >= least_agreement
-            buffer.append(packing.pack(first[plausible], second[plausible], agreement[plausible]))
-            buffered += int(plausible.sum())
+            plausible = _agreement(low_bytes, first, second) >= least_agreement
+            first, second = first[plausible], second[plausible]
+            buffer.append(np.maximum(first, second) * n + np.minimum(first, second))
+            buffered += len(first)
             if buffered >= _CANDIDATE_BUFFER:
-                yield packing.unpack(_sorted_unique(np.concatenate(buffer)))
+                packed = _sorted_unique(np.concatenate([packed, *buffer]))
                 buffer, buffered = [], 0
-    if buffer:
-        yield packing.unpack(_sorted_unique(np.concatenate(buffer)))
+    packed = _sorted_unique(np.concatenate([packed, *buffer]))
+    return packed % n, packed // n
 
 
 def _agreement(low_bytes: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -227,29 +286,6 @@ def _starts_of_runs(ordered: np.ndarray) -> np.ndarray:
     starts = np.ones(len(ordered), dtype=bool)
     starts[1:] = ordered[1:] != ordered[:-1]
     return starts
-
-
-class _PairPacking:
-    """A pair and its signature agreement in one int64 that sorts by agreement (descending), then pair.
-
-    Sorting packed integers is several times faster than an argsort of the pairs, and deduplicating them
-    also removes the pairs that several bands proposed.
-    """
-
-    def __init__(self, n: int, num_perm: int) -> None:
-        self._index_bits = max(1, (n - 1).bit_length())
-        self._num_perm = num_perm
-        if 2 * self._index_bits + num_perm.bit_length() > 63:
-            raise ValueError(f"too many distinct texts ({n:,}) to deduplicate in one call; split the input.")
-
-    def pack(self, first: np.ndarray, second: np.ndarray, agreement: np.ndarray) -> np.ndarray:
-        low, high = np.minimum(first, second), np.maximum(first, second)
-        shortfall = (self._num_perm - agreement).astype(np.int64)
-        return (shortfall << (2 * self._index_bits)) | (low << self._index_bits) | high
-
-    def unpack(self, packed: np.ndarray) -> np.ndarray:
-        mask = (1 << self._index_bits) - 1
-        return np.stack(((packed >> self._index_bits) & mask, packed & mask))
 
 
 def _least_agreement(threshold: float, num_perm: int) -> int:
@@ -417,6 +453,13 @@ class _ShingleSets:
 
     def jaccard(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """The exact Jaccard similarity of the shingle sets of keys first[i] and second[i]."""
+        similarity = np.empty(len(first))
+        for start in range(0, len(first), _VERIFY_CHUNK):
+            window = slice(start, start + _VERIFY_CHUNK)
+            similarity[window] = self._chunk_jaccard(first[window], second[window])
+        return similarity
+
+    def _chunk_jaccard(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         pair = np.arange(len(first))
         left_pair, left_tokens = self._tagged_tokens(pair, first)
         right_pair, right_tokens = self._tagged_tokens(pair, second)
@@ -432,43 +475,3 @@ class _ShingleSets:
         sizes = self._sizes[keys]
         within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         return np.repeat(pair, sizes), self._tokens[np.repeat(self._offsets[keys], sizes) + within]
-
-
-class _Clusters:
-    """Connected components of the confirmed pairs; `label[i]` is the smallest member of i's component."""
-
-    def __init__(self, n: int) -> None:
-        self.label = np.arange(n, dtype=np.int64)
-
-    def apart(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        return self.label[first] != self.label[second]
-
-    def merge(self, first: np.ndarray, second: np.ndarray) -> None:
-        if len(first) == 0:
-            return
-        touched = np.concatenate((self.label[first], self.label[second]))
-        roots = _sorted_unique(touched)
-        smallest = roots[_component_minimum(len(roots), np.searchsorted(roots, touched).reshape(2, -1))]
-        relabel = np.arange(len(self.label), dtype=np.int64)
-        relabel[roots] = smallest
-        self.label = relabel[self.label]
-
-
-def _component_minimum(n: int, edges: np.ndarray) -> np.ndarray:
-    """For nodes 0..n-1 and edges (2, m), the smallest node of every node's component.
-
-    Hook every root onto the smallest root it touches, then jump pointers until each points at a root;
-    repeat until no edge joins two roots.
-    """
-    label = np.arange(n, dtype=np.int64)
-    first, second = edges
-    while True:
-        lower = np.minimum(label[first], label[second])
-        hooked = label.copy()
-        np.minimum.at(hooked, label[first], lower)
-        np.minimum.at(hooked, label[second], lower)
-        while not np.array_equal(jumped := hooked[hooked], hooked):
-            hooked = jumped
-        if np.array_equal(hooked, label):
-            return label
-        label = hooked

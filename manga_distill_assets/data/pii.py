@@ -13,6 +13,14 @@ Numbers that are not PII survive: volume numbers, years, prices ($12.99, ¥1,200
 (978/979 + valid check digit, with or without hyphens) are left as they are on purpose: they identify a book,
 not a person, and "do you have 9784088820989" is a question the model must understand. Any other run of 13-19
 digits counts as a card number (no Luhn check: a spurious <CARD> costs little, a leaked card costs a lot).
+
+Japanese and Chinese are written without spaces, so in "注文番号はMA-43358274です" or
+"メールはjohn@example.comです" the change of script is the only word break. Phones and cards are bordered
+by anything but a digit, an "MA-" order id by anything but a Latin letter, an "order" introduction by
+anything but a Latin letter or digit, and an e-mail's mailbox, domain labels and top-level domain are each
+a run of Latin or a run of other letters, never both. So "ユーザー@example.jp" is one address and
+"メールはjohn@example.jpです" keeps its Japanese words; the price is that a mailbox mixing scripts
+("yuki太郎@example.jp") is replaced only from the change of script on.
 """
 
 from __future__ import annotations
@@ -26,7 +34,16 @@ CARD = "CARD"
 PII_KINDS = (EMAIL, PHONE, ORDER_ID, CARD)
 PLACEHOLDERS = {kind: f"<{kind}>" for kind in PII_KINDS}
 
-_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
+# Latin letters: ASCII, Latin-1, Latin Extended-A and -B, Latin Extended Additional.
+_LATIN = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff"
+# A letter of any other script: kana, kanji, hangul, Cyrillic, ...
+_OTHER_LETTER = rf"[^\W\d_{_LATIN}]"
+# A mailbox, domain label or top-level domain is a run of Latin (with digits and the usual punctuation) or a
+# run of other letters.
+_MAILBOX = rf"(?:[\d_{_LATIN}.%+-]+|{_OTHER_LETTER}+)"
+_DOMAIN_LABEL = rf"(?:[\d_{_LATIN}-]+|{_OTHER_LETTER}+)"
+_TOP_LEVEL_DOMAIN = rf"(?:[{_LATIN}]{{2,}}|{_OTHER_LETTER}{{2,}})"
+_EMAIL = re.compile(rf"{_MAILBOX}@{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*\.{_TOP_LEVEL_DOMAIN}")
 
 _SEP = r"[ .-]"
 # A card: 13-19 digits in one run; groups of four (4-4-4-1..4, or 4-4-4-4-1..3 for 19 digits) with one
@@ -40,8 +57,11 @@ _CARD = "|".join(
 )
 # Order ids: the store's "MA-" ids, or a bare 6-10 digit number that a customer introduces as an order.
 # The introduction is kept, only the number is replaced.
-_ORDER_WITH_PREFIX = r"(?<![^\W\d_])[Mm][Aa]-\d{6,10}"
-_ORDER_INTRODUCTION = r"(?i:\border(?:\s*(?:no\.?|num\.?|number|id))?\s*[:#]?\s*|#\s*|注文番号\s*[:#]?\s*)"
+_ORDER_WITH_PREFIX = rf"(?<![{_LATIN}])[Mm][Aa]-\d{{6,10}}"
+_ORDER_INTRODUCTION = (
+    rf"(?i:(?<![\d_{_LATIN}])order(?:\s*(?:no\.?|num\.?|number|id))?\s*[:#]?\s*"
+    r"|#\s*|注文番号\s*(?:は|[:#])?\s*)"
+)
 # Phones: US 555-123-4567, (555) 123-4567, +1 555 123 4567, 555.123.4567; Japan 090-1234-5678, 03-1234-5678;
 # and any "+country" number such as +81 90 1234 5678. Separators are required between groups, so plain
 # numbers (2024, 105, 1200) never qualify.

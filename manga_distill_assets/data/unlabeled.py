@@ -3,7 +3,8 @@
 Order matters. PII is scrubbed before deduplication, so "my email is a@x.com" and "my email is b@y.com"
 collapse into one text. Evaluation texts are deduplicated *together with* the queries and placed first, so
 every query that is an exact or near duplicate of a validation/test text lands in a cluster an evaluation
-text represents and is removed: no leakage into evaluation, even through a typo variant.
+text represents and is removed: no leakage into evaluation, even through a typo variant. Evaluation texts are
+pinned, so one that resembles another still claims its own near duplicates.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ def build_unlabeled_set(
     scrubbed = [scrub_pii(text) for text in kept]
     eval_unique = list(dict.fromkeys(normalize_text(text) for text in eval_texts))
 
-    result = deduplicate(eval_unique + scrubbed, threshold=near_duplicate_threshold)
     n_eval = len(eval_unique)
+    result = deduplicate(eval_unique + scrubbed, threshold=near_duplicate_threshold, pinned=n_eval)
     query_representative = result.representative[n_eval:]
     leaked = query_representative < n_eval
     representatives, frequency = np.unique(query_representative[~leaked], return_counts=True)

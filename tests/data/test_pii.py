@@ -73,12 +73,78 @@ def test_scrub_pii_replaces_card_numbers(raw: str, expected: str) -> None:
         # A phone after "order" is still a phone, and a 16-digit number after "order" is a card.
         ("order 555-123-4567", "order <PHONE>"),
         ("order #4111111111111111", "order #<CARD>"),
-        # "MA-" inside a word is not an order id.
-        ("DRAMA-1234567", "DRAMA-1234567"),
         ("a@b.com 555-123-4567 MA-12345678 4111111111111111", "<EMAIL> <PHONE> <ORDER_ID> <CARD>"),
     ],
 )
 def test_scrub_pii_resolves_overlapping_kinds(raw: str, expected: str) -> None:
+    assert scrub_pii(raw) == expected
+
+
+# Japanese is written without spaces: each kind glued to Japanese words on both sides.
+GLUED_TO_JAPANESE = [
+    pytest.param("注文番号はMA-43358274です", "注文番号は<ORDER_ID>です", "ORDER_ID", id="MA order id"),
+    pytest.param("注文はma-203948でした", "注文は<ORDER_ID>でした", "ORDER_ID", id="lower-case ma order id"),
+    pytest.param(
+        "注文番号は12345678です", "注文番号は<ORDER_ID>です", "ORDER_ID", id="introduced order number"
+    ),
+    pytest.param(
+        "注文のorder 12345678が届かない",
+        "注文のorder <ORDER_ID>が届かない",
+        "ORDER_ID",
+        id="English introduction",
+    ),
+    pytest.param("メールはjohn.doe@example.co.jpです", "メールは<EMAIL>です", "EMAIL", id="e-mail"),
+    pytest.param("連絡先yuki_99@gmail.comまで", "連絡先<EMAIL>まで", "EMAIL", id="e-mail with underscore"),
+    pytest.param("電話は090-1234-5678です", "電話は<PHONE>です", "PHONE", id="Japanese mobile"),
+    pytest.param(
+        "電話番号555-123-4567にお願いします", "電話番号<PHONE>にお願いします", "PHONE", id="US phone"
+    ),
+    pytest.param("電話は+81 90 1234 5678です", "電話は<PHONE>です", "PHONE", id="international phone"),
+    pytest.param("カードは4111111111111111です", "カードは<CARD>です", "CARD", id="card"),
+    pytest.param(
+        "カード4111 1111 1111 1111が使えません", "カード<CARD>が使えません", "CARD", id="grouped card"
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected", "kind"), GLUED_TO_JAPANESE)
+def test_scrub_pii_replaces_pii_glued_to_japanese_and_keeps_the_japanese(
+    raw: str, expected: str, kind: str
+) -> None:
+    assert scrub_pii(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "expected", "kind"), GLUED_TO_JAPANESE)
+def test_find_pii_finds_pii_glued_to_japanese(raw: str, expected: str, kind: str) -> None:
+    assert find_pii(raw) == [kind]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("주문MA-12345678입니다", "주문<ORDER_ID>입니다"),
+        ("заказMA-12345678", "заказ<ORDER_ID>"),
+        ("订单MA-12345678已发货", "订单<ORDER_ID>已发货"),
+    ],
+)
+def test_an_ma_order_id_after_a_letter_of_another_script_is_replaced(raw: str, expected: str) -> None:
+    assert scrub_pii(raw) == expected
+
+
+@pytest.mark.parametrize("text", ["DRAMA-1234567", "CINÉMA-12345678", "reorder 12345678"])
+def test_ma_and_order_inside_a_latin_word_are_not_order_ids(text: str) -> None:
+    assert scrub_pii(text) == text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ユーザー@example.jp", "<EMAIL>"),
+        ("иван@почта.рф", "<EMAIL>"),
+        ("メールはyuki@例え.jpです", "メールは<EMAIL>です"),
+    ],
+)
+def test_addresses_written_in_other_scripts_are_emails(raw: str, expected: str) -> None:
     assert scrub_pii(raw) == expected
 
 
@@ -126,7 +192,7 @@ fragments = st.one_of(
     st.sampled_from(
         [
             "order", "order #", "order no ", "#", "MA-", "ma-", "@", "a@b.co", ".com", "+1 ", "+81 ",
-            "(555) ", "090-", "03-", "-", " ", ".", "978", "注文番号", "x", "ORDER",
+            "(555) ", "090-", "03-", "-", " ", ".", "978", "注文番号", "x", "ORDER", "は", "です", "é",
         ]
     ),
     st.from_regex(r"\d{1,19}", fullmatch=True),
@@ -146,6 +212,12 @@ def test_scrub_pii_is_idempotent(text: str) -> None:
 @given(pii_like_text)
 def test_find_pii_finds_nothing_after_scrubbing(text: str) -> None:
     assert find_pii(scrub_pii(text)) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(pii_like_text)
+def test_find_pii_finds_something_exactly_when_scrubbing_changes_the_text(text: str) -> None:
+    assert (find_pii(text) != []) == (scrub_pii(text) != text)
 
 
 @settings(max_examples=100, deadline=None)
