@@ -14,7 +14,6 @@ from transformers.utils import logging as transformers_logging
 
 from manga_distill_assets.assets.intents import assets as intent_assets
 from manga_distill_assets.assets.models import evaluation, paraphrases, soft_labels, students, teacher
-from manga_distill_assets.assets.models.common import artifacts_dir
 from manga_distill_assets.assets.queries import assets as query_assets
 from manga_distill_assets.assets.queries.schedules import (
     land_raw_queries,
@@ -27,6 +26,11 @@ from manga_distill_assets.resources.logit_cache import LogitCache
 from manga_distill_assets.resources.model_store import LocalModelStore
 from manga_distill_assets.resources.paraphraser import OfflineParaphraser
 from manga_distill_assets.resources.query_log import LocalQueryLog, QueryLogSource, SimulatedQueryLog
+from manga_distill_assets.resources.workspace import TrainingWorkspace
+
+
+def artifacts_dir() -> Path:
+    return Path(os.environ.get("MANGA_ARTIFACTS_DIR", ".artifacts"))
 
 
 def labeled_source_from_env() -> LabeledIntentsSource:
@@ -57,6 +61,7 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         "model_store": LocalModelStore(root=str(root / "models")),
         "paraphraser": OfflineParaphraser(cache_path=str(root / "paraphrase_cache.sqlite")),
         "logit_cache": LogitCache(path=str(root / "logit_cache.sqlite")),
+        "training_workspace": TrainingWorkspace(root=str(root / "work")),
     }
 
 

@@ -931,14 +931,14 @@ def _compose(label: str, kind: str, filler: SlotFiller, rng: random.Random) -> s
     return add_noise(with_small_talk(main, filler, rng), rng)
 
 
-def generate_intents(seed: int = 7, total: int = 3000, *, ambiguous_fraction: float = 0.08) -> pd.DataFrame:
+def generate_intents(seed: int = 7, total: int = 3000, *, ambiguous_fraction: float = 0.16) -> pd.DataFrame:
     """The labelled set: columns text, label, split; deterministic for (seed, total, ambiguous_fraction)."""
     rows = generate_intent_rows(seed, total, ambiguous_fraction=ambiguous_fraction)
     return rows[["text", "label", "split"]]
 
 
 def generate_intent_rows(
-    seed: int = 7, total: int = 3000, *, ambiguous_fraction: float = 0.08
+    seed: int = 7, total: int = 3000, *, ambiguous_fraction: float = 0.16
 ) -> pd.DataFrame:
     """The labelled set with a `kind` column (regular, cue or multi) saying which rows are hard on purpose."""
     rng = random.Random(seed)

@@ -1,10 +1,6 @@
 """What the model assets share: where they work, how they report progress, how a model is referenced."""
 
-import json
-import os
 from collections.abc import Sequence
-from hashlib import sha256
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -12,19 +8,6 @@ import pandas as pd
 from manga_distill_assets.resources.model_store import ModelRef
 
 LABELED_SPLITS = ("train", "validation", "test")
-
-
-def artifacts_dir() -> Path:
-    return Path(os.environ.get("MANGA_ARTIFACTS_DIR", ".artifacts"))
-
-
-def work_dir(asset: str, *inputs: object) -> Path:
-    """A checkpoint folder keyed by the asset's inputs and config, so a re-run after a crash resumes the
-    same training, and a run with other inputs never resumes a stranger's checkpoint."""
-    key = sha256(json.dumps([str(item) for item in inputs], sort_keys=True).encode()).hexdigest()[:16]
-    folder = artifacts_dir() / "work" / asset / key
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def log_progress(context: dg.AssetExecutionContext, stage: str):

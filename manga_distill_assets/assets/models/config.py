@@ -53,7 +53,7 @@ class TeacherConfig(dg.Config):
     )
     max_train_examples: int = Field(default=0, ge=0, description="Subsample the train split (0: all).")
     min_validation_accuracy: float = Field(default=0.80, ge=0, le=1)
-    training: TrainingKnobs = TrainingKnobs(epochs=4.0, learning_rate=8e-5)
+    training: TrainingKnobs = TrainingKnobs(epochs=3.0, learning_rate=8e-5)
 
 
 class ParaphraseConfig(dg.Config):
@@ -81,14 +81,20 @@ class SoftLabelConfig(dg.Config):
 
 
 class StudentShape(dg.Config):
-    """How the student starts: from a config (random init), teacher layers, or a pretrained model."""
+    """How the student starts: from teacher layers (default), a config (random init), or a pretrained model.
 
-    init: Literal["config", "teacher", "pretrained"] = "config"
+    The default copies the fine-tuned teacher's embeddings and layers 2 and 5 (DistilBERT-style): on 2 CPU
+    cores it reaches the teacher's accuracy within the demo's budget at about a third of its latency.
+    `init: config` builds the TinyBERT-shaped student below from scratch; it is smaller and faster still, but
+    needs far more epochs than a CPU demo affords (with the demo budget it stayed below the baseline).
+    """
+
+    init: Literal["config", "teacher", "pretrained"] = "teacher"
+    teacher_layers: list[int] = Field(default_factory=lambda: [2, 5], description="init=teacher: 0-based.")
     num_layers: int = 4
     hidden_size: int = 192
     num_heads: int = 6
     intermediate_size: int = 768
-    teacher_layers: list[int] = Field(default_factory=list, description="For init=teacher: 0-based layers.")
     pretrained: str = Field(default="", description="For init=pretrained: a hub id or folder.")
 
     def spec(self) -> StudentSpec:
@@ -114,9 +120,13 @@ class Stage1Config(dg.Config):
     )
     beta: float = Field(default=1.0, ge=0, description="Weight of embedding and hidden-state MSE.")
     gamma: float = Field(default=1.0, ge=0, description="Weight of attention MSE.")
-    max_transfer_texts: int = Field(default=0, ge=0, description="Cap on transfer texts (0: all).")
+    max_transfer_texts: int = Field(
+        default=4000,
+        ge=0,
+        description="Cap on transfer texts, most useful first (0: all). Raise it on a GPU.",
+    )
     prune_vocabulary: bool = Field(default=True, description="Keep only tokens the training texts use.")
-    training: TrainingKnobs = TrainingKnobs(epochs=3.0, learning_rate=5e-4, batch_size=32)
+    training: TrainingKnobs = TrainingKnobs(epochs=2.0, learning_rate=5e-4, batch_size=32)
 
     def matches(self) -> list[LayerMatch] | None:
         if not self.layer_matches:
@@ -129,7 +139,7 @@ class Stage2Config(dg.Config):
     alpha: float = Field(default=0.7, ge=0, le=1, description="Weight of the T²·KL term; 1-α weighs CE.")
     use_paraphrases: bool = True
     use_unlabeled: bool = True
-    training: TrainingKnobs = TrainingKnobs(epochs=4.0, learning_rate=2e-4, batch_size=32)
+    training: TrainingKnobs = TrainingKnobs(epochs=2.0, learning_rate=3e-4, batch_size=64)
 
 
 class BaselineConfig(dg.Config):
@@ -141,8 +151,6 @@ class BaselineConfig(dg.Config):
 
 
 class EvalConfig(dg.Config):
-    retention_floor: float = Field(
-        default=0.95, ge=0, le=1.5, description="Blocking gate: student/teacher accuracy."
-    )
+    retention_floor: float = Field(default=0.95, ge=0, description="Blocking gate: student/teacher accuracy.")
     latency_threads: int = Field(default=1, ge=1)
     latency_runs: int = Field(default=100, ge=5)

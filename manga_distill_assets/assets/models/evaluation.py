@@ -2,7 +2,7 @@
 
 import base64
 import json
-import os
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -11,7 +11,7 @@ import pandas as pd
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.markdown import markdown_table
-from manga_distill_assets.assets.models.common import artifacts_dir, label_ids, label_names, split
+from manga_distill_assets.assets.models.common import label_ids, label_names, split
 from manga_distill_assets.assets.models.config import EvalConfig
 from manga_distill_assets.data.fingerprint import lines_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
@@ -71,25 +71,18 @@ def eval_report(
     report["speedup_p50"] = report["teacher"]["latency_ms"]["p50"] / report["student"]["latency_ms"]["p50"]
     report["test_rows"] = len(test)
     report["latency_threads"] = config.latency_threads
-    folder = artifacts_dir() / "reports"
-    json_path = _write_json(folder / f"eval_report_{report['student']['sha256'][:16]}.json", report)
-    picture = confusion_matrix_png(
-        report["student"]["confusion"],
-        names,
-        folder / "student_confusion.png",
-        title="Stage-2 student, test split",
-    )
+    stored, image = _store_beside_models(model_store, report, names)
     yield dg.Output(
         report,
         data_version=dg.DataVersion(_quality_version(report)),
         metadata={
             "summary": dg.MetadataValue.md(summary_markdown(report)),
-            "confusion_matrix": dg.MetadataValue.md(_inline_png(picture)),
+            "confusion_matrix": dg.MetadataValue.md(image),
             "retention": report["retention"],
             "speedup_p50": report["speedup_p50"],
             **{f"{name}_accuracy": report[name]["accuracy"] for name in MODELS},
             **{f"{name}_p50_ms": report[name]["latency_ms"]["p50"] for name in MODELS},
-            "report_json": dg.MetadataValue.path(str(json_path)),
+            "report_uri": stored.uri,
         },
     )
     yield dg.AssetCheckResult(
@@ -123,19 +116,22 @@ def _quality_version(report: dict) -> str:
     )
 
 
-def _write_json(path: Path, report: dict) -> Path:
-    """Beside the models: one file per student, and `eval_report.json` for the latest."""
-    text = json.dumps(report, indent=2, default=_to_builtin)
-    for target in (path, path.parent / "eval_report.json"):
-        _atomic_write(target, text)
-    return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _store_beside_models(store: ModelStore, report: dict, names: list[str]) -> tuple[ModelRef, str]:
+    """The report JSON and the confusion matrix go into the model store, beside the models they judge."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "eval_report"
+        folder.mkdir()
+        (folder / "eval_report.json").write_text(json.dumps(report, indent=2, default=_to_builtin))
+        picture = confusion_matrix_png(
+            report["student"]["confusion"],
+            names,
+            folder / "student_confusion.png",
+            title="Stage-2 student, test",
+        )
+        image = _inline_png(picture)
+        metrics = {"retention": report["retention"], "speedup_p50": report["speedup_p50"]}
+        stored = store.put(folder, kind="eval_report", label_map=dict(enumerate(names)), metrics=metrics)
+    return stored, image
 
 
 def _to_builtin(value: object) -> object:

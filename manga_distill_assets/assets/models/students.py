@@ -1,6 +1,7 @@
 """The students: stage 1 (intermediate layers), stage 2 (outputs), and the no-distillation baseline."""
 
 import tempfile
+from itertools import zip_longest
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +19,6 @@ from manga_distill_assets.assets.models.common import (
     loss_curve,
     ref_output,
     split,
-    work_dir,
 )
 from manga_distill_assets.assets.models.config import BaselineConfig, Stage1Config, Stage2Config, StudentShape
 from manga_distill_assets.data.fingerprint import lines_fingerprint
@@ -34,6 +34,7 @@ from manga_distill_assets.distill.students import (
 from manga_distill_assets.distill.training import LabeledTexts, train_baseline, train_stage1, train_stage2
 from manga_distill_assets.distill.vocab import prune_vocabulary
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
+from manga_distill_assets.resources.workspace import TrainingWorkspace
 
 
 def build_student(shape: StudentShape, teacher: PreTrainedModel, id2label: dict[int, str], seed: int):
@@ -42,8 +43,7 @@ def build_student(shape: StudentShape, teacher: PreTrainedModel, id2label: dict[
     if shape.init == "config":
         return from_config(shape.spec(), teacher.config, id2label)
     if shape.init == "teacher":
-        layers = shape.teacher_layers or list(range(0, teacher.config.num_hidden_layers, 2))
-        return from_teacher(teacher, layers)
+        return from_teacher(teacher, shape.teacher_layers)
     if shape.init == "pretrained":
         return from_pretrained(shape.pretrained, id2label)
     raise dg.Failure(description=f"Unknown student init {shape.init!r}: use config, teacher or pretrained.")
@@ -60,8 +60,13 @@ def _save_and_put(
 def _transfer_texts(
     labeled: pd.DataFrame, paraphrases: pd.DataFrame, unlabeled: pd.DataFrame, cap: int
 ) -> list[str]:
-    ordered = unlabeled.sort_values("frequency", ascending=False, kind="stable")["text"]
-    texts = list(dict.fromkeys([*split(labeled, "train")["text"], *paraphrases["text"], *ordered]))
+    """Train texts first, then paraphrases and real queries (most frequent first) in turn, so a cap keeps both
+    kinds of transfer text."""
+    queries = unlabeled.sort_values("frequency", ascending=False, kind="stable")["text"].tolist()
+    alternating = [
+        text for pair in zip_longest(paraphrases["text"].tolist(), queries) for text in pair if text
+    ]
+    texts = list(dict.fromkeys([*split(labeled, "train")["text"], *alternating]))
     return texts[:cap] if cap else texts
 
 
@@ -86,6 +91,7 @@ def student_stage1(
     claude_paraphrases: pd.DataFrame,
     unlabeled_queries: pd.DataFrame,
     model_store: ModelStore,
+    training_workspace: TrainingWorkspace,
 ) -> dg.Output[dict]:
     """TinyBERT-style intermediate-layer distillation on the transfer texts (embeddings, hidden states,
     attentions); the learned projections are saved beside the student."""
@@ -104,7 +110,9 @@ def student_stage1(
         texts,
         matches,
         config.training.training_config(
-            work_dir("student_stage1", teacher_ref.sha256, lines_fingerprint(texts), config.model_dump_json())
+            training_workspace.folder(
+                "student_stage1", teacher_ref.sha256, lines_fingerprint(texts), config.model_dump_json()
+            )
         ),
         beta=config.beta,
         gamma=config.gamma,
@@ -152,6 +160,7 @@ def student_stage2(
     teacher_soft_labels: pd.DataFrame,
     labeled_intents: pd.DataFrame,
     model_store: ModelStore,
+    training_workspace: TrainingWorkspace,
 ) -> dg.Output[dict]:
     """Output distillation from cached teacher logits: (1-α)·CE + α·T²·KL. Labelled rows give hard and soft
     targets, kept paraphrases their source label and soft targets, unlabeled queries soft targets only."""
@@ -167,7 +176,7 @@ def student_stage2(
         np.stack(rows["logits"].to_numpy()).astype(np.float32),
         rows["label"].astype(int).tolist(),
         config.training.training_config(
-            work_dir(
+            training_workspace.folder(
                 "student_stage2", stage1_ref.sha256, lines_fingerprint(rows["text"]), config.model_dump_json()
             )
         ),
@@ -216,6 +225,7 @@ def baseline_student(
     teacher_model: dict,
     labeled_intents: pd.DataFrame,
     model_store: ModelStore,
+    training_workspace: TrainingWorkspace,
 ) -> dg.Output[dict]:
     """The same student init trained on hard labels alone: what distillation has to beat."""
     teacher_ref = ModelRef.from_dict(teacher_model)
@@ -230,7 +240,7 @@ def baseline_student(
         LabeledTexts(train["text"].tolist(), label_ids(train["label"], names)),
         LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
         config.training.training_config(
-            work_dir(
+            training_workspace.folder(
                 "baseline_student",
                 teacher_ref.sha256,
                 lines_fingerprint(train["text"]),

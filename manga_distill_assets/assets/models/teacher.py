@@ -16,7 +16,6 @@ from manga_distill_assets.assets.models.common import (
     log_progress,
     ref_output,
     split,
-    work_dir,
 )
 from manga_distill_assets.assets.models.config import TeacherConfig
 from manga_distill_assets.data.fingerprint import frame_fingerprint
@@ -25,6 +24,7 @@ from manga_distill_assets.distill.evaluation import predict_logits
 from manga_distill_assets.distill.students import count_parameters, from_pretrained, model_size_bytes
 from manga_distill_assets.distill.training import LabeledTexts, train_teacher
 from manga_distill_assets.resources.model_store import ModelStore
+from manga_distill_assets.resources.workspace import TrainingWorkspace
 
 
 def default_teacher_base() -> str:
@@ -47,6 +47,7 @@ def teacher_model(
     config: TeacherConfig,
     labeled_intents: pd.DataFrame,
     model_store: ModelStore,
+    training_workspace: TrainingWorkspace,
 ):
     """Fine-tunes the base model on the train split (early stopping on validation), or registers a checkpoint
     whose label map must match `labeled_intents`."""
@@ -67,7 +68,7 @@ def teacher_model(
             _labeled_texts(train, names),
             _labeled_texts(split(labeled_intents, "validation"), names),
             config.training.training_config(
-                work_dir("teacher_model", frame_fingerprint(train), config.model_dump_json())
+                training_workspace.folder("teacher_model", frame_fingerprint(train), config.model_dump_json())
             ),
             progress=log_progress(context, "teacher"),
         )

@@ -1,0 +1,123 @@
+"""The model half of the graph, materialised for real with the smoke preset."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from manga_distill_assets.assets.models.config import EvalConfig, TeacherConfig
+from manga_distill_assets.distill.artifacts import save_model
+from manga_distill_assets.resources.model_store import ModelRef
+from tests.assets.harness import Graph, recent_days, write_day
+from tests.distill.tiny import tiny_teacher, tiny_tokenizer
+
+MODEL_ASSETS = (
+    "teacher_model",
+    "claude_paraphrases",
+    "teacher_soft_labels",
+    "student_stage1",
+    "student_stage2",
+    "baseline_student",
+    "eval_report",
+)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    graph = Graph(tmp_path_factory.mktemp("models"))
+    (day,) = recent_days(1)
+    write_day(graph.log_root, day, ["is the one piece box set 4 in stock", "my jjk order is late"])
+    graph.materialize("labeled_intents")
+    graph.materialize("raw_queries", partition_key=day)
+    graph.materialize("unlabeled_queries", partition_key=day)
+    result = graph.materialize(*MODEL_ASSETS)
+    return graph, result
+
+
+def test_eval_report_compares_teacher_student_and_baseline(built):
+    _, result = built
+    report = result.output_for_node("eval_report")
+    for name in ("teacher", "student", "baseline"):
+        assert set(report[name]) >= {"accuracy", "macro_f1", "params", "size_bytes", "latency_ms"}
+        assert set(report[name]["latency_ms"]) >= {"p50", "p99"}
+    assert report["student"]["params"] < report["teacher"]["params"] / 2
+    assert report["retention"] == pytest.approx(report["student"]["accuracy"] / report["teacher"]["accuracy"])
+    assert report["speedup_p50"] == pytest.approx(
+        report["teacher"]["latency_ms"]["p50"] / report["student"]["latency_ms"]["p50"]
+    )
+
+
+def test_eval_report_json_is_stored_beside_the_models(built):
+    graph, result = built
+    report = result.output_for_node("eval_report")
+    uri = graph.metadata("eval_report")["report_uri"]
+    folder = Path(uri.removeprefix("file://"))
+    assert folder.parent == graph.root / "artifacts" / "models" / "eval_report"
+    written = json.loads((folder / "eval_report.json").read_text())
+    assert written["student"]["sha256"] == report["student"]["sha256"]
+    assert (folder / "student_confusion.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_models_travel_as_references_to_stored_safetensors(built):
+    graph, result = built
+    ref = ModelRef.from_dict(result.output_for_node("student_stage1"))
+    folder = graph.resources["model_store"].get(ref)
+    assert (folder / "model.safetensors").is_file()
+    assert (folder / "stage1_projections.safetensors").is_file()
+    assert not list(folder.glob("*.bin"))
+
+
+def test_soft_labels_are_scored_once_per_teacher_and_text(built):
+    graph, _ = built
+    graph.materialize("teacher_soft_labels")
+    assert graph.metadata("teacher_soft_labels")["scored"] == 0
+
+
+def test_the_quality_gate_blocks_a_student_below_the_retention_floor(built):
+    graph, built_result = built
+    floor = built_result.output_for_node("eval_report")["retention"] + 0.01
+    result = dg.materialize(
+        list(graph.defs.assets),
+        selection=dg.AssetSelection.assets("eval_report"),
+        instance=graph.instance,
+        resources=graph.resources,
+        run_config=dg.RunConfig(ops={"eval_report": EvalConfig(retention_floor=floor, latency_runs=5)}),
+        raise_on_error=False,
+    )
+    assert not result.success
+    (gate,) = result.get_asset_check_evaluations()
+    assert gate.check_name == "student_quality_gate" and not gate.passed
+    assert gate.metadata["floor"].value == floor
+
+
+def test_a_registered_teacher_with_other_labels_fails_naming_it(built, tmp_path):
+    graph, _ = built
+    folder = save_model(tiny_teacher(), tiny_tokenizer(tmp_path), tmp_path / "manga_intent_teacher")
+    result = dg.materialize(
+        list(graph.defs.assets),
+        selection=dg.AssetSelection.assets("teacher_model"),
+        instance=graph.instance,
+        resources=graph.resources,
+        run_config=dg.RunConfig(ops={"teacher_model": TeacherConfig(registered_checkpoint=str(folder))}),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert str(folder) in str(failure.event_specific_data.error)
+
+
+def test_a_registered_teacher_with_matching_labels_is_stored_without_training(built):
+    graph, result = built
+    trained = ModelRef.from_dict(result.output_for_node("teacher_model"))
+    folder = graph.resources["model_store"].get(trained)
+    registered = dg.materialize(
+        list(graph.defs.assets),
+        selection=dg.AssetSelection.assets("teacher_model"),
+        instance=graph.instance,
+        resources=graph.resources,
+        run_config=dg.RunConfig(ops={"teacher_model": TeacherConfig(registered_checkpoint=str(folder))}),
+    )
+    assert ModelRef.from_dict(registered.output_for_node("teacher_model")).label_map == trained.label_map
+    metadata = graph.metadata("teacher_model")
+    assert metadata["registered"] is True and metadata["train_steps"] == 0
