@@ -24,8 +24,8 @@ store_availability vs product_inquiry), and about 8% of rows are hard on purpose
   recommendation).
 
 Typos, casing, dropped punctuation, small talk that borrows other intents' words, romaji fillers and the odd
-emoji come on top. On the committed file a bag-of-words naive Bayes scores about 87% on the test split, and a
-MiniLM-L6 fine-tuned for three epochs about 95% on validation and test; `ambiguous_fraction` moves both.
+emoji come on top. With about one row in six hard, the MiniLM-L6 teacher fine-tuned by `make demo` (three
+epochs) scores 94.4% on validation and 94.7% on test; `ambiguous_fraction` moves the difficulty.
 """
 
 from __future__ import annotations

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,7 +42,12 @@ from dagster import (
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
-from manga_distill_assets.resources.model_store import MISSING_OBJECT_CODES, ModelRef, call_s3
+from manga_distill_assets.resources.model_store import (
+    MISSING_OBJECT_CODES,
+    ModelRef,
+    call_s3,
+    write_atomically,
+)
 
 PARQUET = ".parquet"
 JSON = ".json"
@@ -214,18 +217,7 @@ class TableIOManager(_StoredValueIOManager):
         return Path(self.base_dir, *location.split("/"))
 
     def _write(self, location: str, data: bytes) -> None:
-        path = self._path(location)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temp_name, path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
+        write_atomically(self._path(location), data)
 
     def _read(self, location: str) -> bytes | None:
         path = self._path(location)

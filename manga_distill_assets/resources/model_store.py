@@ -175,7 +175,8 @@ def _parse_manifest(raw: bytes, where: str) -> tuple[str, list[ManifestEntry]]:
     return sha256, entries
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Temp file beside `path`, fsync, rename: readers see the old bytes or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -257,7 +258,7 @@ class _AddressedFolders:
             if not folder.is_dir():
                 raise
             shutil.rmtree(staging)  # a concurrent put of the same content renamed its copy first
-        _write_atomically(manifest_path, _manifest_json(sha256, kind, entries))
+        write_atomically(manifest_path, _manifest_json(sha256, kind, entries))
         return folder
 
 

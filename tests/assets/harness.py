@@ -14,6 +14,16 @@ from manga_distill_assets.definitions import defs, local_resources
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.query_log import LocalQueryLog
 
+MODEL_ASSETS = (
+    "teacher_model",
+    "claude_paraphrases",
+    "teacher_soft_labels",
+    "student_stage1",
+    "student_stage2",
+    "baseline_student",
+    "eval_report",
+)
+
 
 def recent_days(count: int) -> list[str]:
     """Days that are valid partitions today, oldest first, ending yesterday (UTC)."""

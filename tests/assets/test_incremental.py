@@ -12,17 +12,8 @@ import pytest
 
 from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.paraphraser import OfflineParaphraser
-from tests.assets.harness import Graph, recent_days, write_day
+from tests.assets.harness import MODEL_ASSETS, Graph, recent_days, write_day
 
-MODEL_ASSETS = (
-    "teacher_model",
-    "claude_paraphrases",
-    "teacher_soft_labels",
-    "student_stage1",
-    "student_stage2",
-    "baseline_student",
-    "eval_report",
-)
 EARLY_QUERIES = [
     "is the one piece box set 3 back in stock",
     "do you ship frieren vol 10 to canada",

@@ -9,18 +9,8 @@ import pytest
 from manga_distill_assets.assets.models.config import EvalConfig, TeacherConfig
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.resources.model_store import ModelRef
-from tests.assets.harness import Graph, recent_days, write_day
+from tests.assets.harness import MODEL_ASSETS, Graph, recent_days, write_day
 from tests.distill.tiny import tiny_teacher, tiny_tokenizer
-
-MODEL_ASSETS = (
-    "teacher_model",
-    "claude_paraphrases",
-    "teacher_soft_labels",
-    "student_stage1",
-    "student_stage2",
-    "baseline_student",
-    "eval_report",
-)
 
 
 @pytest.fixture(scope="module")
