@@ -24,7 +24,7 @@ from manga_distill_assets.resources.io_manager import TableIOManager
 from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.logit_cache import LogitCache
 from manga_distill_assets.resources.model_store import LocalModelStore
-from manga_distill_assets.resources.paraphraser import OfflineParaphraser
+from manga_distill_assets.resources.paraphraser import BedrockParaphraser, OfflineParaphraser, Paraphraser
 from manga_distill_assets.resources.query_log import LocalQueryLog, QueryLogSource, SimulatedQueryLog
 from manga_distill_assets.resources.workspace import TrainingWorkspace
 
@@ -46,6 +46,21 @@ def labeled_source_from_env() -> LabeledIntentsSource:
     )
 
 
+def paraphraser_from_env(root: Path) -> Paraphraser:
+    """`MANGA_PARAPHRASER=bedrock` sends train texts (PII scrubbed) to Claude on Bedrock; credentials come
+    only from the standard AWS chain."""
+    cache_path = str(root / "paraphrase_cache.sqlite")
+    if os.environ.get("MANGA_PARAPHRASER", "offline") == "bedrock":
+        return BedrockParaphraser(
+            cache_path=cache_path,
+            model_id=os.environ.get(
+                "MANGA_BEDROCK_MODEL_ID", BedrockParaphraser.model_fields["model_id"].default
+            ),
+            region_name=os.environ.get("AWS_REGION", "us-east-1"),
+        )
+    return OfflineParaphraser(cache_path=cache_path)
+
+
 def query_log_from_env() -> QueryLogSource:
     root = os.environ.get("MANGA_QUERY_LOG_ROOT")
     return LocalQueryLog(root=root) if root else SimulatedQueryLog()
@@ -59,7 +74,7 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         "query_log": query_log_from_env(),
         "labeled_source": labeled_source_from_env(),
         "model_store": LocalModelStore(root=str(root / "models")),
-        "paraphraser": OfflineParaphraser(cache_path=str(root / "paraphrase_cache.sqlite")),
+        "paraphraser": paraphraser_from_env(root),
         "logit_cache": LogitCache(path=str(root / "logit_cache.sqlite")),
         "training_workspace": TrainingWorkspace(root=str(root / "work")),
     }
