@@ -26,7 +26,7 @@ from manga_distill_assets.resources.paraphraser import (
 KEY = CacheKey(backend="bedrock", model_id="claude", prompt_version="v1", text="Where is my order?", n=5)
 MODEL_ID = "anthropic.claude-3-5-sonnet-20241022-v2:0"
 SECRET_ACCESS_KEY = "test-secret-key-never-shown"
-ACCESS_KEY_ID = "AKIATESTNEVERSHOWN00"
+ACCESS_KEY_ID = "testing-key-never-shown"
 
 
 class CountingParaphraser(OfflineParaphraser):
