@@ -4,7 +4,8 @@ Order matters. PII is scrubbed before deduplication, so "my email is a@x.com" an
 collapse into one text. Evaluation texts are deduplicated *together with* the queries and placed first, so
 every query that is an exact or near duplicate of a validation/test text lands in a cluster an evaluation
 text represents and is removed: no leakage into evaluation, even through a typo variant. Evaluation texts are
-pinned, so one that resembles another still claims its own near duplicates.
+pinned, so one that resembles another still claims its own near duplicates, and scrubbed like the queries, so
+a query quoting an evaluation text's order number is still caught after its own number became <ORDER_ID>.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def build_unlabeled_set(
     too_long = sum(1 for text in normalised if len(text) > max_chars)
     kept = [text for text in normalised if text and len(text) <= max_chars]
     scrubbed = [scrub_pii(text) for text in kept]
-    eval_unique = list(dict.fromkeys(normalize_text(text) for text in eval_texts))
+    eval_unique = list(dict.fromkeys(scrub_pii(normalize_text(text)) for text in eval_texts))
 
     n_eval = len(eval_unique)
     result = deduplicate(eval_unique + scrubbed, threshold=near_duplicate_threshold, pinned=n_eval)

@@ -43,3 +43,9 @@ def test_steps_account_for_every_row():
         == steps["leakage_removed"] + steps["duplicates_removed"] + steps["rows_out"]
     )
     assert list(result.frame.columns) == UNLABELED_COLUMNS
+
+
+def test_an_evaluation_text_with_pii_still_catches_its_scrubbed_copy():
+    eval_text = "when does order #12345678 arrive"
+    result = build_unlabeled_set([eval_text, "is berserk deluxe 2 in stock"], [eval_text])
+    assert result.frame["text"].tolist() == ["is berserk deluxe 2 in stock"]

@@ -3,6 +3,7 @@
 import dagster as dg
 import numpy as np
 import pandas as pd
+import torch
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.models.common import label_ids, label_names, split
@@ -14,6 +15,7 @@ from manga_distill_assets.distill.losses import IGNORE_INDEX, soften
 from manga_distill_assets.resources.logit_cache import LogitCache
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 
+ORIGINS = ("labeled", "paraphrase", "unlabeled")
 SOFT_LABEL_COLUMNS = ["text", "origin", "label", "source_text", "keep", "logits"]
 
 
@@ -58,7 +60,7 @@ def teacher_soft_labels(
     frame["keep"] = _keep(frame, logits, config.keep_threshold)
     frame = frame[SOFT_LABEL_COLUMNS]
     paraphrase_rows = frame["origin"] == "paraphrase"
-    probs = soften(_tensor(logits), config.temperature).numpy()
+    probs = soften(torch.from_numpy(logits), config.temperature).numpy()
     entropy = float(-(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1).mean())
     return dg.Output(
         frame,
@@ -75,9 +77,6 @@ def teacher_soft_labels(
             "teacher_sha256": ref.sha256,
         },
     )
-
-
-ORIGINS = ("labeled", "paraphrase", "unlabeled")
 
 
 def _transfer_rows(
@@ -117,15 +116,9 @@ def _transfer_rows(
 
 def _keep(frame: pd.DataFrame, logits: np.ndarray, threshold: float) -> np.ndarray:
     """Labelled and unlabeled rows are always kept; a paraphrase only when the teacher backs its label."""
-    probs = soften(_tensor(logits), 1.0).numpy()
+    probs = soften(torch.from_numpy(logits), 1.0).numpy()
     labels = frame["label"].to_numpy()
     agrees = (probs.argmax(axis=1) == labels) & (
         probs[np.arange(len(labels)), np.maximum(labels, 0)] >= threshold
     )
     return np.where(frame["origin"].to_numpy() == "paraphrase", agrees, True)
-
-
-def _tensor(array: np.ndarray):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(array))
