@@ -175,6 +175,14 @@ def _parse_manifest(raw: bytes, where: str) -> tuple[str, list[ManifestEntry]]:
     return sha256, entries
 
 
+def _addressed(folder: Path, kind: str) -> tuple[Path, list, str]:
+    """Both stores address a folder the same way: its checked files, their manifest entries, their sha256."""
+    _check_kind(kind)
+    source = _checked_model_folder(folder)
+    entries = _manifest_entries(source)
+    return source, entries, _entries_sha256(entries)
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Temp file beside `path`, fsync, rename: readers see the old bytes or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -325,10 +333,7 @@ class LocalModelStore(ModelStore):
         label_map: Mapping[Any, str],
         metrics: Mapping[str, float],
     ) -> ModelRef:
-        _check_kind(kind)
-        source = _checked_model_folder(folder)
-        entries = _manifest_entries(source)
-        sha256 = _entries_sha256(entries)
+        source, entries, sha256 = _addressed(folder, kind)
         folders = self._folders()
         if folders.problem(kind, sha256) is not None:
             staging = folders.staging_folder(kind, sha256)
@@ -433,10 +438,7 @@ class S3ModelStore(ModelStore):
         label_map: Mapping[Any, str],
         metrics: Mapping[str, float],
     ) -> ModelRef:
-        _check_kind(kind)
-        source = _checked_model_folder(folder)
-        entries = _manifest_entries(source)
-        sha256 = _entries_sha256(entries)
+        source, entries, sha256 = _addressed(folder, kind)
         client = self.s3.get_client()
         if self._stored_manifest(client, kind, sha256) is None:
             for entry in entries:
