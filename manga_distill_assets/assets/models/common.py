@@ -53,5 +53,5 @@ def loss_curve(history: Sequence[dict], key: str = "loss") -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-TRAINING_POOL = "training"
+GPU_POOL = "gpu"
 """Training steps share the machine's CPU or GPU; the instance's pool limit runs them one at a time."""

@@ -12,7 +12,7 @@ from transformers import PreTrainedModel
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.models.common import (
-    TRAINING_POOL,
+    GPU_POOL,
     label_ids,
     label_names,
     log_progress,
@@ -81,7 +81,7 @@ def _vocabulary_texts(labeled: pd.DataFrame, extra: list[str]) -> list[str]:
     kinds={"pytorch"},
     ins={"unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping())},
     automation_condition=on_input_content_change(),
-    pool=TRAINING_POOL,
+    pool=GPU_POOL,
 )
 def student_stage1(
     context: dg.AssetExecutionContext,
@@ -151,7 +151,7 @@ def student_stage1(
     code_version="1",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
-    pool=TRAINING_POOL,
+    pool=GPU_POOL,
 )
 def student_stage2(
     context: dg.AssetExecutionContext,
@@ -217,7 +217,7 @@ def _stage2_rows(soft_labels: pd.DataFrame, config: Stage2Config) -> pd.DataFram
     code_version="1",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
-    pool=TRAINING_POOL,
+    pool=GPU_POOL,
 )
 def baseline_student(
     context: dg.AssetExecutionContext,

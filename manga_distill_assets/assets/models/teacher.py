@@ -10,7 +10,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.models.common import (
-    TRAINING_POOL,
+    GPU_POOL,
     label_ids,
     label_names,
     log_progress,
@@ -39,7 +39,7 @@ def default_teacher_base() -> str:
     code_version="1",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
-    pool=TRAINING_POOL,
+    pool=GPU_POOL,
     check_specs=[dg.AssetCheckSpec("teacher_validation_accuracy", asset="teacher_model")],
 )
 def teacher_model(
