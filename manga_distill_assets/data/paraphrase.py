@@ -199,6 +199,15 @@ def parse_paraphrases(
     return kept, n - len(kept)
 
 
+def is_list_answer(answer: str) -> bool:
+    """Whether an answer holds one JSON list as ``parse_paraphrases`` reads it, however few items survive.
+
+    An answer that is not a list at all is worth asking for again; a list with too few good items is not,
+    since the model did follow the format and a second answer would cost as much for a similar result.
+    """
+    return _json_list(answer) is not None
+
+
 def _json_list(answer: str) -> list[object] | None:
     fences = re.findall(r"```(?:json)?(.*?)```", answer, flags=re.DOTALL | re.IGNORECASE)
     if len(fences) > 1:

@@ -1,32 +1,26 @@
-"""The paraphrase cache, the cached paraphraser resources, and Claude on Bedrock through a stubbed client."""
+"""The paraphrase cache and the cached paraphraser resources (Bedrock itself: test_bedrock_paraphraser.py)."""
 
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import boto3
 import dagster as dg
 import pytest
-from botocore.stub import Stubber
 from pydantic import PrivateAttr
 
-from manga_distill_assets.data.paraphrase import build_prompt, offline_paraphrases
+from manga_distill_assets.data.paraphrase import offline_paraphrases
 from manga_distill_assets.resources.paraphrase_cache import CacheKey, ParaphraseCache
 from manga_distill_assets.resources.paraphraser import (
     BackendAnswer,
-    BedrockParaphraseError,
     BedrockParaphraser,
     OfflineParaphraser,
 )
 
 KEY = CacheKey(backend="bedrock", model_id="claude", prompt_version="v1", text="Where is my order?", n=5)
 MODEL_ID = "anthropic.claude-3-5-sonnet-20241022-v2:0"
-SECRET_ACCESS_KEY = "test-secret-key-never-shown"
-ACCESS_KEY_ID = "testing-key-never-shown"
 
 
 class CountingParaphraser(OfflineParaphraser):
@@ -251,164 +245,3 @@ def test_bedrock_paraphraser_config_reaches_an_asset_in_a_dagster_run(tmp_path: 
     result = dg.materialize([configured], resources={"paraphraser": resource})
 
     assert result.output_for_node("configured") == (MODEL_ID, "eu-central-1", None)
-
-
-# Claude on Bedrock
-
-
-@pytest.fixture
-def bedrock_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A real bedrock-runtime client with dummy credentials and no AWS config from this machine."""
-    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    return boto3.client("bedrock-runtime", region_name="us-east-1")
-
-
-@pytest.fixture
-def bedrock(tmp_path: Path, bedrock_client: Any) -> Iterator[tuple[BedrockParaphraser, Stubber]]:
-    """A paraphraser whose bedrock-runtime client answers only what each test stubs."""
-    client = bedrock_client
-    paraphraser = BedrockParaphraser(cache_path=str(tmp_path / "cache" / "paraphrases.sqlite"))
-    paraphraser.use_client(client)
-    with Stubber(client) as stubber:
-        yield paraphraser, stubber
-        stubber.assert_no_pending_responses()
-
-
-def _converse_request(prompt_text: str, n: int = 5) -> dict[str, object]:
-    return {
-        "modelId": MODEL_ID,
-        "messages": [{"role": "user", "content": [{"text": build_prompt(prompt_text, n, "v1")}]}],
-        "inferenceConfig": {"maxTokens": 512, "temperature": 0.8},
-    }
-
-
-def _converse_response(answer: str, input_tokens: int = 120, output_tokens: int = 80) -> dict[str, object]:
-    return {
-        "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
-        "stopReason": "end_turn",
-        "usage": {
-            "inputTokens": input_tokens,
-            "outputTokens": output_tokens,
-            "totalTokens": input_tokens + output_tokens,
-        },
-        "metrics": {"latencyMs": 850},
-    }
-
-
-ANSWER = [
-    "Could you mail <EMAIL> once One Piece 105 ships?",
-    "Email <EMAIL> when One Piece 105 is sent, please.",
-]
-
-
-def test_bedrock_sends_only_the_scrubbed_text(
-    bedrock: tuple[BedrockParaphraser, Stubber], tmp_path: Path
-) -> None:
-    paraphraser, stubber = bedrock
-    scrubbed = "Please email me at <EMAIL> when One Piece 105 ships"
-    stubber.add_response("converse", _converse_response(json.dumps(ANSWER)), _converse_request(scrubbed, n=2))
-
-    paraphraser.paraphrase(["Please email me at taro.yamada@example.com when One Piece 105 ships"], n=2)
-
-    stored = b"".join(path.read_bytes() for path in (tmp_path / "cache").iterdir())
-    assert b"taro.yamada@example.com" not in stored
-
-
-def test_bedrock_returns_the_parsed_answer_under_the_original_text(
-    bedrock: tuple[BedrockParaphraser, Stubber],
-) -> None:
-    paraphraser, stubber = bedrock
-    original = "Please email me at taro.yamada@example.com when One Piece 105 ships"
-    stubber.add_response("converse", _converse_response("```json\n" + json.dumps(ANSWER) + "\n```"))
-
-    batch = paraphraser.paraphrase([original], n=2)
-
-    assert batch.paraphrases == {original: ANSWER}
-    assert (batch.sent, batch.cached, batch.dropped) == (1, 0, 0)
-
-
-def test_bedrock_counts_tokens_and_estimates_their_cost(bedrock: tuple[BedrockParaphraser, Stubber]) -> None:
-    paraphraser, stubber = bedrock
-    stubber.add_response(
-        "converse", _converse_response(json.dumps(ANSWER), input_tokens=120, output_tokens=80)
-    )
-    stubber.add_response(
-        "converse", _converse_response(json.dumps(ANSWER), input_tokens=100, output_tokens=50)
-    )
-
-    batch = paraphraser.paraphrase(["Where is my order?", "Is One Piece 105 in stock?"], n=2)
-
-    # 220 input tokens at $3 and 130 output tokens at $15 per million tokens.
-    assert (batch.input_tokens, batch.output_tokens) == (220, 130)
-    assert batch.estimated_cost_usd == pytest.approx(0.00066 + 0.00195)
-
-
-def test_bedrock_drops_an_unusable_answer_and_does_not_pay_for_it_twice(
-    bedrock: tuple[BedrockParaphraser, Stubber],
-) -> None:
-    paraphraser, stubber = bedrock
-    stubber.add_response("converse", _converse_response("Sorry, I can't help with that."))
-
-    first = paraphraser.paraphrase(["Where is my order?"], n=5)
-    second = paraphraser.paraphrase(["Where is my order?"], n=5)
-
-    assert (first.paraphrases, first.dropped) == ({"Where is my order?": []}, 5)
-    assert (second.sent, second.cached) == (0, 1)
-
-
-def test_bedrock_access_denied_names_the_model_region_and_permission(
-    bedrock: tuple[BedrockParaphraser, Stubber],
-) -> None:
-    paraphraser, stubber = bedrock
-    stubber.add_client_error(
-        "converse",
-        service_error_code="AccessDeniedException",
-        service_message="You don't have access to the model with the specified model ID.",
-        http_status_code=403,
-    )
-
-    with pytest.raises(BedrockParaphraseError) as raised:
-        paraphraser.paraphrase(["Where is my order?"], n=5)
-
-    message = str(raised.value)
-    assert MODEL_ID in message
-    assert "us-east-1" in message
-    assert "bedrock:InvokeModel" in message
-    assert SECRET_ACCESS_KEY not in message
-    assert ACCESS_KEY_ID not in message
-
-
-def test_bedrock_caches_nothing_for_a_failed_request_so_it_is_sent_again(
-    bedrock: tuple[BedrockParaphraser, Stubber],
-) -> None:
-    paraphraser, stubber = bedrock
-    stubber.add_client_error("converse", service_error_code="AccessDeniedException", http_status_code=403)
-    stubber.add_response("converse", _converse_response(json.dumps(ANSWER)))
-
-    with pytest.raises(BedrockParaphraseError):
-        paraphraser.paraphrase(["Where is my order?"], n=2)
-    batch = paraphraser.paraphrase(["Where is my order?"], n=2)
-
-    assert batch.paraphrases == {"Where is my order?": ANSWER}
-
-
-def test_a_subclass_overriding_client_serves_a_dagster_run(tmp_path: Path, bedrock_client: Any) -> None:
-    class StubbedBedrockParaphraser(BedrockParaphraser):
-        def client(self) -> Any:
-            return bedrock_client
-
-    @dg.asset
-    def paraphrased(paraphraser: StubbedBedrockParaphraser) -> dict[str, list[str]]:
-        return paraphraser.paraphrase(["Where is my order?"], n=2).paraphrases
-
-    resource = StubbedBedrockParaphraser(cache_path=str(tmp_path / "cache.sqlite"))
-    with Stubber(bedrock_client) as stubber:
-        stubber.add_response("converse", _converse_response(json.dumps(ANSWER)))
-        result = dg.materialize([paraphrased], resources={"paraphraser": resource})
-
-    assert result.output_for_node("paraphrased") == {"Where is my order?": ANSWER}

@@ -45,6 +45,8 @@ def claude_paraphrases(
             "sent": batch.sent,
             "cached": batch.cached,
             "dropped": batch.dropped,
+            "retries": batch.retries,
+            "unusable_answers": batch.unusable,
             "input_tokens": batch.input_tokens,
             "output_tokens": batch.output_tokens,
             "estimated_cost_usd": round(batch.estimated_cost_usd, 4),
