@@ -30,12 +30,12 @@ demo: install
 	$(BIN)/python -m manga_distill_assets.demo $(DEMO_ARGS)
 
 test: install
-	$(BIN)/ruff check manga_distill_assets tests benchmarks
+	$(BIN)/ruff check manga_distill_assets tests benchmarks deploy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check manga_distill_assets tests benchmarks
-	$(BIN)/ruff format --check manga_distill_assets tests benchmarks
+	$(BIN)/ruff check manga_distill_assets tests benchmarks deploy
+	$(BIN)/ruff format --check manga_distill_assets tests benchmarks deploy
 
 ui: install
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000

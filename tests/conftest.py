@@ -11,4 +11,4 @@ import torch
 
 torch.set_num_threads(1)
 
-pytest_plugins = ["tests.s3_server"]
+pytest_plugins = ["tests.s3_server", "tests.postgres_server", "tests.bedrock_server"]
