@@ -2,22 +2,27 @@
 
 Texts are tokenised before the clock starts: tokenisation is the same for teacher and student (they share the
 tokenizer), so timing only the forward pass shows what distillation changed. Every model is measured on the
-same number of CPU threads, set here and restored afterwards.
+same number of CPU threads, set here and restored afterwards; an ONNX graph gets an onnxruntime session with
+that many threads, and is timed by the same loop on the same texts.
 """
 
 import itertools
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
+from manga_distill_assets.distill.onnx_export import OUTPUT_NAME, encode_for_session, open_session
+
 _PERCENTILES = {"p50_ms": 50, "p90_ms": 90, "p99_ms": 99}
 _MAX_LENGTH = 128
 # Throughput runs one batch per this many single-text runs, so it costs about as much as the latency runs.
 _RUNS_PER_THROUGHPUT_BATCH = 20
+Inputs = TypeVar("Inputs")
 
 
 def measure_latency(
@@ -37,24 +42,79 @@ def measure_latency(
     """
     _check_arguments(texts, threads, warmup, runs, throughput_batch)
     device = next(model.parameters()).device
-    singles = [_encode(tokenizer, [text], device) for text in itertools.islice(itertools.cycle(texts), runs)]
-    batch_texts = list(itertools.islice(itertools.cycle(texts), throughput_batch))
-    batches = max(1, runs // _RUNS_PER_THROUGHPUT_BATCH)
+    singles, batch_texts = _sample(texts, runs, throughput_batch)
     previous_threads = torch.get_num_threads()
     was_training = model.training
     torch.set_num_threads(threads)
     model.eval()
+
+    def forward(encoded: BatchEncoding) -> None:
+        model(**encoded)
+        _wait_for(device)
+
     try:
         with torch.inference_mode():
-            for encoded in itertools.islice(itertools.cycle(singles), warmup):
-                model(**encoded)
-            latencies_ms = np.array([_timed_ms(model, encoded, device) for encoded in singles])
-            batch = _encode(tokenizer, batch_texts, device)
-            model(**batch)
-            batch_ms = sum(_timed_ms(model, batch, device) for _ in range(batches))
+            timings = _timings(
+                forward,
+                [_encode(tokenizer, [text], device) for text in singles],
+                _encode(tokenizer, batch_texts, device),
+                warmup,
+            )
     finally:
         torch.set_num_threads(previous_threads)
         model.train(was_training)
+    return _summary(*timings, threads=threads, runs=runs, throughput_batch=throughput_batch)
+
+
+def measure_onnx_latency(
+    path: Path,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    threads: int = 1,
+    warmup: int = 10,
+    runs: int = 100,
+    throughput_batch: int = 64,
+) -> dict[str, Any]:
+    """The same measurement as :func:`measure_latency` for an ONNX graph, on an onnxruntime session opened
+    here with `threads` intra-op threads: same texts, same tokenisation before the clock, same result keys."""
+    _check_arguments(texts, threads, warmup, runs, throughput_batch)
+    session = open_session(path, threads=threads)
+    singles, batch_texts = _sample(texts, runs, throughput_batch)
+
+    def forward(feed: dict[str, np.ndarray]) -> None:
+        session.run([OUTPUT_NAME], feed)
+
+    timings = _timings(
+        forward,
+        [encode_for_session(session, tokenizer, [text]) for text in singles],
+        encode_for_session(session, tokenizer, batch_texts),
+        warmup,
+    )
+    return _summary(*timings, threads=threads, runs=runs, throughput_batch=throughput_batch)
+
+
+def _sample(texts: Sequence[str], runs: int, throughput_batch: int) -> tuple[list[str], list[str]]:
+    singles = list(itertools.islice(itertools.cycle(texts), runs))
+    return singles, list(itertools.islice(itertools.cycle(texts), throughput_batch))
+
+
+def _timings(
+    forward: Callable[[Inputs], None], singles: list[Inputs], batch: Inputs, warmup: int
+) -> tuple[np.ndarray, float, int]:
+    """Untimed warm-up, one timed forward per single text, then one untimed and several timed batches."""
+    for encoded in itertools.islice(itertools.cycle(singles), warmup):
+        forward(encoded)
+    latencies_ms = np.array([_timed_ms(forward, encoded) for encoded in singles])
+    batches = max(1, len(singles) // _RUNS_PER_THROUGHPUT_BATCH)
+    forward(batch)
+    batch_ms = sum(_timed_ms(forward, batch) for _ in range(batches))
+    return latencies_ms, batch_ms, batches
+
+
+def _summary(
+    latencies_ms: np.ndarray, batch_ms: float, batches: int, *, threads: int, runs: int, throughput_batch: int
+) -> dict[str, Any]:
     return {
         **{name: float(np.percentile(latencies_ms, q)) for name, q in _PERCENTILES.items()},
         "mean_ms": float(latencies_ms.mean()),
@@ -86,11 +146,9 @@ def _encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], device: torch.
     return encoded.to(device)
 
 
-def _timed_ms(model: PreTrainedModel, encoded: BatchEncoding, device: torch.device) -> float:
-    _wait_for(device)
+def _timed_ms(forward: Callable[[Inputs], None], inputs: Inputs) -> float:
     start = time.perf_counter()
-    model(**encoded)
-    _wait_for(device)
+    forward(inputs)
     return (time.perf_counter() - start) * 1000.0
 
 

@@ -1,0 +1,126 @@
+"""The stage-2 student for serving: ONNX fp32 and int8 graphs, held to the PyTorch student's predictions."""
+
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from manga_distill_assets.assets.automation import on_input_content_change
+from manga_distill_assets.assets.models.common import matching_ref, ref_output, split
+from manga_distill_assets.distill.artifacts import load_model
+from manga_distill_assets.distill.evaluation import predict_logits
+from manga_distill_assets.distill.onnx_export import (
+    OPSET,
+    VARIANT_FILES,
+    Parity,
+    export_student,
+    file_bytes,
+    onnx_logits,
+    open_session,
+    parity,
+)
+from manga_distill_assets.resources.model_store import ModelStore
+
+KIND = "student_onnx"
+
+
+class OnnxConfig(dg.Config):
+    parity_floor: float = Field(
+        default=0.995,
+        ge=0,
+        le=1,
+        description="Blocking check: least top-1 agreement of each ONNX graph with the PyTorch student.",
+    )
+    exporter: Literal["torchscript", "dynamo"] = Field(
+        default="torchscript",
+        description="torchscript: fast export, fused attention in onnxruntime; dynamo: torch.export.",
+    )
+    per_channel: bool = Field(default=True, description="Per-channel int8 weights: smaller logit error.")
+    reduce_range: bool = Field(default=False, description="7-bit weights, for CPUs without VNNI.")
+
+
+@dg.asset(
+    group_name="models",
+    code_version="1",
+    kinds={"onnx"},
+    automation_condition=on_input_content_change(),
+    check_specs=[dg.AssetCheckSpec("onnx_parity", asset="student_onnx", blocking=True)],
+)
+def student_onnx(
+    context: dg.AssetExecutionContext,
+    config: OnnxConfig,
+    student_stage2: dict,
+    labeled_intents: pd.DataFrame,
+    model_store: ModelStore,
+):
+    """The stage-2 student as ONNX graphs (fp32 and dynamically quantised int8) with its tokenizer, and how
+    closely each reproduces the PyTorch student's test-split predictions."""
+    student_ref = matching_ref(student_stage2, labeled_intents, "student_onnx")
+    model, tokenizer = load_model(model_store.get(student_ref))
+    texts = split(labeled_intents, "test")["text"].tolist()
+    if not texts:
+        raise dg.Failure(
+            description="labeled_intents has no test rows, so the ONNX student cannot be checked against the "
+            "PyTorch student. Give the labelled file a test split and re-materialise labeled_intents."
+        )
+    reference = predict_logits(model, tokenizer, texts)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = export_student(
+            model,
+            tokenizer,
+            Path(tmp) / KIND,
+            exporter=config.exporter,
+            per_channel=config.per_channel,
+            reduce_range=config.reduce_range,
+        )
+        results = {
+            variant: parity(reference, onnx_logits(open_session(folder / name), tokenizer, texts))
+            for variant, name in VARIANT_FILES.items()
+        }
+        sizes = {variant: file_bytes(folder / name) for variant, name in VARIANT_FILES.items()}
+        ref = model_store.put(folder, kind=KIND, label_map=student_ref.label_map, metrics=_metrics(results))
+    for variant, result in results.items():
+        context.log.info(
+            f"{variant}: agreement {result.agreement:.4f}, max |Δlogit| {result.max_abs_diff:.4g}, "
+            f"{sizes[variant] / 1e6:.2f} MB"
+        )
+    yield ref_output(
+        ref,
+        {
+            "student_sha256": student_ref.sha256,
+            "exporter": config.exporter,
+            "opset": OPSET,
+            "per_channel": config.per_channel,
+            "reduce_range": config.reduce_range,
+            "test_rows": len(texts),
+            **{f"{variant}_size_bytes": size for variant, size in sizes.items()},
+            **_metrics(results),
+        },
+    )
+    failing = [variant for variant, result in results.items() if result.agreement < config.parity_floor]
+    yield dg.AssetCheckResult(
+        check_name="onnx_parity",
+        passed=not failing,
+        description=_verdict(failing, config.parity_floor),
+        metadata={"floor": config.parity_floor, "test_rows": len(texts), **_metrics(results)},
+    )
+
+
+def _metrics(results: dict[str, Parity]) -> dict[str, float]:
+    return {
+        **{f"{variant}_agreement": result.agreement for variant, result in results.items()},
+        **{f"{variant}_max_abs_logit_diff": result.max_abs_diff for variant, result in results.items()},
+    }
+
+
+def _verdict(failing: list[str], floor: float) -> str:
+    if not failing:
+        return f"Both ONNX graphs agree with the PyTorch student on at least {floor:.1%} of the test split."
+    return (
+        f"The {' and '.join(failing)} ONNX graph(s) agree with the PyTorch student on less than {floor:.1%} "
+        "of the test split. Try exporter=dynamo, or per_channel=true for int8; until then serve the PyTorch "
+        "student."
+    )

@@ -1,0 +1,133 @@
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from transformers import DistilBertConfig, DistilBertForSequenceClassification, PreTrainedTokenizerFast
+
+from manga_distill_assets.distill.evaluation import predict_logits
+from manga_distill_assets.distill.onnx_export import (
+    FP32_FILE,
+    INT8_FILE,
+    OnnxExportError,
+    export_onnx,
+    export_student,
+    onnx_logits,
+    open_session,
+    parity,
+)
+from tests.distill.tiny import TINY_TEXTS, TINY_VOCAB, tiny_teacher, tiny_tokenizer
+
+TEXTS = list(TINY_TEXTS)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> PreTrainedTokenizerFast:
+    return tiny_tokenizer(tmp_path_factory.mktemp("onnx_tokenizer"))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tokenizer) -> tuple[Path, object]:
+    model = tiny_teacher(layers=2)
+    return export_student(model, tokenizer, tmp_path_factory.mktemp("onnx") / "student"), model
+
+
+def _graph_inputs(path: Path) -> dict[str, list[str | int]]:
+    graph = onnx.load(str(path)).graph
+    return {
+        item.name: [dim.dim_param or dim.dim_value for dim in item.type.tensor_type.shape.dim]
+        for item in graph.input
+    }
+
+
+def test_the_graph_takes_bert_inputs_with_dynamic_batch_and_sequence_axes(exported) -> None:
+    folder, _ = exported
+    inputs = _graph_inputs(folder / FP32_FILE)
+    assert list(inputs) == ["input_ids", "attention_mask", "token_type_ids"]
+    assert all(isinstance(size, str) for dims in inputs.values() for size in dims)
+    (output,) = onnx.load(str(folder / FP32_FILE)).graph.output
+    assert output.name == "logits"
+
+
+def test_a_model_without_token_type_ids_gets_a_graph_without_them(tmp_path, tokenizer) -> None:
+    config = DistilBertConfig(
+        vocab_size=len(TINY_VOCAB), dim=16, n_layers=1, n_heads=2, hidden_dim=32, max_position_embeddings=64
+    )
+    model = DistilBertForSequenceClassification(config).eval()
+    path = export_onnx(model, tokenizer, tmp_path / "distilbert.onnx")
+    assert list(_graph_inputs(path)) == ["input_ids", "attention_mask"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 30])
+def test_fp32_logits_match_pytorch_at_any_batch_size(exported, tokenizer, batch_size) -> None:
+    folder, model = exported
+    session = open_session(folder / FP32_FILE)
+    expected = predict_logits(model, tokenizer, TEXTS)
+    np.testing.assert_allclose(
+        onnx_logits(session, tokenizer, TEXTS, batch_size=batch_size), expected, atol=1e-4
+    )
+
+
+def test_int8_graph_quantises_the_matmuls_and_stays_close_to_pytorch(exported, tokenizer) -> None:
+    folder, model = exported
+    op_types = {node.op_type for node in onnx.load(str(folder / INT8_FILE)).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= op_types
+    result = parity(
+        predict_logits(model, tokenizer, TEXTS),
+        onnx_logits(open_session(folder / INT8_FILE), tokenizer, TEXTS),
+    )
+    assert 0 < result.max_abs_diff < 0.25
+    assert result.agreement >= 0.9
+
+
+def test_the_folder_holds_both_graphs_the_config_and_the_tokenizer(exported) -> None:
+    folder, _ = exported
+    names = {path.name for path in folder.iterdir()}
+    assert {FP32_FILE, INT8_FILE, "config.json", "tokenizer.json", "tokenizer_config.json"} <= names
+
+
+def test_exporting_the_same_model_twice_gives_the_same_bytes(tmp_path, tokenizer) -> None:
+    """The model store addresses folders by content, so a re-export must not look like a new model."""
+    model = tiny_teacher(layers=1)
+
+    def digests(folder: Path) -> list[str]:
+        return [hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in (FP32_FILE, INT8_FILE)]
+
+    first = export_student(model, tokenizer, tmp_path / "first")
+    second = export_student(model, tokenizer, tmp_path / "second")
+    assert digests(first) == digests(second)
+
+
+def test_export_leaves_the_model_in_training_mode_when_it_was(tmp_path, tokenizer) -> None:
+    model = tiny_teacher(layers=1).train()
+    export_onnx(model, tokenizer, tmp_path / "model.onnx")
+    assert model.training
+
+
+def test_parity_counts_top1_agreement_and_the_largest_logit_difference() -> None:
+    reference = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]], dtype=np.float32)
+    candidate = np.array([[0.5, 0.8], [0.0, 1.0], [2.0, 1.5]], dtype=np.float32)
+    result = parity(reference, candidate)
+    assert result.agreement == pytest.approx(2 / 3)
+    assert result.max_abs_diff == pytest.approx(0.8)
+    assert result.rows == 3
+
+
+def test_parity_rejects_logits_of_different_shapes() -> None:
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(3, 3\)"):
+        parity(np.zeros((2, 3)), np.zeros((3, 3)))
+
+
+def test_a_missing_graph_file_is_named(tmp_path) -> None:
+    with pytest.raises(OnnxExportError, match=r"nowhere\.onnx does not exist"):
+        open_session(tmp_path / "nowhere.onnx")
+
+
+@pytest.mark.slow
+def test_the_dynamo_exporter_gives_the_same_logits(tmp_path, tokenizer) -> None:
+    model = tiny_teacher(layers=1)
+    path = export_onnx(model, tokenizer, tmp_path / "dynamo.onnx", exporter="dynamo")
+    np.testing.assert_allclose(
+        onnx_logits(open_session(path), tokenizer, TEXTS), predict_logits(model, tokenizer, TEXTS), atol=1e-4
+    )
