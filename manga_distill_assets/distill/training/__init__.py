@@ -12,6 +12,7 @@ lr, samples/s and every loss term, not only the total), resumes from the latest 
 `config.output_dir` when there is one, and returns a `TrainingResult` holding the model trained in place.
 """
 
+from manga_distill_assets.distill.training.combined import train_combined
 from manga_distill_assets.distill.training.common import (
     LabeledTexts,
     Precision,
@@ -31,6 +32,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingResult",
     "train_baseline",
+    "train_combined",
     "train_stage1",
     "train_stage2",
     "train_teacher",
