@@ -7,9 +7,12 @@ phone numbers, order ids and card numbers that scrubbing turns into placeholders
 
     .venv/bin/python benchmarks/text_pipeline.py            # 1,000,000 queries
     .venv/bin/python benchmarks/text_pipeline.py --n 100000
+    .venv/bin/python benchmarks/text_pipeline.py --sizes 100000 1000000   # dedup throughput at each size
 
 Prints a table and writes benchmarks/results/text_pipeline.json. Besides the timings it reports the largest
 cluster, in inputs and in distinct dedup keys: the keys count is what grows if clustering starts to chain.
+With `--sizes`, the sizes run smallest first in one process (so each peak RSS is that of the largest size
+so far) and the JSON holds one report per size.
 """
 
 from __future__ import annotations
@@ -358,6 +361,7 @@ def run(n: int, seed: int) -> dict[str, Any]:
             "largest_cluster_inputs": int(result.frequencies().max(initial=0)),
             "largest_cluster_distinct_keys": _largest_cluster_keys(scrubbed, result),
         },
+        "dedup_queries_per_second": round(n / dedup.wall_s),
         "seconds": {
             name: {"wall": round(timing.wall_s, 2), "cpu": round(timing.cpu_s, 2)}
             for name, timing in {
@@ -378,6 +382,7 @@ def run(n: int, seed: int) -> dict[str, Any]:
 
 def _print_table(report: dict[str, Any]) -> None:
     print(f"text pipeline, {report['n']:,} queries, {report['pinning']}")
+    print(f"dedup throughput: {report['dedup_queries_per_second']:,} queries/s")
     print(f"\n{'stage':<26}{'wall s':>10}{'cpu s':>10}")
     for name, seconds in report["seconds"].items():
         print(f"{name:<26}{seconds['wall']:>10.2f}{seconds['cpu']:>10.2f}")
@@ -392,13 +397,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n", type=int, default=1_000_000, help="number of queries (default 1,000,000)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="several numbers of queries, run smallest first (overrides --n)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="generator seed")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON report")
     args = parser.parse_args()
-    report = run(args.n, args.seed)
-    _print_table(report)
+    reports = []
+    for n in sorted(args.sizes or [args.n]):
+        reports.append(run(n, args.seed))
+        _print_table(reports[-1])
+        print()
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    output = reports[0] if len(reports) == 1 else {"runs": reports}
+    args.output.write_text(json.dumps(output, indent=2) + "\n")
     print(f"\nwrote {args.output}")
 
 

@@ -45,6 +45,17 @@ def test_predict_logits_matches_unpadded_calls_in_the_given_order(tokenizer, bat
     np.testing.assert_allclose(logits, _one_at_a_time(model, tokenizer, MIXED_LENGTH_TEXTS), atol=1e-5)
 
 
+def test_predict_logits_runs_texts_shortest_first_so_batches_pad_only_to_their_own_longest(tokenizer) -> None:
+    model = tiny_teacher()
+    widths: list[int] = []
+    model.register_forward_pre_hook(
+        lambda _, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    token_counts = sorted(len(tokenizer(text)["input_ids"]) for text in MIXED_LENGTH_TEXTS)
+    predict_logits(model, tokenizer, MIXED_LENGTH_TEXTS, batch_size=2)
+    assert widths == [max(token_counts[start : start + 2]) for start in range(0, len(token_counts), 2)]
+
+
 def test_predict_logits_truncates_to_max_length(tokenizer) -> None:
     model = tiny_teacher()
     long_texts = [" ".join(TINY_TEXTS), "where is my order"]

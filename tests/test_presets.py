@@ -1,0 +1,14 @@
+"""Every named run configuration must fit the shipped graph: a key that names no asset would be rejected only
+when a user launches the run."""
+
+import pytest
+
+from manga_distill_assets.definitions import defs
+from manga_distill_assets.presets import PRESETS
+
+ASSET_NAMES = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_configured_step_of_a_preset_is_an_asset_of_the_graph(name: str) -> None:
+    assert set(PRESETS[name]().ops) <= ASSET_NAMES
