@@ -4,6 +4,7 @@ the Trainer subclass that logs each loss term, progress reporting, resuming, and
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,9 +23,10 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.trainer_utils import TrainOutput, get_last_checkpoint
+from transformers.trainer_utils import TrainOutput
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Progress = Callable[[dict[str, float]], None]
@@ -37,6 +39,7 @@ MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 CHECKPOINTS_KEPT = 2
 """The latest checkpoint (to resume from) and the best one (to load at the end); older ones only cost disk."""
 
+_CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
 _ARGUMENT_FIELDS = {argument.name for argument in dataclasses.fields(TrainingArguments)}
 TrainerT = TypeVar("TrainerT", bound=Trainer)
 
@@ -414,7 +417,11 @@ def fit(trainer: Trainer, config: TrainingConfig, model: PreTrainedModel) -> Tra
 
 
 def _latest_checkpoint(output_dir: Path) -> Path | None:
-    if not output_dir.is_dir():
-        return None
-    latest = get_last_checkpoint(str(output_dir))
-    return Path(latest) if latest else None
+    """The newest checkpoint that was saved to the end. The Trainer writes `trainer_state.json` last, so a
+    folder without it was cut off mid-save (a killed process) and would fail every later resume."""
+    complete = {
+        int(match.group(1)): folder
+        for folder in output_dir.glob("checkpoint-*")
+        if (match := _CHECKPOINT_NAME.fullmatch(folder.name)) and (folder / TRAINER_STATE_NAME).is_file()
+    }
+    return complete[max(complete)] if complete else None
