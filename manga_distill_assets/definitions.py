@@ -1,7 +1,8 @@
 """The one Definitions object: assets, checks, jobs, schedules, sensors and the resources of a deployment.
 
 The embedded default needs no services: simulated query logs, the packaged labelled set, local files
-under `MANGA_ARTIFACTS_DIR` (default `.artifacts`). Environment variables point the same graph elsewhere.
+under `MANGA_ARTIFACTS_DIR` (default `.artifacts`). Environment variables point the same graph elsewhere:
+`MANGA_S3_BUCKET` and `MANGA_QUERY_LOG_S3_URI` select the production resources (see `production_resources`).
 """
 
 from __future__ import annotations
@@ -10,22 +11,32 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from transformers.utils import logging as transformers_logging
 
+from manga_distill_assets.assets.experiments import report as experiment_report_assets
+from manga_distill_assets.assets.experiments import studies as experiment_studies
+from manga_distill_assets.assets.experiments.studies import STUDY_JOBS
 from manga_distill_assets.assets.intents import assets as intent_assets
 from manga_distill_assets.assets.models import evaluation, paraphrases, soft_labels, students, teacher
+from manga_distill_assets.assets.models import onnx as onnx_assets
 from manga_distill_assets.assets.queries import assets as query_assets
 from manga_distill_assets.assets.queries.schedules import (
     land_raw_queries,
     nightly_inputs,
     nightly_refresh,
 )
-from manga_distill_assets.resources.io_manager import TableIOManager
+from manga_distill_assets.resources.io_manager import S3TableIOManager, TableIOManager
 from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.logit_cache import LogitCache
-from manga_distill_assets.resources.model_store import LocalModelStore
+from manga_distill_assets.resources.model_store import LocalModelStore, S3ModelStore
 from manga_distill_assets.resources.paraphraser import BedrockParaphraser, OfflineParaphraser, Paraphraser
-from manga_distill_assets.resources.query_log import LocalQueryLog, QueryLogSource, SimulatedQueryLog
+from manga_distill_assets.resources.query_log import (
+    LocalQueryLog,
+    QueryLogSource,
+    S3QueryLog,
+    SimulatedQueryLog,
+)
 from manga_distill_assets.resources.workspace import TrainingWorkspace
 
 
@@ -46,19 +57,26 @@ def labeled_source_from_env() -> LabeledIntentsSource:
     )
 
 
+# Bedrock knobs a deployment sets without a code change: variable -> BedrockParaphraser field.
+BEDROCK_VARIABLES = {
+    "MANGA_BEDROCK_MODEL_ID": "model_id",
+    "MANGA_BEDROCK_API": "api",
+    "MANGA_BEDROCK_MAX_CONCURRENCY": "max_concurrency",
+    "MANGA_BEDROCK_MAX_RUN_USD": "max_run_usd",
+    "MANGA_BEDROCK_MAX_RUN_TOKENS": "max_run_tokens",
+}
+
+
 def paraphraser_from_env(root: Path) -> Paraphraser:
     """`MANGA_PARAPHRASER=bedrock` sends train texts (PII scrubbed) to Claude on Bedrock; credentials come
-    only from the standard AWS chain."""
+    only from the standard AWS chain, never from these variables."""
     cache_path = str(root / "paraphrase_cache.sqlite")
-    if os.environ.get("MANGA_PARAPHRASER", "offline") == "bedrock":
-        return BedrockParaphraser(
-            cache_path=cache_path,
-            model_id=os.environ.get(
-                "MANGA_BEDROCK_MODEL_ID", BedrockParaphraser.model_fields["model_id"].default
-            ),
-            region_name=os.environ.get("AWS_REGION", "us-east-1"),
-        )
-    return OfflineParaphraser(cache_path=cache_path)
+    if os.environ.get("MANGA_PARAPHRASER", "offline") != "bedrock":
+        return OfflineParaphraser(cache_path=cache_path)
+    settings = {field: os.environ[name] for name, field in BEDROCK_VARIABLES.items() if os.environ.get(name)}
+    return BedrockParaphraser(
+        cache_path=cache_path, region_name=os.environ.get("AWS_REGION", "us-east-1"), **settings
+    )
 
 
 def query_log_from_env() -> QueryLogSource:
@@ -80,6 +98,44 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
     }
 
 
+PRODUCTION_VARIABLES = ("MANGA_S3_BUCKET", "MANGA_QUERY_LOG_S3_URI")
+DEFAULT_S3_PREFIX = "manga-distill"
+
+
+def production_resources(root: Path | None = None) -> dict[str, object]:
+    """The embedded default with S3 wherever the environment names it.
+
+    `MANGA_S3_BUCKET` (with `MANGA_S3_PREFIX`, default `manga-distill`) moves asset values to
+    `s3://<bucket>/<prefix>/assets/` and models to `s3://<bucket>/<prefix>/models/`, so runs on machines
+    that share no disk see each other's results. `MANGA_QUERY_LOG_S3_URI=s3://bucket/prefix` reads the
+    query log from S3. The paraphrase and logit caches (SQLite), the training workspace and the cache of
+    downloaded models stay on local disk under `MANGA_ARTIFACTS_DIR` (a volume in Kubernetes): they are
+    refilled when lost, and SQLite must not live on a network store. The S3 endpoint, region and
+    credentials come only from boto3's standard chain (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`,
+    `AWS_REGION`, a role or a profile), so no secret is ever part of the resources' configuration.
+    """
+    root = root or artifacts_dir()
+    resources = local_resources(root)
+    bucket = os.environ.get("MANGA_S3_BUCKET")
+    if bucket:
+        prefix = os.environ.get("MANGA_S3_PREFIX", DEFAULT_S3_PREFIX).strip("/")
+        resources["io_manager"] = S3TableIOManager(bucket=bucket, prefix=f"{prefix}/assets", s3=S3Resource())
+        resources["model_store"] = S3ModelStore(
+            bucket=bucket, prefix=f"{prefix}/models", s3=S3Resource(), cache_dir=str(root / "model_cache")
+        )
+    log_uri = os.environ.get("MANGA_QUERY_LOG_S3_URI")
+    if log_uri:
+        resources["query_log"] = S3QueryLog.from_uri(log_uri, S3Resource(), setting="MANGA_QUERY_LOG_S3_URI")
+    return resources
+
+
+def resources_from_env() -> dict[str, object]:
+    """`local_resources` unless a production variable is set."""
+    if any(os.environ.get(name) for name in PRODUCTION_VARIABLES):
+        return production_resources()
+    return local_resources()
+
+
 # Training progress reaches the run log through the core's progress callback; tqdm bars in captured stderr
 # would only bury it.
 transformers_logging.disable_progress_bar()
@@ -95,10 +151,21 @@ content_change_automation = dg.AutomationConditionSensorDefinition(
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
-        [intent_assets, query_assets, teacher, paraphrases, soft_labels, students, evaluation]
+        [
+            intent_assets,
+            query_assets,
+            teacher,
+            paraphrases,
+            soft_labels,
+            students,
+            onnx_assets,
+            evaluation,
+            experiment_studies,
+            experiment_report_assets,
+        ]
     ),
-    jobs=[land_raw_queries, nightly_inputs],
+    jobs=[land_raw_queries, nightly_inputs, *STUDY_JOBS],
     schedules=[nightly_refresh],
     sensors=[content_change_automation],
-    resources=local_resources(),
+    resources=resources_from_env(),
 )

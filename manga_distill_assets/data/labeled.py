@@ -86,6 +86,7 @@ def load_labeled(
                 seed=seed,
             )
         _check_no_text_in_two_splits(main, frame)
+        _check_every_label_has_train_rows(main, frame)
         return frame[["text", "label", "split"]].reset_index(drop=True)
     test_table = _read_table(Path(test_path))
     test_frame = _labelled_rows(test_table, text_column, label_column)
@@ -327,6 +328,21 @@ def _check_no_text_in_two_splits(table: _Table, frame: pd.DataFrame) -> None:
             )
 
 
+def _check_every_label_has_train_rows(table: _Table, frame: pd.DataFrame) -> None:
+    """A label seen only in validation or test cannot be learnt, and every score on it would be noise."""
+    trained = set(frame.loc[frame["split"] == "train", "label"])
+    untrained = frame[~frame["label"].isin(trained)]
+    if untrained.empty:
+        return
+    label = sorted(untrained["label"])[0]
+    rows = untrained[untrained["label"] == label]
+    places = ", ".join(f"{place} ({name})" for place, name in zip(rows["place"], rows["split"], strict=True))
+    raise LabeledDataError(
+        f"{table.path}: label '{label}' has no train rows ({places}), so no model can learn it. "
+        "Move some of its rows to the train split, or delete the label's rows."
+    )
+
+
 def _with_test_rows(
     main: _Table,
     frame: pd.DataFrame,
@@ -338,14 +354,6 @@ def _with_test_rows(
 ) -> pd.DataFrame:
     test_path = test_table.path
     test_frame["split"] = "test"
-    known = set(frame["label"])
-    for label, place in zip(test_frame["label"], test_frame["place"], strict=True):
-        if label not in known:
-            raise LabeledDataError(
-                f"{test_path}: {place}: label '{label}' does not occur in {main.path}, "
-                "so no model can learn it. "
-                "Add training examples of it or remove it from the test file."
-            )
     if use_split_column and (frame["split"] == "test").any():
         place = frame.loc[frame["split"] == "test", "place"].iloc[0]
         raise LabeledDataError(
@@ -363,5 +371,14 @@ def _with_test_rows(
             seed=seed,
         )
     _check_no_text_in_two_splits(main, frame)
+    _check_every_label_has_train_rows(main, frame)
+    trained = set(frame.loc[frame["split"] == "train", "label"])
+    for label, place in zip(test_frame["label"], test_frame["place"], strict=True):
+        if label not in trained:
+            raise LabeledDataError(
+                f"{test_path}: {place}: label '{label}' has no training rows in {main.path}, "
+                "so no model can learn it. "
+                "Add training examples of it or remove it from the test file."
+            )
     combined = pd.concat([frame, test_frame], ignore_index=True)
     return combined[["text", "label", "split"]]

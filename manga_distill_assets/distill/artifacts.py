@@ -27,6 +27,7 @@ from manga_distill_assets.distill.students import EAGER_ATTENTION
 PROJECTIONS_FILE = "stage1_projections.safetensors"
 CONFIG_FILE = "config.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+PICKLED_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +79,7 @@ def load_model(folder: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         )
     weights = sorted(path for path in folder.glob("*.safetensors") if path.name != PROJECTIONS_FILE)
     if not weights:
-        raise ModelFolderError(
-            f"{folder} holds no model weights (*.safetensors). Re-materialise the asset that wrote it."
-        )
+        raise ModelFolderError(_no_safetensors_message(folder))
     for path in weights:
         _check_safetensors(path)
     try:
@@ -160,6 +159,18 @@ def _check_tokenizer_fits(model: PreTrainedModel, tokenizer: PreTrainedTokenizer
 
 def _plain_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
+
+
+def _no_safetensors_message(folder: Path) -> str:
+    pickled = sorted(path.name for path in folder.iterdir() if path.suffix in PICKLED_WEIGHT_SUFFIXES)
+    if not pickled:
+        return f"{folder} holds no model weights (*.safetensors). Re-materialise the asset that wrote it."
+    return (
+        f"{folder} holds {', '.join(pickled)} but no *.safetensors weights. Pickled weights can run code "
+        "when they are loaded, so they are refused. Convert them once, in an environment you trust: "
+        "AutoModelForSequenceClassification.from_pretrained(folder).save_pretrained(folder) writes "
+        "model.safetensors beside them."
+    )
 
 
 def _check_safetensors(path: Path) -> None:

@@ -23,7 +23,7 @@ import re
 import shutil
 import tempfile
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -49,6 +49,11 @@ _S3_PERMISSION = {
 }
 
 
+_REJECTED_CREDENTIALS_CODES = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+)
+
+
 class S3StorageError(RuntimeError):
     """An S3 call failed; the message names the bucket, key and what to do, never the credentials."""
 
@@ -70,6 +75,18 @@ class ModelRef:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def require_labels(self, labels: Sequence[str], used_by: str) -> None:
+        """Refuse a model whose class ids mean other labels than the labelled set's: a stale teacher with
+        renamed or reordered labels would otherwise train and score every class under the wrong name."""
+        model_labels = [self.label_map[key] for key in sorted(self.label_map, key=int)]
+        if model_labels == list(labels):
+            return
+        raise ValueError(
+            f"{used_by} cannot use the {self.kind} model {self.sha256[:16]} ({self.uri}): it predicts "
+            f"{model_labels} in that order, but the labelled set has {list(labels)}. Re-materialise the "
+            f"{self.kind} model on the current labelled set, then {used_by}."
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelRef:
@@ -360,8 +377,16 @@ def s3_error_message(error: ClientError, operation: str, bucket: str, key: str) 
     code = str(error.response.get("Error", {}).get("Code", ""))
     location = f"s3://{bucket}/{key}"
     if code == "NoSuchBucket":
-        return f"The S3 bucket '{bucket}' does not exist: create it, or configure a bucket that does."
-    if code in {"AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
+        return (
+            f"The S3 bucket '{bucket}' does not exist (while reaching {location}): create it, or configure "
+            "a bucket that does (MANGA_S3_BUCKET in production; check AWS_ENDPOINT_URL_S3 and AWS_REGION)."
+        )
+    if code in _REJECTED_CREDENTIALS_CODES:
+        return (
+            f"The AWS credentials were rejected by S3 reaching {location} ({code}): refresh or replace "
+            "them (environment, profile or instance role)."
+        )
+    if code in {"AccessDenied", "403", "AllAccessDisabled"}:
         permission = _S3_PERMISSION.get(operation, operation)
         return (
             f"Access to {location} was denied ({code}): the AWS credentials in use need the {permission} "

@@ -16,6 +16,7 @@ import io
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import dagster as dg
 from botocore.exceptions import ClientError, NoCredentialsError
@@ -33,6 +34,7 @@ from manga_distill_assets.data.query_log import (
 )
 
 _ACCESS_DENIED_CODES = {"AccessDenied", "AllAccessDisabled", "403"}
+_REJECTED_CREDENTIALS_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
 _MISSING_BUCKET_CODES = {"NoSuchBucket"}
 
 
@@ -100,6 +102,17 @@ class S3QueryLog(QueryLogSource):
     )
     s3: S3Resource
 
+    @classmethod
+    def from_uri(cls, uri: str, s3: S3Resource, setting: str = "uri") -> S3QueryLog:
+        """`s3://bucket/prefix` as a deployment writes it in one environment variable."""
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(
+                f"{setting}={uri!r} is not an S3 URI: write it as s3://<bucket>/<prefix>, the prefix "
+                "above the dt=YYYY-MM-DD folders."
+            )
+        return cls(bucket=parsed.netloc, prefix=parsed.path.strip("/"), s3=s3)
+
     def read_day(self, day: date) -> ParsedDay:
         client = self.s3.get_client()
         day_prefix = self._day_prefix(day)
@@ -144,12 +157,19 @@ class S3QueryLog(QueryLogSource):
         code = str(err.response.get("Error", {}).get("Code", ""))
         if code in _MISSING_BUCKET_CODES:
             raise S3QueryLogError(
-                f"S3 bucket {self.bucket!r} does not exist at this endpoint; check S3QueryLog.bucket and the "
-                "S3 resource's endpoint_url and region_name."
+                f"S3 bucket {self.bucket!r} does not exist at this endpoint; check S3QueryLog.bucket "
+                "(MANGA_QUERY_LOG_S3_URI in production) and the endpoint and region (AWS_ENDPOINT_URL_S3, "
+                "AWS_REGION)."
             ) from err
         if code in _ACCESS_DENIED_CODES:
             raise S3QueryLogError(
-                f"Access denied reading {location}: the credentials need {needed}."
+                f"Access denied reading {location}: the credentials need {needed}. Grant it, or run with "
+                "a role or profile that has it."
+            ) from err
+        if code in _REJECTED_CREDENTIALS_CODES:
+            raise S3QueryLogError(
+                f"The AWS credentials were rejected reading {location} ({code}): refresh or replace them "
+                "(environment, profile or instance role)."
             ) from err
 
     def _no_credentials(self) -> S3QueryLogError:

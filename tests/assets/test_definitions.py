@@ -3,9 +3,11 @@
 from datetime import UTC, datetime
 
 import dagster as dg
+import pytest
 
 from manga_distill_assets.assets.queries.schedules import nightly_refresh
-from manga_distill_assets.definitions import defs
+from manga_distill_assets.definitions import defs, paraphraser_from_env
+from manga_distill_assets.resources.paraphraser import BedrockParaphraser, OfflineParaphraser
 
 
 def test_every_asset_has_a_code_version():
@@ -34,9 +36,11 @@ def test_the_graph_matches_the_design():
         "unlabeled_queries",
     }
     assert parents["student_stage2"] == {"student_stage1", "teacher_soft_labels", "labeled_intents"}
+    assert parents["student_onnx"] == {"student_stage2", "labeled_intents"}
     assert parents["eval_report"] == {
         "teacher_model",
         "student_stage2",
+        "student_onnx",
         "baseline_student",
         "labeled_intents",
     }
@@ -56,3 +60,20 @@ def test_nightly_refresh_lands_yesterday_at_two_utc():
     )
     request = nightly_refresh.evaluate_tick(context).run_requests[0]
     assert request.partition_key == "2026-11-27"
+
+
+def test_the_paraphraser_is_offline_unless_bedrock_is_asked_for(tmp_path, monkeypatch):
+    monkeypatch.delenv("MANGA_PARAPHRASER", raising=False)
+    assert isinstance(paraphraser_from_env(tmp_path), OfflineParaphraser)
+
+
+def test_bedrock_knobs_come_from_the_environment(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MANGA_PARAPHRASER", "bedrock")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("MANGA_BEDROCK_API", "invoke_model")
+    monkeypatch.setenv("MANGA_BEDROCK_MAX_CONCURRENCY", "2")
+    monkeypatch.setenv("MANGA_BEDROCK_MAX_RUN_USD", "1.5")
+    paraphraser = paraphraser_from_env(tmp_path)
+    assert isinstance(paraphraser, BedrockParaphraser)
+    assert (paraphraser.region_name, paraphraser.api) == ("eu-west-1", "invoke_model")
+    assert (paraphraser.max_concurrency, paraphraser.max_run_usd) == (2, 1.5)

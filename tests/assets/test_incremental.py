@@ -110,7 +110,7 @@ def test_a_day_with_new_queries_reruns_only_the_affected_models(world):
     assert requested == [
         {"teacher_soft_labels", "student_stage1"},
         {"student_stage2"},
-        {"eval_report"},
+        {"student_onnx", "eval_report"},
         set(),
     ]
 

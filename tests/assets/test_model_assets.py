@@ -7,7 +7,9 @@ import dagster as dg
 import pytest
 
 from manga_distill_assets.assets.models.config import EvalConfig, TeacherConfig
+from manga_distill_assets.assets.models.onnx import OnnxConfig
 from manga_distill_assets.distill.artifacts import save_model
+from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.model_store import ModelRef
 from tests.assets.harness import MODEL_ASSETS, Graph, recent_days, write_day
 from tests.distill.tiny import tiny_teacher, tiny_tokenizer
@@ -21,7 +23,15 @@ def built(tmp_path_factory):
     graph.materialize("labeled_intents")
     graph.materialize("raw_queries", partition_key=day)
     graph.materialize("unlabeled_queries", partition_key=day)
-    result = graph.materialize(*MODEL_ASSETS)
+    smoke = {key: config for key, config in smoke_run_config().ops.items() if key in MODEL_ASSETS}
+    result = dg.materialize(
+        list(graph.defs.assets),
+        selection=dg.AssetSelection.assets(*MODEL_ASSETS),
+        instance=graph.instance,
+        resources=graph.resources,
+        # a one-epoch student has near-tied test texts that int8 noise can flip (see test_onnx_asset.py)
+        run_config=dg.RunConfig(ops={**smoke, "student_onnx": OnnxConfig(parity_floor=0.9)}),
+    )
     return graph, result
 
 
@@ -36,6 +46,24 @@ def test_eval_report_compares_teacher_student_and_baseline(built):
     assert report["speedup_p50"] == pytest.approx(
         report["teacher"]["latency_ms"]["p50"] / report["student"]["latency_ms"]["p50"]
     )
+
+
+def test_eval_report_adds_the_students_onnx_graphs_measured_like_the_pytorch_models(built):
+    _, result = built
+    report = result.output_for_node("eval_report")
+    onnx_ref = ModelRef.from_dict(result.output_for_node("student_onnx"))
+    for name in ("student_onnx_fp32", "student_onnx_int8"):
+        row = report[name]
+        assert set(row) >= {"accuracy", "macro_f1", "params", "size_bytes", "throughput_per_s"}
+        assert set(row["latency_ms"]) >= {"p50", "p99"}
+        assert row["sha256"] == onnx_ref.sha256
+        assert row["speedup_p50_vs_teacher"] == pytest.approx(
+            report["teacher"]["latency_ms"]["p50"] / row["latency_ms"]["p50"]
+        )
+        assert row["throughput_vs_teacher"] == pytest.approx(
+            row["throughput_per_s"] / report["teacher"]["throughput_per_s"]
+        )
+    assert report["student_onnx_int8"]["size_bytes"] < report["student_onnx_fp32"]["size_bytes"] / 2
 
 
 def test_eval_report_json_is_stored_beside_the_models(built):

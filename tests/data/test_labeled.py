@@ -255,3 +255,30 @@ def test_test_file_label_unknown_to_the_first_file_is_named(tmp_path):
 def test_fractions_that_leave_no_training_rows_are_refused(tmp_path):
     message = _error(_write(tmp_path / "x.csv", _rows({"a": 5})), validation_fraction=0.5, test_fraction=0.5)
     assert "validation_fraction + test_fraction" in message
+
+
+def test_a_label_only_in_the_test_split_is_named_with_its_lines(tmp_path):
+    rows = [
+        *({"text": f"where is order {i}", "label": "order_status", "split": "train"} for i in range(3)),
+        {"text": "gift wrap this please", "label": "gift_wrap", "split": "test"},
+        {"text": "can you gift wrap it", "label": "gift_wrap", "split": "test"},
+    ]
+    path = _write(tmp_path / "x.csv", rows)
+    message = _error(path)
+    assert f"{path}: label 'gift_wrap' has no train rows (line 5 (test), line 6 (test))" in message
+    assert "Move some of its rows to the train split" in message
+
+
+def test_a_label_only_in_validation_is_named_when_a_test_file_gives_the_test_split(tmp_path):
+    train = _write(
+        tmp_path / "train.csv",
+        [
+            {"text": "where is my order", "label": "a", "split": "train"},
+            {"text": "track my order", "label": "a", "split": "train"},
+            {"text": "gift wrap it", "label": "b", "split": "validation"},
+            {"text": "wrap it as a gift", "label": "b", "split": "validation"},
+        ],
+    )
+    test = _write(tmp_path / "test.csv", [{"text": "my order is late", "label": "a"}])
+    message = _error(train, test_path=test)
+    assert f"{train}: label 'b' has no train rows (line 4 (validation), line 5 (validation))" in message

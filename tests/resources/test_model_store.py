@@ -365,3 +365,24 @@ def test_s3_access_denied_names_bucket_and_permission_but_not_the_secret(
     message = str(raised.value)
     assert f"bucket '{BUCKET}'" in message and "s3:GetObject" in message
     assert SECRET not in message and "AKIAEXAMPLE" not in message
+
+
+def test_a_ref_with_the_labelled_sets_labels_in_order_is_accepted() -> None:
+    ref = ModelRef(uri="file:///m", sha256="ab" * 32, kind="teacher", label_map={"1": "b", "0": "a"})
+    ref.require_labels(["a", "b"], used_by="teacher_soft_labels")
+
+
+def test_a_ref_with_renamed_labels_is_refused_naming_both_label_lists_and_the_fix() -> None:
+    ref = ModelRef(uri="file:///m", sha256="ab" * 32, kind="teacher", label_map={"0": "a", "1": "b"})
+    with pytest.raises(ValueError) as refused:
+        ref.require_labels(["a", "c"], used_by="teacher_soft_labels")
+    message = str(refused.value)
+    assert "teacher_soft_labels cannot use the teacher model abababababababab" in message
+    assert "['a', 'b'] in that order, but the labelled set has ['a', 'c']" in message
+    assert "Re-materialise the teacher model on the current labelled set" in message
+
+
+def test_a_ref_with_reordered_labels_is_refused() -> None:
+    ref = ModelRef(uri="file:///m", sha256="ab" * 32, kind="teacher", label_map={"0": "b", "1": "a"})
+    with pytest.raises(ValueError, match="in that order"):
+        ref.require_labels(["a", "b"], used_by="eval_report")

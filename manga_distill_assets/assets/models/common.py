@@ -37,6 +37,17 @@ def label_ids(labels: Sequence[str], names: Sequence[str]) -> list[int]:
     return [index[label] for label in labels]
 
 
+def matching_ref(value: dict, labeled: pd.DataFrame, used_by: str) -> ModelRef:
+    """The model behind an upstream reference, refused (saying what to re-materialise) when its classes are
+    not the labelled set's: a model built on older labels would score every class under a wrong name."""
+    ref = ModelRef.from_dict(value)
+    try:
+        ref.require_labels(label_names(labeled), used_by)
+    except ValueError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    return ref
+
+
 def ref_output(ref: ModelRef, metadata: dict) -> dg.Output[dict]:
     """Models travel as small references; the sha256 of their folder is their data version."""
     return dg.Output(
@@ -55,3 +66,21 @@ def loss_curve(history: Sequence[dict], key: str = "loss") -> dg.MetadataValue:
 
 GPU_POOL = "gpu"
 """Training steps share the machine's CPU or GPU; the instance's pool limit runs them one at a time."""
+
+GPU_OP_TAGS: dict[str, object] = {
+    "dagster-k8s/config": {
+        "container_config": {
+            "resources": {
+                "requests": {"cpu": "4", "memory": "16Gi"},
+                "limits": {"nvidia.com/gpu": 1, "memory": "32Gi"},
+            }
+        },
+        "pod_spec_config": {
+            "node_selector": {"nvidia.com/gpu.present": "true"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        },
+    }
+}
+"""Where steps run as Kubernetes pods (`k8s_job_executor`), each training step asks for one GPU on a GPU node;
+every other executor ignores these tags. The node label is the one NVIDIA's GPU operator sets: change it, or
+override it per step with the executor's `per_step_k8s_config`, where GPU nodes are labelled otherwise."""

@@ -1,4 +1,5 @@
-"""The report users read: teacher, distilled student and no-distillation baseline on the test split."""
+"""The report users read: teacher, distilled student, no-distillation baseline and the student's ONNX graphs
+(fp32 and int8) on the test split, every one timed the same way."""
 
 import base64
 import json
@@ -8,10 +9,11 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
+from transformers import AutoTokenizer
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.markdown import markdown_table
-from manga_distill_assets.assets.models.common import label_ids, label_names, split
+from manga_distill_assets.assets.models.common import label_ids, label_names, matching_ref, split
 from manga_distill_assets.assets.models.config import EvalConfig
 from manga_distill_assets.data.fingerprint import lines_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
@@ -20,16 +22,25 @@ from manga_distill_assets.distill.evaluation import (
     confusion_matrix_png,
     predict_logits,
 )
-from manga_distill_assets.distill.latency import measure_latency
+from manga_distill_assets.distill.latency import measure_latency, measure_onnx_latency
+from manga_distill_assets.distill.onnx_export import (
+    VARIANT_FILES,
+    file_bytes,
+    onnx_logits,
+    open_session,
+    parameter_count,
+)
 from manga_distill_assets.distill.students import count_parameters, model_size_bytes
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 
-MODELS = ("teacher", "student", "baseline")
+TORCH_MODELS = ("teacher", "student", "baseline")
+ONNX_MODELS = tuple(f"student_onnx_{variant}" for variant in VARIANT_FILES)
+MODELS = TORCH_MODELS + ONNX_MODELS
 
 
 @dg.asset(
     group_name="models",
-    code_version="1",
+    code_version="2",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     check_specs=[dg.AssetCheckSpec("student_quality_gate", asset="eval_report", blocking=True)],
@@ -40,35 +51,52 @@ def eval_report(
     teacher_model: dict,
     student_stage2: dict,
     baseline_student: dict,
+    student_onnx: dict,
     labeled_intents: pd.DataFrame,
     model_store: ModelStore,
 ):
     """Accuracy, macro-F1, per-class F1, confusable pairs, retention, parameters, size and latency p50/p99,
-    measured on the same test texts with the same thread count for every model."""
+    measured on the same test texts with the same thread count for every model. The quality gate judges the
+    PyTorch student; the ONNX rows show what serving it through onnxruntime gains."""
     test = split(labeled_intents, "test")
     names = label_names(labeled_intents)
     truth = label_ids(test["label"], names)
+    texts = test["text"].tolist()
     refs = {"teacher": teacher_model, "student": student_stage2, "baseline": baseline_student}
     report: dict = {}
-    for name in MODELS:
-        ref = ModelRef.from_dict(refs[name])
+    for name in TORCH_MODELS:
+        ref = matching_ref(refs[name], labeled_intents, "eval_report")
         model, tokenizer = load_model(model_store.get(ref))
-        predictions = predict_logits(model, tokenizer, test["text"].tolist()).argmax(axis=1)
-        quality = classification_report(truth, predictions.tolist(), names)
+        predictions = predict_logits(model, tokenizer, texts).argmax(axis=1)
         latency = measure_latency(
-            model, tokenizer, test["text"].tolist(), threads=config.latency_threads, runs=config.latency_runs
+            model, tokenizer, texts, threads=config.latency_threads, runs=config.latency_runs
         )
-        report[name] = {
-            **quality,
-            "params": count_parameters(model),
-            "size_bytes": model_size_bytes(model),
-            "latency_ms": {key: latency[f"{key}_ms"] for key in ("p50", "p90", "p99")},
-            "throughput_per_s": latency["throughput_per_s"],
-            "sha256": ref.sha256,
-        }
-        context.log.info(f"{name}: accuracy {quality['accuracy']:.4f}, p50 {latency['p50_ms']:.2f} ms")
+        report[name] = _row(
+            classification_report(truth, predictions.tolist(), names),
+            latency,
+            count_parameters(model),
+            model_size_bytes(model),
+            ref.sha256,
+        )
+        context.log.info(f"{name}: accuracy {report[name]['accuracy']:.4f}, p50 {latency['p50_ms']:.2f} ms")
+    report.update(
+        _onnx_rows(
+            context,
+            config,
+            matching_ref(student_onnx, labeled_intents, "eval_report"),
+            model_store,
+            texts,
+            truth,
+            names,
+        )
+    )
+    for name in MODELS[1:]:
+        report[name]["speedup_p50_vs_teacher"] = _ratio(report["teacher"], report[name], "p50")
+        report[name]["throughput_vs_teacher"] = (
+            report[name]["throughput_per_s"] / report["teacher"]["throughput_per_s"]
+        )
     report["retention"] = report["student"]["accuracy"] / max(report["teacher"]["accuracy"], 1e-12)
-    report["speedup_p50"] = report["teacher"]["latency_ms"]["p50"] / report["student"]["latency_ms"]["p50"]
+    report["speedup_p50"] = report["student"]["speedup_p50_vs_teacher"]
     report["test_rows"] = len(test)
     report["latency_threads"] = config.latency_threads
     stored, image = _store_beside_models(model_store, report, names)
@@ -82,6 +110,7 @@ def eval_report(
             "speedup_p50": report["speedup_p50"],
             **{f"{name}_accuracy": report[name]["accuracy"] for name in MODELS},
             **{f"{name}_p50_ms": report[name]["latency_ms"]["p50"] for name in MODELS},
+            **{f"{name}_speedup_p50": report[name]["speedup_p50_vs_teacher"] for name in ONNX_MODELS},
             "report_uri": stored.uri,
         },
     )
@@ -90,6 +119,47 @@ def eval_report(
         passed=report["retention"] >= config.retention_floor,
         metadata={"retention": report["retention"], "floor": config.retention_floor},
     )
+
+
+def _onnx_rows(
+    context: dg.AssetExecutionContext,
+    config: EvalConfig,
+    ref: ModelRef,
+    store: ModelStore,
+    texts: list[str],
+    truth: list[int],
+    names: list[str],
+) -> dict[str, dict]:
+    """One row per ONNX graph of the student, scored and timed like the PyTorch rows."""
+    folder = store.get(ref)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    rows = {}
+    for variant, file_name in VARIANT_FILES.items():
+        path = folder / file_name
+        logits = onnx_logits(open_session(path, threads=config.latency_threads), tokenizer, texts)
+        latency = measure_onnx_latency(
+            path, tokenizer, texts, threads=config.latency_threads, runs=config.latency_runs
+        )
+        quality = classification_report(truth, logits.argmax(axis=1).tolist(), names)
+        name = f"student_onnx_{variant}"
+        rows[name] = _row(quality, latency, parameter_count(path), file_bytes(path), ref.sha256)
+        context.log.info(f"{name}: accuracy {quality['accuracy']:.4f}, p50 {latency['p50_ms']:.2f} ms")
+    return rows
+
+
+def _row(quality: dict, latency: dict, params: int, size_bytes: int, sha256: str) -> dict:
+    return {
+        **quality,
+        "params": params,
+        "size_bytes": size_bytes,
+        "latency_ms": {key: latency[f"{key}_ms"] for key in ("p50", "p90", "p99")},
+        "throughput_per_s": latency["throughput_per_s"],
+        "sha256": sha256,
+    }
+
+
+def _ratio(teacher: dict, other: dict, percentile: str) -> float:
+    return teacher["latency_ms"][percentile] / other["latency_ms"][percentile]
 
 
 def summary_markdown(report: dict) -> str:
@@ -102,6 +172,8 @@ def summary_markdown(report: dict) -> str:
             "size_MB": report[name]["size_bytes"] / 1e6,
             "p50_ms": report[name]["latency_ms"]["p50"],
             "p99_ms": report[name]["latency_ms"]["p99"],
+            "throughput_per_s": report[name]["throughput_per_s"],
+            "speedup_p50": report[name].get("speedup_p50_vs_teacher", 1.0),
         }
         for name in MODELS
     ]

@@ -6,14 +6,14 @@ import pandas as pd
 import torch
 
 from manga_distill_assets.assets.automation import on_input_content_change
-from manga_distill_assets.assets.models.common import label_ids, label_names, split
+from manga_distill_assets.assets.models.common import label_ids, label_names, matching_ref, split
 from manga_distill_assets.assets.models.config import SoftLabelConfig
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import predict_logits
 from manga_distill_assets.distill.losses import IGNORE_INDEX, soften
 from manga_distill_assets.resources.logit_cache import LogitCache
-from manga_distill_assets.resources.model_store import ModelRef, ModelStore
+from manga_distill_assets.resources.model_store import ModelStore
 
 ORIGINS = ("labeled", "paraphrase", "unlabeled")
 SOFT_LABEL_COLUMNS = ["text", "origin", "label", "source_text", "keep", "logits"]
@@ -41,11 +41,11 @@ def teacher_soft_labels(
     Logits are cached by (teacher sha256, text): a nightly refresh runs the teacher only on texts it has
     never scored. A paraphrase is kept when the teacher agrees with its source label confidently enough.
     """
+    ref = matching_ref(teacher_model, labeled_intents, "teacher_soft_labels")
     names = label_names(labeled_intents)
     frame = _transfer_rows(
         labeled_intents, claude_paraphrases, unlabeled_queries, names, config.max_unlabeled
     )
-    ref = ModelRef.from_dict(teacher_model)
     texts = frame["text"].drop_duplicates().tolist()
     cached = logit_cache.get_many(ref.sha256, texts)
     missing = [text for text in texts if text not in cached]

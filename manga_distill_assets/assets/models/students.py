@@ -12,11 +12,13 @@ from transformers import PreTrainedModel
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.models.common import (
+    GPU_OP_TAGS,
     GPU_POOL,
     label_ids,
     label_names,
     log_progress,
     loss_curve,
+    matching_ref,
     ref_output,
     split,
 )
@@ -82,6 +84,7 @@ def _vocabulary_texts(labeled: pd.DataFrame, extra: list[str]) -> list[str]:
     ins={"unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping())},
     automation_condition=on_input_content_change(),
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
 )
 def student_stage1(
     context: dg.AssetExecutionContext,
@@ -95,7 +98,7 @@ def student_stage1(
 ) -> dg.Output[dict]:
     """TinyBERT-style intermediate-layer distillation on the transfer texts (embeddings, hidden states,
     attentions); the learned projections are saved beside the student."""
-    teacher_ref = ModelRef.from_dict(teacher_model)
+    teacher_ref = matching_ref(teacher_model, labeled_intents, "student_stage1")
     teacher, tokenizer = load_model(model_store.get(teacher_ref))
     id2label = {int(k): v for k, v in teacher_ref.label_map.items()}
     texts = _transfer_texts(labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts)
@@ -152,6 +155,7 @@ def student_stage1(
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
 )
 def student_stage2(
     context: dg.AssetExecutionContext,
@@ -164,7 +168,7 @@ def student_stage2(
 ) -> dg.Output[dict]:
     """Output distillation from cached teacher logits: (1-α)·CE + α·T²·KL. Labelled rows give hard and soft
     targets, kept paraphrases their source label and soft targets, unlabeled queries soft targets only."""
-    stage1_ref = ModelRef.from_dict(student_stage1)
+    stage1_ref = matching_ref(student_stage1, labeled_intents, "student_stage2")
     student, tokenizer = load_model(model_store.get(stage1_ref))
     names = label_names(labeled_intents)
     rows = _stage2_rows(teacher_soft_labels, config)
@@ -199,6 +203,8 @@ def student_stage2(
             "temperature": config.temperature,
             "alpha": config.alpha,
             "parameters": count_parameters(result.model),
+            "optimizer_steps": result.optimizer_steps,
+            "resumed_from": str(result.resumed_from) if result.resumed_from else None,
             "loss_curve": loss_curve(result.log_history),
             **{key: float(value) for key, value in result.metrics.items()},
             **{f"final_{key}": value for key, value in final.items() if isinstance(value, float)},
@@ -218,6 +224,7 @@ def _stage2_rows(soft_labels: pd.DataFrame, config: Stage2Config) -> pd.DataFram
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
 )
 def baseline_student(
     context: dg.AssetExecutionContext,
@@ -228,7 +235,7 @@ def baseline_student(
     training_workspace: TrainingWorkspace,
 ) -> dg.Output[dict]:
     """The same student init trained on hard labels alone: what distillation has to beat."""
-    teacher_ref = ModelRef.from_dict(teacher_model)
+    teacher_ref = matching_ref(teacher_model, labeled_intents, "baseline_student")
     teacher, tokenizer = load_model(model_store.get(teacher_ref))
     names = label_names(labeled_intents)
     id2label = dict(enumerate(names))

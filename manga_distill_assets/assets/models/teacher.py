@@ -10,6 +10,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.models.common import (
+    GPU_OP_TAGS,
     GPU_POOL,
     label_ids,
     label_names,
@@ -40,6 +41,7 @@ def default_teacher_base() -> str:
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     check_specs=[dg.AssetCheckSpec("teacher_validation_accuracy", asset="teacher_model")],
 )
 def teacher_model(
