@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX_URL ?=
+# The suite runs its test files on every core (pytest-xdist); PYTEST_ARGS= runs it in one process.
+PYTEST_ARGS ?= -n auto --dist loadfile
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export HF_HUB_OFFLINE ?= 1
