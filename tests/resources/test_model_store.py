@@ -22,7 +22,8 @@ from manga_distill_assets.resources.model_store import (
 LABEL_MAP = {0: "order_status", 1: "recommendation"}
 METRICS = {"accuracy": 0.921}
 BUCKET = "models-bucket"
-SECRET = "wJalrXUtnFEMI-never-print-me"
+KEY_ID = "test-key-id-never-print-me"
+SECRET = "test-secret-never-print-me"
 
 
 def _files_of(folder: Path) -> dict[str, bytes]:
@@ -349,7 +350,7 @@ def test_s3_access_denied_names_bucket_and_permission_but_not_the_secret(
     monkeypatch: pytest.MonkeyPatch, model_folder: Path, tmp_path: Path
 ) -> None:
     client = boto3.client(
-        "s3", region_name="us-east-1", aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key=SECRET
+        "s3", region_name="us-east-1", aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET
     )
     stubber = Stubber(client)
     stubber.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
@@ -357,14 +358,14 @@ def test_s3_access_denied_names_bucket_and_permission_but_not_the_secret(
     monkeypatch.setattr(S3Resource, "get_client", lambda self: client)
     store = S3ModelStore(
         bucket=BUCKET,
-        s3=S3Resource(aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key=SECRET),
+        s3=S3Resource(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET),
         cache_dir=str(tmp_path / "cache"),
     )
     with pytest.raises(S3StorageError) as raised:
         store.put(model_folder, "teacher", LABEL_MAP, METRICS)
     message = str(raised.value)
     assert f"bucket '{BUCKET}'" in message and "s3:GetObject" in message
-    assert SECRET not in message and "AKIAEXAMPLE" not in message
+    assert SECRET not in message and KEY_ID not in message
 
 
 def test_a_ref_with_the_labelled_sets_labels_in_order_is_accepted() -> None:
