@@ -110,9 +110,10 @@ def production_resources(root: Path | None = None) -> dict[str, object]:
     that share no disk see each other's results. `MANGA_QUERY_LOG_S3_URI=s3://bucket/prefix` reads the
     query log from S3. The paraphrase and logit caches (SQLite), the training workspace and the cache of
     downloaded models stay on local disk under `MANGA_ARTIFACTS_DIR` (a volume in Kubernetes): they are
-    refilled when lost, and SQLite must not live on a network store. The S3 endpoint, region and
-    credentials come only from boto3's standard chain (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`,
-    `AWS_REGION`, a role or a profile), so no secret is ever part of the resources' configuration.
+    refilled when lost; the SQLite caches need a file system with POSIX locks and one writer at a time
+    (see deploy/README.md). The S3 endpoint, region and credentials come only from boto3's standard chain
+    (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, `AWS_REGION`, a role or a profile), so no secret is ever
+    part of the resources' configuration.
     """
     root = root or artifacts_dir()
     resources = local_resources(root)
