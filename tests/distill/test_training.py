@@ -390,6 +390,19 @@ def test_stage1_logs_the_embeddings_hidden_and_attention_terms(stage1):
         assert event["attention"] > 0.0
 
 
+def test_the_final_loss_is_the_last_logged_training_loss(stage1):
+    result = stage1["result"]
+    logged = [entry["loss"] for entry in result.log_history if "loss" in entry]
+
+    assert logged and result.final_loss == logged[-1]
+
+
+def test_a_run_too_short_to_log_reports_its_mean_loss_as_the_final_loss(stage1):
+    short = dataclasses.replace(stage1["result"], log_history=[{"train_loss": 0.25, "epoch": 1.0}])
+
+    assert short.final_loss == 0.25
+
+
 def test_stage1_checkpoints_hold_student_and_projections_but_not_the_teacher(stage1):
     checkpoint = stage1["result"].checkpoint_dir / "checkpoint-10" / "model.safetensors"
     with safe_open(str(checkpoint), framework="pt") as weights:

@@ -262,7 +262,7 @@ def run_study(
                 "teacher_accuracy": teacher_accuracy,
                 "retention": quality["accuracy"] / max(teacher_accuracy, 1e-12),
                 "training_seconds": run.seconds,
-                "final_loss": final_loss(run.result.log_history),
+                "final_loss": run.result.final_loss,
                 "optimizer_steps": run.result.optimizer_steps,
                 "transfer_rows": run.transfer_rows,
             }
@@ -297,15 +297,6 @@ def _score(
 ) -> dict:
     predictions = predict_logits(model, tokenizer, texts).argmax(axis=1).tolist()
     return classification_report(truth, predictions, names)
-
-
-def final_loss(log_history: Sequence[dict]) -> float:
-    """The last logged training loss; a run too short to log one reports its mean loss instead."""
-    logged = [entry["loss"] for entry in log_history if "loss" in entry]
-    if logged:
-        return float(logged[-1])
-    summary = [entry["train_loss"] for entry in log_history if "train_loss" in entry]
-    return float(summary[-1]) if summary else float("nan")
 
 
 def _train_variant(

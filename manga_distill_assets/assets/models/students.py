@@ -132,7 +132,7 @@ def student_stage1(
         tokenizer,
         "student_stage1",
         id2label,
-        {"final_loss": final.get("loss", float("nan"))},
+        {"final_loss": result.final_loss},
         projections=result.projections,
     )
     return ref_output(

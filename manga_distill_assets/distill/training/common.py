@@ -121,6 +121,15 @@ class TrainingResult:
     optimizer_steps: int
     resumed_from: Path | None
 
+    @property
+    def final_loss(self) -> float:
+        """The last logged training loss; a run too short to log one reports its mean loss instead."""
+        logged = [entry["loss"] for entry in self.log_history if "loss" in entry]
+        if logged:
+            return float(logged[-1])
+        summary = [entry["train_loss"] for entry in self.log_history if "train_loss" in entry]
+        return float(summary[-1]) if summary else float("nan")
+
 
 def resolve_precision(precision: Precision) -> Literal["fp32", "bf16", "fp16"]:
     """`auto` takes the fastest numerically safe choice: bf16 where the GPU has it, else fp16 on a GPU, else
