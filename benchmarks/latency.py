@@ -3,7 +3,9 @@
 Every model is timed by the same code the eval report uses (`distill.latency`): texts tokenised before the
 clock, untimed warm-up, batch-1 latency p50/p99 over the same texts, then throughput at batch 64, on the same
 number of threads (torch threads for PyTorch, intra-op threads of the onnxruntime session for ONNX). Each
-thread count in `--threads` is a separate measurement of all four models.
+thread count in `--threads` is a separate measurement of every model. Besides the stored int8 graph (MatMul
+weights only, the default), the fp32 graph is quantised here once more with the embedding table too
+(`int8_embeddings`), so the table shows what `quantize_embeddings` trades.
 
 Models come from a materialised graph (`--artifacts .artifacts`, the default): the teacher and student the
 latest eval report judged, and the ONNX graphs the `student_onnx` asset stored (exported here when the report
@@ -26,6 +28,7 @@ import platform
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ from manga_distill_assets.distill.onnx_export import (
     onnx_logits,
     open_session,
     parity,
+    quantize_int8,
 )
 from manga_distill_assets.distill.students import EAGER_ATTENTION, from_teacher
 
@@ -58,13 +62,13 @@ NUM_INTENTS = 10
 
 @dataclass
 class Contenders:
-    """What is timed: two PyTorch models and a folder with the student's two ONNX graphs."""
+    """What is timed: two PyTorch models and the student's ONNX graphs by variant (fp32, int8, ...)."""
 
     teacher: Any
     teacher_tokenizer: PreTrainedTokenizerBase
     student: Any
     student_tokenizer: PreTrainedTokenizerBase
-    onnx_folder: Path
+    onnx_graphs: dict[str, Path]
     texts: list[str]
     source: str
 
@@ -89,8 +93,7 @@ def main() -> None:
             "onnxruntime": onnxruntime.__version__,
             "parity": agreement(contenders),
             "onnx_size_bytes": {
-                variant: file_bytes(contenders.onnx_folder / name)
-                for variant, name in (("fp32", FP32_FILE), ("int8", INT8_FILE))
+                variant: file_bytes(path) for variant, path in contenders.onnx_graphs.items()
             },
             "by_threads": {
                 str(threads): measure_all(contenders, threads, arguments) for threads in arguments.threads
@@ -147,8 +150,22 @@ def stored(artifacts: Path, scratch: Path) -> Contenders:
     labeled = pd.read_parquet(artifacts / "assets" / "labeled_intents" / "data.parquet")
     texts = labeled.loc[labeled["split"] == "test", "text"].tolist()
     return Contenders(
-        teacher, teacher_tokenizer, student, student_tokenizer, onnx_folder, texts, f"{artifacts} eval report"
+        teacher,
+        teacher_tokenizer,
+        student,
+        student_tokenizer,
+        onnx_graphs(onnx_folder, scratch),
+        texts,
+        f"{artifacts} eval report",
     )
+
+
+def onnx_graphs(folder: Path, scratch: Path) -> dict[str, Path]:
+    """The exported fp32 and int8 graphs, and the fp32 graph quantised with its embedding table as well."""
+    embeddings = quantize_int8(
+        folder / FP32_FILE, scratch / "model_int8_embeddings.onnx", quantize_embeddings=True
+    )
+    return {"fp32": folder / FP32_FILE, "int8": folder / INT8_FILE, "int8_embeddings": embeddings}
 
 
 def stored_folder(models: Path, sha256: str) -> Path:
@@ -172,7 +189,9 @@ def tiny_contenders(scratch: Path) -> Contenders:
     labeled = pd.read_csv(PACKAGED_INTENTS)
     texts = labeled.loc[labeled["split"] == "test", "text"].tolist()
     source = "untrained all-MiniLM-L6-v2 teacher and its layers 2 and 5 as the student (--train-tiny)"
-    return Contenders(teacher, tokenizer, student, tokenizer, onnx_folder, texts, source)
+    return Contenders(
+        teacher, tokenizer, student, tokenizer, onnx_graphs(onnx_folder, scratch), texts, source
+    )
 
 
 def measure_all(contenders: Contenders, threads: int, arguments: argparse.Namespace) -> dict[str, dict]:
@@ -186,12 +205,12 @@ def measure_all(contenders: Contenders, threads: int, arguments: argparse.Namesp
         "student": lambda: measure_latency(
             contenders.student, contenders.student_tokenizer, texts, **settings
         ),
-        "student_onnx_fp32": lambda: measure_onnx_latency(
-            contenders.onnx_folder / FP32_FILE, contenders.student_tokenizer, texts, **settings
-        ),
-        "student_onnx_int8": lambda: measure_onnx_latency(
-            contenders.onnx_folder / INT8_FILE, contenders.student_tokenizer, texts, **settings
-        ),
+        **{
+            f"student_onnx_{variant}": partial(
+                measure_onnx_latency, path, contenders.student_tokenizer, texts, **settings
+            )
+            for variant, path in contenders.onnx_graphs.items()
+        },
     }
     rows = {name: timer() for name, timer in timers.items()}
     teacher = rows["teacher"]
@@ -206,10 +225,8 @@ def agreement(contenders: Contenders) -> dict[str, dict[str, float]]:
     """How closely each ONNX graph reproduces the PyTorch student on the benchmark texts."""
     reference = predict_logits(contenders.student, contenders.student_tokenizer, contenders.texts)
     result = {}
-    for variant, name in (("fp32", FP32_FILE), ("int8", INT8_FILE)):
-        logits = onnx_logits(
-            open_session(contenders.onnx_folder / name), contenders.student_tokenizer, contenders.texts
-        )
+    for variant, path in contenders.onnx_graphs.items():
+        logits = onnx_logits(open_session(path), contenders.student_tokenizer, contenders.texts)
         figures = parity(reference, logits)
         result[variant] = {"agreement": figures.agreement, "max_abs_logit_diff": figures.max_abs_diff}
     return result
@@ -217,10 +234,10 @@ def agreement(contenders: Contenders) -> dict[str, dict[str, float]]:
 
 def print_table(threads: str, rows: dict[str, dict]) -> None:
     print(f"\n{threads} thread(s)")
-    print(f"{'model':<20} {'p50 ms':>8} {'p99 ms':>8} {'per s @64':>10} {'p50 ×':>7} {'per s ×':>8}")
+    print(f"{'model':<28} {'p50 ms':>8} {'p99 ms':>8} {'per s @64':>10} {'p50 ×':>7} {'per s ×':>8}")
     for name, row in rows.items():
         print(
-            f"{name:<20} {row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['throughput_per_s']:>10.1f} "
+            f"{name:<28} {row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} {row['throughput_per_s']:>10.1f} "
             f"{row['speedup_p50']:>7.2f} {row['throughput_ratio']:>8.2f}"
         )
 

@@ -16,6 +16,7 @@ from manga_distill_assets.distill.onnx_export import (
     onnx_logits,
     open_session,
     parity,
+    quantize_int8,
 )
 from tests.distill.tiny import TINY_TEXTS, TINY_VOCAB, tiny_teacher, tiny_tokenizer
 
@@ -79,6 +80,21 @@ def test_int8_graph_quantises_the_matmuls_and_stays_close_to_pytorch(exported, t
     )
     assert 0 < result.max_abs_diff < 0.25
     assert result.agreement >= 0.9
+
+
+def _embedding_table_type(path: Path, vocabulary: int) -> int:
+    """The element type of the initialiser shaped like the word embedding table (vocabulary rows)."""
+    graph = onnx.load(str(path)).graph
+    (table,) = [item for item in graph.initializer if len(item.dims) == 2 and item.dims[0] == vocabulary]
+    return table.data_type
+
+
+def test_int8_keeps_the_embedding_table_fp32_unless_asked(exported, tmp_path) -> None:
+    folder, _ = exported
+    assert _embedding_table_type(folder / INT8_FILE, len(TINY_VOCAB)) == onnx.TensorProto.FLOAT
+    smaller = quantize_int8(folder / FP32_FILE, tmp_path / "all.onnx", quantize_embeddings=True)
+    assert _embedding_table_type(smaller, len(TINY_VOCAB)) in {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
+    assert smaller.stat().st_size < (folder / INT8_FILE).stat().st_size
 
 
 def test_the_folder_holds_both_graphs_the_config_and_the_tokenizer(exported) -> None:
