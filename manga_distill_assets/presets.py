@@ -1,6 +1,6 @@
 """Named run configurations. `demo` is the defaults (the whole graph in minutes on 2 CPU cores); `smoke`
 shrinks every step so tests can materialise the whole graph in about a minute; `banking77` fits the 77-intent
-BANKING77 set (about 9K train texts) into a CPU run of under half an hour (benchmarks/banking77.py)."""
+BANKING77 set (about 9K train texts) into a CPU run of about half an hour (benchmarks/banking77.py)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,10 @@ def smoke_run_config() -> dg.RunConfig:
 
 
 def banking77_run_config() -> dg.RunConfig:
-    """Two teacher epochs, one paraphrase per text, and no unlabeled rows in stage 2.
+    """Five teacher epochs, one paraphrase per text, and no unlabeled rows in stage 2.
+
+    Two teacher epochs at 1e-4 left the teacher at 0.71 test accuracy, below the 2-layer baseline: 77 intents
+    need the head and the CLS pooler (which all-MiniLM-L6-v2 was not trained to use) to move further.
 
     BANKING77 has no query log, so its train texts stand in for the unlabeled queries; in stage 2 they would
     only repeat the labelled rows' soft targets at twice the cost, so there they are left out (stage 1 still
@@ -53,7 +56,7 @@ def banking77_run_config() -> dg.RunConfig:
         ops={
             "teacher_model": TeacherConfig(
                 training=TrainingKnobs(
-                    epochs=2.0, learning_rate=1e-4, batch_size=32, max_length=48, checkpoint_every=0
+                    epochs=5.0, learning_rate=2e-4, batch_size=32, max_length=48, checkpoint_every=0
                 ),
                 min_validation_accuracy=0.85,
             ),
@@ -65,7 +68,7 @@ def banking77_run_config() -> dg.RunConfig:
             "student_stage2": Stage2Config(
                 use_unlabeled=False,
                 training=TrainingKnobs(
-                    epochs=2.0, learning_rate=3e-4, batch_size=64, max_length=48, checkpoint_every=0
+                    epochs=4.0, learning_rate=3e-4, batch_size=64, max_length=48, checkpoint_every=0
                 ),
             ),
             "baseline_student": BaselineConfig(

@@ -84,7 +84,7 @@ class StudentShape(dg.Config):
     """How the student starts: from teacher layers (default), a config (random init), or a pretrained model.
 
     The default copies the fine-tuned teacher's embeddings and layers 2 and 5 (DistilBERT-style): on 2 CPU
-    cores it reaches the teacher's accuracy within the demo's budget at about a third of its latency.
+    cores it reaches the teacher's accuracy within the demo's budget at about 0.4 of its PyTorch latency.
     `init: config` builds the TinyBERT-shaped student below from scratch; it is smaller and faster still, but
     needs far more epochs than a CPU demo affords (with the demo budget it stayed below the baseline).
     """
