@@ -32,6 +32,9 @@ STORE_BUCKET = "manga-store"
 LOG_BUCKET = "manga-query-logs"
 LOG_PREFIX = "logs/queries"
 STORE_PREFIX = "manga-distill"
+# moto's own dummy keys: the server takes any key until IAM is enforced, and these clients act before that.
+SETUP_KEY_ID = "testing"
+SETUP_SECRET = "testing"
 QUERIES = [
     "is the one piece box set 4 in stock",
     "my jjk order is late",
@@ -44,7 +47,7 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def admin_client(endpoint: str):
     """A client with the fixture's credentials, for setting up and inspecting S3 around the graph."""
     return boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing"
+        "s3", endpoint_url=endpoint, aws_access_key_id=SETUP_KEY_ID, aws_secret_access_key=SETUP_SECRET
     )
 
 
@@ -121,7 +124,7 @@ def labels_of(graph: Graph) -> list[str]:
 def enforced_iam(endpoint: str, policy: list[dict]) -> Iterator[tuple[str, str]]:
     """Keys of a new IAM user allowed only `policy`, with the server enforcing IAM until the block ends."""
     iam = boto3.client(
-        "iam", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing"
+        "iam", endpoint_url=endpoint, aws_access_key_id=SETUP_KEY_ID, aws_secret_access_key=SETUP_SECRET
     )
     iam.create_user(UserName="pipeline")
     document = {"Version": "2012-10-17", "Statement": policy}
