@@ -10,7 +10,6 @@ attentions, while the KD targets are the cached logits, the same targets stage 2
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,6 @@ from manga_distill_assets.distill.training.common import (
     LossTermTrainer,
     Progress,
     TrainingConfig,
-    TrainingResult,
     build_trainer,
     check_labels,
     encode,
@@ -33,7 +31,11 @@ from manga_distill_assets.distill.training.common import (
     model_inputs,
     training_arguments,
 )
-from manga_distill_assets.distill.training.stage1 import Stage1Result
+from manga_distill_assets.distill.training.stage1 import (
+    Stage1Result,
+    intermediate_setup,
+    with_projections,
+)
 
 INTERMEDIATE_TERMS = ("embeddings", "hidden", "attention")
 
@@ -110,23 +112,7 @@ def train_combined(
             "per text, one column per student label."
         )
     check_labels(labels, num_labels, "combined transfer set", allow_unlabeled=True)
-    teacher.requires_grad_(False)
-    teacher.eval()
-    for model in (student, teacher):
-        model.set_attn_implementation("eager")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        intermediate_loss = IntermediateLoss(
-            matches,
-            student_hidden=student.config.hidden_size,
-            teacher_hidden=teacher.config.hidden_size,
-            student_heads=student.config.num_attention_heads,
-            teacher_heads=teacher.config.num_attention_heads,
-            beta=beta,
-            gamma=gamma,
-            student_layers=student.config.num_hidden_layers,
-            teacher_layers=teacher.config.num_hidden_layers,
-        )
+    intermediate_loss = intermediate_setup(student, teacher, matches, config.seed, beta, gamma)
     rows = encode(
         tokenizer,
         texts,
@@ -145,6 +131,4 @@ def train_combined(
         temperature=temperature,
         alpha=alpha,
     )
-    result = fit(trainer, config, student)
-    common = {field.name: getattr(result, field.name) for field in fields(TrainingResult)}
-    return Stage1Result(**common, projections=intermediate_loss.projections)
+    return with_projections(fit(trainer, config, student), intermediate_loss)

@@ -88,24 +88,7 @@ def train_stage1(
     The teacher is frozen and put in eval mode; both models are switched to eager attention, the only
     implementation that returns attention maps. The student's classifier head takes no part in stage 1.
     """
-    _freeze(teacher)
-    for model in (student, teacher):
-        model.set_attn_implementation("eager")
-    # The projections are drawn from `config.seed`, not from whatever the global RNG holds, so that a rerun
-    # (or a resumed run, before its checkpoint overwrites them) starts from the same projections.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        intermediate_loss = IntermediateLoss(
-            matches,
-            student_hidden=student.config.hidden_size,
-            teacher_hidden=teacher.config.hidden_size,
-            student_heads=student.config.num_attention_heads,
-            teacher_heads=teacher.config.num_attention_heads,
-            beta=beta,
-            gamma=gamma,
-            student_layers=student.config.num_hidden_layers,
-            teacher_layers=teacher.config.num_hidden_layers,
-        )
+    intermediate_loss = intermediate_setup(student, teacher, matches, config.seed, beta, gamma)
     trainer = build_trainer(
         Stage1Trainer,
         model=StudentWithIntermediateLoss(student, intermediate_loss),
@@ -116,11 +99,42 @@ def train_stage1(
         progress=progress,
         teacher=teacher,
     )
-    result = fit(trainer, config, student)
-    common = {field.name: getattr(result, field.name) for field in fields(TrainingResult)}
-    return Stage1Result(**common, projections=intermediate_loss.projections)
+    return with_projections(fit(trainer, config, student), intermediate_loss)
 
 
-def _freeze(teacher: PreTrainedModel) -> None:
+def intermediate_setup(
+    student: PreTrainedModel,
+    teacher: PreTrainedModel,
+    matches: list[LayerMatch],
+    seed: int,
+    beta: float,
+    gamma: float,
+) -> IntermediateLoss:
+    """Freeze the teacher, switch both models to eager attention (the only implementation that returns
+    attention maps) and build the intermediate loss with fresh projections.
+
+    The projections are drawn from `seed`, not from whatever the global RNG holds, so that a rerun (or a
+    resumed run, before its checkpoint overwrites them) starts from the same projections.
+    """
     teacher.requires_grad_(False)
     teacher.eval()
+    for model in (student, teacher):
+        model.set_attn_implementation("eager")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return IntermediateLoss(
+            matches,
+            student_hidden=student.config.hidden_size,
+            teacher_hidden=teacher.config.hidden_size,
+            student_heads=student.config.num_attention_heads,
+            teacher_heads=teacher.config.num_attention_heads,
+            beta=beta,
+            gamma=gamma,
+            student_layers=student.config.num_hidden_layers,
+            teacher_layers=teacher.config.num_hidden_layers,
+        )
+
+
+def with_projections(result: TrainingResult, intermediate_loss: IntermediateLoss) -> Stage1Result:
+    common = {field.name: getattr(result, field.name) for field in fields(TrainingResult)}
+    return Stage1Result(**common, projections=intermediate_loss.projections)
