@@ -127,6 +127,5 @@ def _verdict(failing: list[str], floor: float) -> str:
     return (
         f"The {' and '.join(failing)} ONNX graph(s) agree with the PyTorch student on less than {floor:.1%} "
         "of the test split. Try exporter=dynamo, or per_channel=true and quantize_embeddings=false for int8; "
-        "until then serve the PyTorch "
-        "student."
+        "until then serve the PyTorch student."
     )
