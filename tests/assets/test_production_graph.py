@@ -19,7 +19,7 @@ import dagster as dg
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from manga_distill_assets.assets.models.config import TeacherConfig
+from manga_distill_assets.assets.intent_classifier.config import TeacherConfig
 from manga_distill_assets.definitions import production_resources, resources_from_env
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.resources.io_manager import TableIOManager
@@ -153,8 +153,18 @@ def use_keys(monkeypatch: pytest.MonkeyPatch, keys: tuple[str, str]) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys[1])
 
 
+# moto 5.2.6 and later authorise a request by its API operation's name (`s3:ListObjectsV2`, `s3:HeadObject`)
+# where AWS checks the IAM action that covers it (`s3:ListBucket`, `s3:GetObject`). A policy granting an IAM
+# action also grants those operation names, so each test denies exactly what AWS would deny, on either moto.
+_OPERATIONS_OF_ACTION = {
+    "s3:ListBucket": ["s3:ListObjectsV2", "s3:ListObjects", "s3:HeadBucket"],
+    "s3:GetObject": ["s3:HeadObject"],
+}
+
+
 def allow(actions: list[str], *resources: str) -> dict:
-    return {"Effect": "Allow", "Action": actions, "Resource": [f"arn:aws:s3:::{name}" for name in resources]}
+    granted = [name for action in actions for name in [action, *_OPERATIONS_OF_ACTION.get(action, [])]]
+    return {"Effect": "Allow", "Action": granted, "Resource": [f"arn:aws:s3:::{name}" for name in resources]}
 
 
 @pytest.fixture
