@@ -17,9 +17,15 @@ from transformers.utils import logging as transformers_logging
 from manga_distill_assets.assets.experiments import report as experiment_report_assets
 from manga_distill_assets.assets.experiments import studies as experiment_studies
 from manga_distill_assets.assets.experiments.studies import STUDY_JOBS
-from manga_distill_assets.assets.intents import assets as intent_assets
-from manga_distill_assets.assets.models import evaluation, paraphrases, soft_labels, students, teacher
-from manga_distill_assets.assets.models import onnx as onnx_assets
+from manga_distill_assets.assets.intent_classifier import (
+    evaluation,
+    paraphrases,
+    soft_labels,
+    students,
+    teacher,
+)
+from manga_distill_assets.assets.intent_classifier import onnx as onnx_assets
+from manga_distill_assets.assets.labeled import assets as labeled_assets
 from manga_distill_assets.assets.queries import assets as query_assets
 from manga_distill_assets.assets.queries.schedules import (
     land_raw_queries,
@@ -153,7 +159,7 @@ content_change_automation = dg.AutomationConditionSensorDefinition(
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(
         [
-            intent_assets,
+            labeled_assets,
             query_assets,
             teacher,
             paraphrases,

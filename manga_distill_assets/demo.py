@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from transformers.utils import logging as transformers_logging
 
-from manga_distill_assets.assets.models.evaluation import summary_markdown
+from manga_distill_assets.assets.intent_classifier.evaluation import summary_markdown
 from manga_distill_assets.assets.queries.assets import WINDOW_DAYS
 from manga_distill_assets.definitions import defs
 from manga_distill_assets.presets import PRESETS
 
-MODEL_ASSETS = dg.AssetSelection.groups("models")
+MODEL_ASSETS = dg.AssetSelection.groups("intent_classifier")
 INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from manga_distill_assets.assets.models.config import (
+from manga_distill_assets.assets.intent_classifier.config import (
     BaselineConfig,
     EvalConfig,
     ParaphraseConfig,
@@ -16,7 +16,7 @@ from manga_distill_assets.assets.models.config import (
     TeacherConfig,
     TrainingKnobs,
 )
-from manga_distill_assets.assets.models.onnx import OnnxConfig
+from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
 
 
 def _quick(epochs: float, learning_rate: float) -> TrainingKnobs:

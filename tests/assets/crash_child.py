@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported
 import dagster as dg
 import torch
 
-from manga_distill_assets.assets.models.config import Stage2Config, TrainingKnobs
+from manga_distill_assets.assets.intent_classifier.config import Stage2Config, TrainingKnobs
 from tests.assets.harness import Graph
 
 CHECKPOINT_EVERY = 10

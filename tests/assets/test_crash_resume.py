@@ -21,7 +21,7 @@ import dagster as dg
 import pytest
 import torch
 
-from manga_distill_assets.assets.models.common import GPU_POOL
+from manga_distill_assets.assets.intent_classifier.common import GPU_POOL
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import predict_logits
 from manga_distill_assets.distill.training import TrainingConfig

@@ -12,7 +12,7 @@ import torch
 
 from manga_distill_assets.assets.experiments.config import RecipeStudyConfig, smoke_study_ops
 from manga_distill_assets.assets.experiments.studies import freeze_encoder
-from manga_distill_assets.assets.models.config import StudentShape
+from manga_distill_assets.assets.intent_classifier.config import StudentShape
 from manga_distill_assets.definitions import defs, local_resources
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.distill.evaluation import predict_logits

@@ -6,8 +6,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from manga_distill_assets.assets.models.config import EvalConfig, TeacherConfig
-from manga_distill_assets.assets.models.onnx import OnnxConfig
+from manga_distill_assets.assets.intent_classifier.config import EvalConfig, TeacherConfig
+from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.model_store import ModelRef

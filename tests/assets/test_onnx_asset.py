@@ -4,8 +4,8 @@ import dagster as dg
 import onnx
 import pytest
 
-from manga_distill_assets.assets.models import onnx as onnx_assets
-from manga_distill_assets.assets.models.onnx import OnnxConfig
+from manga_distill_assets.assets.intent_classifier import onnx as onnx_assets
+from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
 from manga_distill_assets.distill.onnx_export import FP32_FILE, INT8_FILE
 from manga_distill_assets.resources.model_store import ModelRef, folder_sha256
 from tests.assets.harness import Graph, recent_days, write_day

@@ -21,7 +21,7 @@ from dagster_k8s.job import (
 )
 
 from manga_distill_assets.assets.experiments.studies import STUDY_VARIANTS
-from manga_distill_assets.assets.models.common import GPU_OP_TAGS, GPU_POOL
+from manga_distill_assets.assets.intent_classifier.common import GPU_OP_TAGS, GPU_POOL
 from manga_distill_assets.definitions import defs
 
 REPO = Path(__file__).resolve().parents[2]

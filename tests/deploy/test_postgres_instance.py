@@ -25,7 +25,7 @@ import pytest
 import sqlalchemy as sa
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
-from manga_distill_assets.assets.models.common import GPU_POOL
+from manga_distill_assets.assets.intent_classifier.common import GPU_POOL
 from tests.assets.harness import MODEL_ASSETS, Graph, recent_days, write_day
 from tests.postgres_server import PostgresDatabase, PostgresServer, PostgresUnavailable
 

@@ -10,7 +10,7 @@ seeds every variant runs.
 import dagster as dg
 from pydantic import Field
 
-from manga_distill_assets.assets.models.config import LayerMatchConfig, StudentShape, TrainingKnobs
+from manga_distill_assets.assets.intent_classifier.config import LayerMatchConfig, StudentShape, TrainingKnobs
 from manga_distill_assets.distill.layer_match import LayerMatch, parse_layer_matches
 
 STUDY_ASSETS = ("temperature_study", "alpha_study", "recipe_study", "data_study")

@@ -21,8 +21,7 @@ import pandas as pd
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.assets.experiments.config import RecipeStudyConfig, StudyConfig
-from manga_distill_assets.assets.markdown import markdown_table
-from manga_distill_assets.assets.models.common import (
+from manga_distill_assets.assets.intent_classifier.common import (
     GPU_OP_TAGS,
     GPU_POOL,
     label_ids,
@@ -31,7 +30,8 @@ from manga_distill_assets.assets.models.common import (
     matching_ref,
     split,
 )
-from manga_distill_assets.assets.models.students import build_student
+from manga_distill_assets.assets.intent_classifier.students import build_student
+from manga_distill_assets.assets.markdown import markdown_table
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import classification_report, predict_logits

@@ -12,9 +12,9 @@ import pandas as pd
 from transformers import AutoTokenizer
 
 from manga_distill_assets.assets.automation import on_input_content_change
+from manga_distill_assets.assets.intent_classifier.common import label_ids, label_names, matching_ref, split
+from manga_distill_assets.assets.intent_classifier.config import EvalConfig
 from manga_distill_assets.assets.markdown import markdown_table
-from manga_distill_assets.assets.models.common import label_ids, label_names, matching_ref, split
-from manga_distill_assets.assets.models.config import EvalConfig
 from manga_distill_assets.data.fingerprint import lines_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import (
@@ -39,7 +39,7 @@ MODELS = TORCH_MODELS + ONNX_MODELS
 
 
 @dg.asset(
-    group_name="models",
+    group_name="intent_classifier",
     code_version="2",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),

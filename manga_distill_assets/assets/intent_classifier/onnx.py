@@ -9,7 +9,7 @@ import pandas as pd
 from pydantic import Field
 
 from manga_distill_assets.assets.automation import on_input_content_change
-from manga_distill_assets.assets.models.common import matching_ref, ref_output, split
+from manga_distill_assets.assets.intent_classifier.common import matching_ref, ref_output, split
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import predict_logits
 from manga_distill_assets.distill.onnx_export import (
@@ -46,7 +46,7 @@ class OnnxConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="models",
+    group_name="intent_classifier",
     code_version="2",
     kinds={"onnx"},
     automation_condition=on_input_content_change(),

@@ -4,8 +4,8 @@ import dagster as dg
 import pandas as pd
 
 from manga_distill_assets.assets.automation import on_input_content_change
-from manga_distill_assets.assets.models.common import split
-from manga_distill_assets.assets.models.config import ParaphraseConfig
+from manga_distill_assets.assets.intent_classifier.common import split
+from manga_distill_assets.assets.intent_classifier.config import ParaphraseConfig
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.resources.paraphraser import Paraphraser
 
@@ -13,7 +13,7 @@ PARAPHRASE_COLUMNS = ["source_text", "label", "text"]
 
 
 @dg.asset(
-    group_name="models",
+    group_name="intent_classifier",
     code_version="1",
     kinds={"pandas", "bedrock"},
     automation_condition=on_input_content_change(),

@@ -6,8 +6,8 @@ import pandas as pd
 import torch
 
 from manga_distill_assets.assets.automation import on_input_content_change
-from manga_distill_assets.assets.models.common import label_ids, label_names, matching_ref, split
-from manga_distill_assets.assets.models.config import SoftLabelConfig
+from manga_distill_assets.assets.intent_classifier.common import label_ids, label_names, matching_ref, split
+from manga_distill_assets.assets.intent_classifier.config import SoftLabelConfig
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import predict_logits
@@ -20,7 +20,7 @@ SOFT_LABEL_COLUMNS = ["text", "origin", "label", "source_text", "keep", "logits"
 
 
 @dg.asset(
-    group_name="models",
+    group_name="intent_classifier",
     code_version="1",
     kinds={"pytorch", "parquet"},
     ins={"unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping())},

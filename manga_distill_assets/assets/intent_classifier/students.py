@@ -11,7 +11,7 @@ import torch
 from transformers import PreTrainedModel
 
 from manga_distill_assets.assets.automation import on_input_content_change
-from manga_distill_assets.assets.models.common import (
+from manga_distill_assets.assets.intent_classifier.common import (
     GPU_OP_TAGS,
     GPU_POOL,
     label_ids,
@@ -22,7 +22,12 @@ from manga_distill_assets.assets.models.common import (
     ref_output,
     split,
 )
-from manga_distill_assets.assets.models.config import BaselineConfig, Stage1Config, Stage2Config, StudentShape
+from manga_distill_assets.assets.intent_classifier.config import (
+    BaselineConfig,
+    Stage1Config,
+    Stage2Config,
+    StudentShape,
+)
 from manga_distill_assets.data.fingerprint import lines_fingerprint
 from manga_distill_assets.distill.artifacts import load_model, save_model
 from manga_distill_assets.distill.layer_match import uniform_layer_map
@@ -78,7 +83,7 @@ def _vocabulary_texts(labeled: pd.DataFrame, extra: list[str]) -> list[str]:
 
 
 @dg.asset(
-    group_name="models",
+    group_name="intent_classifier",
     code_version="1",
     kinds={"pytorch"},
     ins={"unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping())},
@@ -150,7 +155,7 @@ def student_stage1(
 
 
 @dg.asset(
-    group_name="models",
+    group_name="intent_classifier",
     code_version="1",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
@@ -219,7 +224,7 @@ def _stage2_rows(soft_labels: pd.DataFrame, config: Stage2Config) -> pd.DataFram
 
 
 @dg.asset(
-    group_name="models",
+    group_name="intent_classifier",
     code_version="1",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),

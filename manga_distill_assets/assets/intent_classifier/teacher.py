@@ -9,7 +9,7 @@ import pandas as pd
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from manga_distill_assets.assets.automation import on_input_content_change
-from manga_distill_assets.assets.models.common import (
+from manga_distill_assets.assets.intent_classifier.common import (
     GPU_OP_TAGS,
     GPU_POOL,
     label_ids,
@@ -18,7 +18,7 @@ from manga_distill_assets.assets.models.common import (
     ref_output,
     split,
 )
-from manga_distill_assets.assets.models.config import TeacherConfig
+from manga_distill_assets.assets.intent_classifier.config import TeacherConfig
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.artifacts import check_label_map, load_model, save_model
 from manga_distill_assets.distill.evaluation import predict_logits
@@ -36,7 +36,7 @@ def default_teacher_base() -> str:
 
 
 @dg.asset(
-    group_name="models",
+    group_name="intent_classifier",
     code_version="1",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),

@@ -12,7 +12,7 @@ LABELED_COLUMNS = ["text", "label", "split"]
 
 
 @dg.asset(
-    group_name="intents",
+    group_name="labeled",
     code_version="1",
     kinds={"pandas", "parquet"},
     check_specs=[dg.AssetCheckSpec("split_integrity", asset="labeled_intents", blocking=True)],

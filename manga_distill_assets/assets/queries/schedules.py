@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from manga_distill_assets.assets.intents.assets import labeled_intents
+from manga_distill_assets.assets.labeled.assets import labeled_intents
 from manga_distill_assets.assets.queries.assets import raw_queries
 
 land_raw_queries = dg.define_asset_job(
