@@ -42,12 +42,9 @@ from dagster import (
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
-from manga_distill_assets.resources.model_store import (
-    MISSING_OBJECT_CODES,
-    ModelRef,
-    call_s3,
-    write_atomically,
-)
+from manga_distill_assets.resources.atomic_files import write_atomically
+from manga_distill_assets.resources.model_store import ModelRef
+from manga_distill_assets.resources.s3_calls import MISSING_OBJECT_CODES, call_s3
 
 PARQUET = ".parquet"
 JSON = ".json"

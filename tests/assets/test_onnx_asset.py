@@ -7,7 +7,8 @@ import pytest
 from manga_distill_assets.assets.intent_classifier import onnx as onnx_assets
 from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
 from manga_distill_assets.distill.onnx_export import FP32_FILE, INT8_FILE
-from manga_distill_assets.resources.model_store import ModelRef, folder_sha256
+from manga_distill_assets.resources.model_store import ModelRef
+from manga_distill_assets.resources.model_store.manifest import folder_sha256
 from tests.assets.harness import Graph, recent_days, write_day
 
 # The smoke student trains for one epoch: many of its test texts are near ties, and int8 noise of a few

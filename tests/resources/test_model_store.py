@@ -11,13 +11,9 @@ import pytest
 from botocore.stub import Stubber
 from dagster_aws.s3 import S3Resource
 
-from manga_distill_assets.resources.model_store import (
-    LocalModelStore,
-    ModelRef,
-    S3ModelStore,
-    S3StorageError,
-    folder_sha256,
-)
+from manga_distill_assets.resources.model_store import LocalModelStore, ModelRef, S3ModelStore
+from manga_distill_assets.resources.model_store.manifest import folder_sha256
+from manga_distill_assets.resources.s3_calls import S3StorageError
 
 LABEL_MAP = {0: "order_status", 1: "recommendation"}
 METRICS = {"accuracy": 0.921}
