@@ -30,6 +30,13 @@ class StudyConfig(dg.Config):
         epochs=0.25, learning_rate=3e-4, batch_size=64, checkpoint_every=0
     )
 
+    def recipe_settings(self) -> "RecipeStudyConfig":
+        """These settings with the recipe knobs at the recipe study's defaults: the other studies only run
+        two_stage, which reads none of them, so the defaults are written once, on RecipeStudyConfig."""
+        return RecipeStudyConfig(
+            seeds=self.seeds, temperature=self.temperature, alpha=self.alpha, training=self.training
+        )
+
 
 class RecipeStudyConfig(StudyConfig):
     """Keep `student`, `layer_matches`, β and γ equal to student_stage1's, so output_only and combined start
@@ -48,6 +55,9 @@ class RecipeStudyConfig(StudyConfig):
         default=TrainingKnobs(epochs=3.0, learning_rate=1e-3, batch_size=64, checkpoint_every=0),
         description="feature_only: the classifier head fitted on the labelled train split, encoder frozen.",
     )
+
+    def recipe_settings(self) -> "RecipeStudyConfig":
+        return self
 
     def matches(self) -> list[LayerMatch] | None:
         if not self.layer_matches:

@@ -1,19 +1,21 @@
-"""The four studies: one asset each, one static partition per variant, every variant run once per seed.
+"""The four studies: one asset each, built by one factory over the study table; one static partition per
+variant, every variant run once per seed.
 
 Variants reuse what the model graph already paid for: the teacher's cached soft labels (the teacher never
 runs again, except as the layer target of the combined recipe) and the stage-1 student. A partition stores its
 per-seed metrics, not the students: every row can be reproduced from its seed, and fifteen models per study
 would cost far more disk than they are worth. Training goes to a fresh folder that is deleted afterwards, so
-a rerun trains from scratch (no resume from a finished checkpoint) and its training time is honest.
+a rerun trains from scratch (no resume from a finished checkpoint) and its training time is honest. How each
+recipe trains is `distill.recipes.RECIPES`; this module only loads inputs, builds the starting student and
+scores.
 """
 
 import dataclasses
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -35,16 +37,8 @@ from manga_distill_assets.assets.markdown import markdown_table
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import classification_report, predict_logits
-from manga_distill_assets.distill.layer_match import uniform_layer_map
-from manga_distill_assets.distill.training import (
-    LabeledTexts,
-    TrainingConfig,
-    TrainingResult,
-    train_baseline,
-    train_combined,
-    train_stage2,
-)
-from manga_distill_assets.distill.vocab import prune_vocabulary
+from manga_distill_assets.distill.recipes import RECIPES, RecipeInputs, RecipeRun, StudentStart
+from manga_distill_assets.distill.training import LabeledTexts
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 from manga_distill_assets.resources.workspace import TrainingWorkspace
 
@@ -66,23 +60,11 @@ RESULT_COLUMNS = [
 
 TEMPERATURES = {"T=1": 1.0, "T=2": 2.0, "T=4": 4.0, "T=8": 8.0, "T=20": 20.0}
 ALPHAS = {"alpha=0.3": 0.3, "alpha=0.5": 0.5, "alpha=0.7": 0.7, "alpha=0.9": 0.9}
-Recipe = Literal["two_stage", "output_only", "feature_only", "combined"]
-RECIPES: dict[str, Recipe] = {
-    "recipe=two_stage": "two_stage",
-    "recipe=output_only": "output_only",
-    "recipe=feature_only": "feature_only",
-    "recipe=combined": "combined",
-}
+RECIPE_VARIANTS = {f"recipe={name}": name for name in RECIPES}
 DATA_MIXES = {
     "data=original": ("labeled",),
     "data=+paraphrases": ("labeled", "paraphrase"),
     "data=+unlabeled": ALL_ORIGINS,
-}
-STUDY_VARIANTS = {
-    "temperature_study": TEMPERATURES,
-    "alpha_study": ALPHAS,
-    "recipe_study": RECIPES,
-    "data_study": DATA_MIXES,
 }
 
 
@@ -92,8 +74,54 @@ class Variant:
 
     temperature: float
     alpha: float
-    recipe: Recipe = "two_stage"
+    recipe: str = "two_stage"
     origins: tuple[str, ...] = ALL_ORIGINS
+
+
+@dataclass(frozen=True)
+class Study:
+    """One row of the study table: its partitions, its config class, and how a partition's value (a T, an α,
+    a recipe or a data mix) becomes the variant it trains."""
+
+    name: str
+    variants: Mapping[str, Any]
+    config_type: type[StudyConfig]
+    description: str
+    variant: Callable[[StudyConfig, Any], Variant]
+
+
+STUDIES = (
+    Study(
+        "temperature_study",
+        TEMPERATURES,
+        StudyConfig,
+        "Stage 2 at T = 1, 2, 4, 8, 20 (α fixed), per seed.",
+        lambda config, temperature: Variant(temperature=temperature, alpha=config.alpha),
+    ),
+    Study(
+        "alpha_study",
+        ALPHAS,
+        StudyConfig,
+        "Stage 2 at α = 0.3, 0.5, 0.7, 0.9 (T fixed), per seed.",
+        lambda config, alpha: Variant(temperature=config.temperature, alpha=alpha),
+    ),
+    Study(
+        "recipe_study",
+        RECIPE_VARIANTS,
+        RecipeStudyConfig,
+        "two_stage (stage 1 then stage 2), output_only (stage 2 from the initial student), feature_only "
+        "(stage 1, then only the classifier head fitted on hard labels), combined (all terms at once).",
+        lambda config, recipe: Variant(temperature=config.temperature, alpha=config.alpha, recipe=recipe),
+    ),
+    Study(
+        "data_study",
+        DATA_MIXES,
+        StudyConfig,
+        "Stage-2 transfer set: labelled train only, + kept paraphrases, + unlabeled queries (cumulative).",
+        lambda config, origins: Variant(temperature=config.temperature, alpha=config.alpha, origins=origins),
+    ),
+)
+STUDY_VARIANTS = {study.name: study.variants for study in STUDIES}
 
 
 @dataclass(frozen=True)
@@ -109,107 +137,40 @@ class StudyInputs:
     store: ModelStore
 
 
-@dataclass(frozen=True)
-class SeedRun:
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    result: TrainingResult
-    seconds: float
-    transfer_rows: int
+def study_asset(study: Study) -> dg.AssetsDefinition:
+    """The asset of one study; its config is the study's own class (the recipe study has more knobs)."""
+    config_type = study.config_type
 
-
-def _partitions(variants: dict) -> dg.StaticPartitionsDefinition:
-    return dg.StaticPartitionsDefinition(list(variants))
-
-
-def _study_asset(name: str, variants: dict, description: str):
-    return dg.asset(
-        name=name,
+    @dg.asset(
+        name=study.name,
         group_name=GROUP,
         code_version="1",
         kinds={"pytorch"},
-        partitions_def=_partitions(variants),
+        partitions_def=dg.StaticPartitionsDefinition(list(study.variants)),
         pool=GPU_POOL,
         op_tags=GPU_OP_TAGS,
-        description=description,
+        description=study.description,
     )
+    def _study(
+        context: dg.AssetExecutionContext,
+        config: config_type,  # type: ignore[valid-type]
+        teacher_model: dict,
+        student_stage1: dict,
+        teacher_soft_labels: pd.DataFrame,
+        labeled_intents: pd.DataFrame,
+        model_store: ModelStore,
+        training_workspace: TrainingWorkspace,
+    ) -> dg.Output[pd.DataFrame]:
+        variant = study.variant(config, study.variants[context.partition_key])
+        inputs = _load_inputs(
+            teacher_model, student_stage1, teacher_soft_labels, labeled_intents, model_store
+        )
+        return run_study(context, study.name, variant, config, inputs, training_workspace)
+
+    return _study
 
 
-@_study_asset("temperature_study", TEMPERATURES, "Stage 2 at T = 1, 2, 4, 8, 20 (α fixed), per seed.")
-def temperature_study(
-    context: dg.AssetExecutionContext,
-    config: StudyConfig,
-    teacher_model: dict,
-    student_stage1: dict,
-    teacher_soft_labels: pd.DataFrame,
-    labeled_intents: pd.DataFrame,
-    model_store: ModelStore,
-    training_workspace: TrainingWorkspace,
-) -> dg.Output[pd.DataFrame]:
-    variant = Variant(temperature=TEMPERATURES[context.partition_key], alpha=config.alpha)
-    inputs = _load_inputs(teacher_model, student_stage1, teacher_soft_labels, labeled_intents, model_store)
-    return run_study(context, "temperature_study", variant, config, inputs, training_workspace)
-
-
-@_study_asset("alpha_study", ALPHAS, "Stage 2 at α = 0.3, 0.5, 0.7, 0.9 (T fixed), per seed.")
-def alpha_study(
-    context: dg.AssetExecutionContext,
-    config: StudyConfig,
-    teacher_model: dict,
-    student_stage1: dict,
-    teacher_soft_labels: pd.DataFrame,
-    labeled_intents: pd.DataFrame,
-    model_store: ModelStore,
-    training_workspace: TrainingWorkspace,
-) -> dg.Output[pd.DataFrame]:
-    variant = Variant(temperature=config.temperature, alpha=ALPHAS[context.partition_key])
-    inputs = _load_inputs(teacher_model, student_stage1, teacher_soft_labels, labeled_intents, model_store)
-    return run_study(context, "alpha_study", variant, config, inputs, training_workspace)
-
-
-@_study_asset(
-    "recipe_study",
-    RECIPES,
-    "two_stage (stage 1 then stage 2), output_only (stage 2 from the initial student), feature_only "
-    "(stage 1, then only the classifier head fitted on hard labels), combined (all terms at once).",
-)
-def recipe_study(
-    context: dg.AssetExecutionContext,
-    config: RecipeStudyConfig,
-    teacher_model: dict,
-    student_stage1: dict,
-    teacher_soft_labels: pd.DataFrame,
-    labeled_intents: pd.DataFrame,
-    model_store: ModelStore,
-    training_workspace: TrainingWorkspace,
-) -> dg.Output[pd.DataFrame]:
-    variant = Variant(
-        temperature=config.temperature, alpha=config.alpha, recipe=RECIPES[context.partition_key]
-    )
-    inputs = _load_inputs(teacher_model, student_stage1, teacher_soft_labels, labeled_intents, model_store)
-    return run_study(context, "recipe_study", variant, config, inputs, training_workspace)
-
-
-@_study_asset(
-    "data_study",
-    DATA_MIXES,
-    "Stage-2 transfer set: labelled train only, + kept paraphrases, + unlabeled queries (cumulative).",
-)
-def data_study(
-    context: dg.AssetExecutionContext,
-    config: StudyConfig,
-    teacher_model: dict,
-    student_stage1: dict,
-    teacher_soft_labels: pd.DataFrame,
-    labeled_intents: pd.DataFrame,
-    model_store: ModelStore,
-    training_workspace: TrainingWorkspace,
-) -> dg.Output[pd.DataFrame]:
-    variant = Variant(
-        temperature=config.temperature, alpha=config.alpha, origins=DATA_MIXES[context.partition_key]
-    )
-    inputs = _load_inputs(teacher_model, student_stage1, teacher_soft_labels, labeled_intents, model_store)
-    return run_study(context, "data_study", variant, config, inputs, training_workspace)
+temperature_study, alpha_study, recipe_study, data_study = (study_asset(study) for study in STUDIES)
 
 
 def _load_inputs(
@@ -306,40 +267,54 @@ def _train_variant(
     inputs: StudyInputs,
     seed: int,
     output_dir: Path,
-) -> SeedRun:
-    training = dataclasses.replace(config.training.training_config(output_dir), seed=seed, resume=False)
-    progress = log_progress(context, f"{variant.recipe} seed {seed}")
+) -> RecipeRun:
+    settings = config.recipe_settings()
+    recipe = RECIPES[variant.recipe]
+    student, tokenizer = _starting_student(recipe.start, settings, inputs, seed)
     rows = transfer_rows(inputs.soft_labels, variant.origins)
-    if variant.recipe == "feature_only":
-        head_knobs = _recipe_config(config, variant).head_training
-        head = dataclasses.replace(head_knobs.training_config(output_dir), seed=seed, resume=False)
-        return _fit_head(inputs, head, progress)
-    if variant.recipe in ("output_only", "combined"):
-        recipe_config = _recipe_config(config, variant)
-        return _from_initial_student(variant, recipe_config, inputs, rows, training, seed, progress)
-    student, tokenizer = load_model(inputs.store.get(inputs.stage1_ref))
-    started = time.perf_counter()
-    result = train_stage2(
-        student,
-        tokenizer,
-        rows["text"].tolist(),
-        _logits(rows),
-        rows["label"].astype(int).tolist(),
-        training,
-        temperature=variant.temperature,
-        alpha=variant.alpha,
-        progress=progress,
-    )
-    return SeedRun(result.model, tokenizer, result, time.perf_counter() - started, len(rows))
-
-
-def _recipe_config(config: StudyConfig, variant: Variant) -> RecipeStudyConfig:
-    if not isinstance(config, RecipeStudyConfig):
-        raise TypeError(
-            f"The {variant.recipe} recipe needs the student shape and layer map of a RecipeStudyConfig; "
-            f"got a {type(config).__name__}. Run it as a partition of recipe_study."
+    names = label_names(inputs.labeled)
+    train, validation = split(inputs.labeled, "train"), split(inputs.labeled, "validation")
+    fresh = {"seed": seed, "resume": False}
+    return recipe.train(
+        RecipeInputs(
+            student=student,
+            tokenizer=tokenizer,
+            teacher=inputs.teacher,
+            transfer_texts=rows["text"].tolist(),
+            transfer_logits=_logits(rows),
+            transfer_labels=rows["label"].astype(int).tolist(),
+            head_train=LabeledTexts(train["text"].tolist(), label_ids(train["label"], names)),
+            head_validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+            training=dataclasses.replace(settings.training.training_config(output_dir), **fresh),
+            head_training=dataclasses.replace(settings.head_training.training_config(output_dir), **fresh),
+            temperature=variant.temperature,
+            alpha=variant.alpha,
+            beta=settings.beta,
+            gamma=settings.gamma,
+            matches=settings.matches(),
+            prune_texts=(
+                inputs.labeled.loc[inputs.labeled["split"] != "test", "text"].tolist()
+                if settings.prune_vocabulary
+                else None
+            ),
+            progress=log_progress(context, f"{variant.recipe} seed {seed}"),
         )
-    return config
+    )
+
+
+def _starting_student(
+    start: StudentStart, settings: RecipeStudyConfig, inputs: StudyInputs, seed: int
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The stage-1 student (its encoder frozen for feature_only), or the initial student that
+    `build_student` makes, where student_stage1 started."""
+    if start == "initial":
+        return build_student(
+            settings.student, inputs.teacher, inputs.id2label, seed
+        ), inputs.teacher_tokenizer
+    student, tokenizer = load_model(inputs.store.get(inputs.stage1_ref))
+    if start == "stage1_frozen_encoder":
+        freeze_encoder(student)
+    return student, tokenizer
 
 
 def transfer_rows(soft_labels: pd.DataFrame, origins: Sequence[str]) -> pd.DataFrame:
@@ -350,80 +325,6 @@ def transfer_rows(soft_labels: pd.DataFrame, origins: Sequence[str]) -> pd.DataF
 
 def _logits(rows: pd.DataFrame) -> np.ndarray:
     return np.stack(rows["logits"].to_numpy()).astype(np.float32)
-
-
-def _from_initial_student(
-    variant: Variant,
-    config: RecipeStudyConfig,
-    inputs: StudyInputs,
-    rows: pd.DataFrame,
-    training: TrainingConfig,
-    seed: int,
-    progress: Callable[[dict], None],
-) -> SeedRun:
-    """output_only and combined start where student_stage1 started: the student `build_student` makes."""
-    student = build_student(config.student, inputs.teacher, inputs.id2label, seed)
-    tokenizer = inputs.teacher_tokenizer
-    texts, labels = rows["text"].tolist(), rows["label"].astype(int).tolist()
-    started = time.perf_counter()
-    if variant.recipe == "combined":
-        matches = config.matches() or uniform_layer_map(
-            student.config.num_hidden_layers, inputs.teacher.config.num_hidden_layers
-        )
-        result = train_combined(
-            student,
-            inputs.teacher,
-            tokenizer,
-            texts,
-            _logits(rows),
-            labels,
-            matches,
-            training,
-            temperature=variant.temperature,
-            alpha=variant.alpha,
-            beta=config.beta,
-            gamma=config.gamma,
-            progress=progress,
-        )
-    else:
-        result = train_stage2(
-            student,
-            tokenizer,
-            texts,
-            _logits(rows),
-            labels,
-            training,
-            temperature=variant.temperature,
-            alpha=variant.alpha,
-            progress=progress,
-        )
-    seconds = time.perf_counter() - started
-    model = result.model
-    if config.prune_vocabulary:
-        kept = [*inputs.labeled.loc[inputs.labeled["split"] != "test", "text"], *texts]
-        pruning = prune_vocabulary(model, tokenizer, kept)
-        model, tokenizer = pruning.model, pruning.tokenizer
-    return SeedRun(model, tokenizer, result, seconds, len(rows))
-
-
-def _fit_head(inputs: StudyInputs, training: TrainingConfig, progress: Callable[[dict], None]) -> SeedRun:
-    """feature_only: stage 1 alone. Its encoder stays frozen and only the classifier head learns, on the
-    labelled train split's hard labels, so the score measures what intermediate-layer distillation alone
-    gave the representation."""
-    student, tokenizer = load_model(inputs.store.get(inputs.stage1_ref))
-    freeze_encoder(student)
-    names = label_names(inputs.labeled)
-    train, validation = split(inputs.labeled, "train"), split(inputs.labeled, "validation")
-    started = time.perf_counter()
-    result = train_baseline(
-        student,
-        tokenizer,
-        LabeledTexts(train["text"].tolist(), label_ids(train["label"], names)),
-        LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
-        training,
-        progress=progress,
-    )
-    return SeedRun(result.model, tokenizer, result, time.perf_counter() - started, len(train))
 
 
 def freeze_encoder(model: PreTrainedModel) -> None:
