@@ -13,21 +13,20 @@ from dagster._serdes import serialize_value
 from dagster_webserver.cli import DEFAULT_WEBSERVER_HOST
 
 from manga_distill_assets.distill.artifacts import ModelFolderError, load_model
-from tests.assets.harness import Graph, recent_days
-from tests.assets.test_production_graph import (
+from tests.assets.harness import (
     LOG_BUCKET,
     STORE_BUCKET,
-    admin_client,
-    allow,
-    enforced_iam,
+    Graph,
     failure_message,
     production_env,
     production_graph,
+    recent_days,
     registered_teacher,
     run,
     write_s3_day,
 )
 from tests.distill.tiny import tiny_teacher, tiny_tokenizer
+from tests.s3_server import admin_client, allow, enforced_iam
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 CANARY_KEY_ID = "CANARYKEYID-manga-never-logged"

@@ -9,10 +9,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
-from manga_distill_assets.definitions import defs, local_resources
+from manga_distill_assets.assets.intent_classifier.config import TeacherConfig
+from manga_distill_assets.definitions import defs, local_resources, production_resources
+from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.query_log import LocalQueryLog
+from tests.distill.tiny import tiny_teacher, tiny_tokenizer
+from tests.s3_server import admin_client
 
 MODEL_ASSETS = (
     "teacher_model",
@@ -24,6 +29,11 @@ MODEL_ASSETS = (
     "student_onnx",
     "eval_report",
 )
+# Where the production graph's tests keep the store and the query log on the test S3.
+STORE_BUCKET = "manga-store"
+LOG_BUCKET = "manga-query-logs"
+LOG_PREFIX = "logs/queries"
+STORE_PREFIX = "manga-distill"
 
 
 def recent_days(count: int) -> list[str]:
@@ -108,3 +118,60 @@ class Graph:
 
 def as_date(day: str) -> date:
     return date.fromisoformat(day)
+
+
+def run(graph: Graph, key: str, partition_key: str | None = None, config: dg.Config | None = None):
+    """Materialise one asset of `graph` without raising, so a test can read the failure."""
+    return dg.materialize(
+        list(graph.defs.assets),
+        selection=dg.AssetSelection.assets(key),
+        partition_key=partition_key,
+        instance=graph.instance,
+        resources=graph.resources,
+        run_config=dg.RunConfig(ops={key: config} if config else {}),
+        raise_on_error=False,
+    )
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    return str(failure.event_specific_data.error)
+
+
+def registered_teacher(folder: Path, labels: list[str], seed: int) -> TeacherConfig:
+    """A tiny checkpoint with the labelled set's labels: registering it stores a model without training."""
+    model = tiny_teacher(num_labels=len(labels), seed=seed)
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = {label: index for index, label in enumerate(labels)}
+    saved = save_model(model, tiny_tokenizer(folder), folder / f"teacher_seed{seed}")
+    return TeacherConfig(registered_checkpoint=str(saved), min_validation_accuracy=0.0)
+
+
+def production_env(monkeypatch: pytest.MonkeyPatch, endpoint: str, **overrides: str) -> None:
+    """The variables a deployment sets; the endpoint reaches boto3 through its standard variable only."""
+    settings = {
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "MANGA_S3_BUCKET": STORE_BUCKET,
+        "MANGA_S3_PREFIX": STORE_PREFIX,
+        "MANGA_QUERY_LOG_S3_URI": f"s3://{LOG_BUCKET}/{LOG_PREFIX}",
+        **overrides,
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+
+
+def production_graph(root: Path) -> Graph:
+    """The graph with the production resources that `production_env` configures."""
+    graph = Graph(root)
+    graph.resources = production_resources(root / "artifacts")
+    graph.rebuild()
+    return graph
+
+
+def write_s3_day(endpoint: str, day: str, texts: list[str]) -> str:
+    """One day of the query log on the test S3, as the production log source reads it."""
+    key = f"{LOG_PREFIX}/dt={day}/part-0.jsonl"
+    lines = "".join(json.dumps({"text": text, "ts": f"{day}T10:00:00Z"}) + "\n" for text in texts)
+    admin_client(endpoint).put_object(Bucket=LOG_BUCKET, Key=key, Body=lines.encode())
+    return key

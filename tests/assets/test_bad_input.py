@@ -17,8 +17,7 @@ import pytest
 
 from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.model_store import ModelRef
-from tests.assets.harness import Graph, recent_days, write_day
-from tests.assets.test_production_graph import failure_message, registered_teacher, run
+from tests.assets.harness import Graph, failure_message, recent_days, registered_teacher, run, write_day
 
 ONE_MEGABYTE = 1 << 20
 

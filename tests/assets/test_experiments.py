@@ -231,7 +231,8 @@ def test_the_report_summarises_each_materialised_variant_over_its_seeds(lab):
     assert t1["seeds"] == list(SEEDS)
     assert t1["accuracy"]["mean"] == pytest.approx(lab.results["T=1"]["accuracy"].mean())
     assert t1["accuracy"]["std"] == pytest.approx(lab.results["T=1"]["accuracy"].std(ddof=1))
-    assert temperature["verdict"]["best"] in ("T=1", "T=4")
+    higher_mean = max(("T=1", "T=4"), key=lambda variant: lab.results[variant]["accuracy"].mean())
+    assert temperature["verdict"]["best"] == higher_mean
 
 
 def test_the_report_lists_missing_partitions_instead_of_failing(lab):

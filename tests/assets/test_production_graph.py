@@ -1,117 +1,53 @@
 """The production resources against a real S3 endpoint (moto's server over HTTP): the whole graph, and the
 errors a deployment meets first: a bucket that does not exist, and credentials that lack a permission.
 
-Access is really denied by the server, not simulated in the client: moto's server enforces IAM policies once
-`POST /moto-api/reset-auth` sets the number of unauthenticated requests it still allows to 0. Each denial
-test creates an IAM user whose policy lacks one permission and runs the graph with that user's keys.
+Access is really denied by the server, not simulated in the client (`tests.s3_server.enforced_iam`). Each
+denial test creates an IAM user whose policy lacks one permission and runs the graph with that user's keys.
 """
 
 from __future__ import annotations
 
 import json
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import boto3
-import dagster as dg
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from manga_distill_assets.assets.intent_classifier.config import TeacherConfig
 from manga_distill_assets.definitions import production_resources, resources_from_env
-from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.resources.io_manager import TableIOManager
 from manga_distill_assets.resources.model_store import LocalModelStore, S3ModelStore
 from manga_distill_assets.resources.query_log import SimulatedQueryLog
-from tests.assets.harness import MODEL_ASSETS, Graph, recent_days
-from tests.distill.tiny import tiny_teacher, tiny_tokenizer
+from tests.assets.harness import (
+    LOG_BUCKET,
+    LOG_PREFIX,
+    MODEL_ASSETS,
+    STORE_BUCKET,
+    STORE_PREFIX,
+    Graph,
+    failure_message,
+    production_env,
+    production_graph,
+    recent_days,
+    registered_teacher,
+    run,
+    write_s3_day,
+)
+from tests.s3_server import admin_client, allow, enforced_iam, object_keys
 
-STORE_BUCKET = "manga-store"
-LOG_BUCKET = "manga-query-logs"
-LOG_PREFIX = "logs/queries"
-STORE_PREFIX = "manga-distill"
-# moto's own dummy keys: the server takes any key until IAM is enforced, and these clients act before that.
-SETUP_KEY_ID = "testing"
-SETUP_SECRET = "testing"
 QUERIES = [
     "is the one piece box set 4 in stock",
     "my jjk order is late",
     "recommend something like frieren",
     "can i return a damaged volume",
 ]
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def admin_client(endpoint: str):
-    """A client with the fixture's credentials, for setting up and inspecting S3 around the graph."""
-    return boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id=SETUP_KEY_ID, aws_secret_access_key=SETUP_SECRET
-    )
-
-
-def write_s3_day(endpoint: str, day: str, texts: list[str]) -> str:
-    key = f"{LOG_PREFIX}/dt={day}/part-0.jsonl"
-    lines = "".join(json.dumps({"text": text, "ts": f"{day}T10:00:00Z"}) + "\n" for text in texts)
-    admin_client(endpoint).put_object(Bucket=LOG_BUCKET, Key=key, Body=lines.encode())
-    return key
 
 
 def stored_keys(endpoint: str, bucket: str = STORE_BUCKET) -> list[str]:
-    pages = admin_client(endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket)
-    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+    return object_keys(admin_client(endpoint), bucket)
 
 
 def stored_bytes(endpoint: str, key: str) -> bytes:
     return admin_client(endpoint).get_object(Bucket=STORE_BUCKET, Key=key)["Body"].read()
-
-
-def production_env(monkeypatch: pytest.MonkeyPatch, endpoint: str, **overrides: str) -> None:
-    """The variables a deployment sets; the endpoint reaches boto3 through its standard variable only."""
-    settings = {
-        "AWS_ENDPOINT_URL_S3": endpoint,
-        "MANGA_S3_BUCKET": STORE_BUCKET,
-        "MANGA_S3_PREFIX": STORE_PREFIX,
-        "MANGA_QUERY_LOG_S3_URI": f"s3://{LOG_BUCKET}/{LOG_PREFIX}",
-        **overrides,
-    }
-    for name, value in settings.items():
-        monkeypatch.setenv(name, value)
-
-
-def production_graph(root: Path) -> Graph:
-    graph = Graph(root)
-    graph.resources = production_resources(root / "artifacts")
-    graph.rebuild()
-    return graph
-
-
-def run(graph: Graph, key: str, partition_key: str | None = None, config: dg.Config | None = None):
-    return dg.materialize(
-        list(graph.defs.assets),
-        selection=dg.AssetSelection.assets(key),
-        partition_key=partition_key,
-        instance=graph.instance,
-        resources=graph.resources,
-        run_config=dg.RunConfig(ops={key: config} if config else {}),
-        raise_on_error=False,
-    )
-
-
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
-    assert not result.success
-    failure = next(event for event in result.all_events if event.is_step_failure)
-    return str(failure.event_specific_data.error)
-
-
-def registered_teacher(folder: Path, labels: list[str], seed: int) -> TeacherConfig:
-    """A tiny checkpoint with the labelled set's labels: registering it stores a model without training."""
-    model = tiny_teacher(num_labels=len(labels), seed=seed)
-    model.config.id2label = dict(enumerate(labels))
-    model.config.label2id = {label: index for index, label in enumerate(labels)}
-    saved = save_model(model, tiny_tokenizer(folder), folder / f"teacher_seed{seed}")
-    return TeacherConfig(registered_checkpoint=str(saved), min_validation_accuracy=0.0)
 
 
 def labels_of(graph: Graph) -> list[str]:
@@ -120,51 +56,9 @@ def labels_of(graph: Graph) -> list[str]:
     return sorted(result.output_for_node("labeled_intents")["label"].unique())
 
 
-@contextmanager
-def enforced_iam(endpoint: str, policy: list[dict]) -> Iterator[tuple[str, str]]:
-    """Keys of a new IAM user allowed only `policy`, with the server enforcing IAM until the block ends."""
-    iam = boto3.client(
-        "iam", endpoint_url=endpoint, aws_access_key_id=SETUP_KEY_ID, aws_secret_access_key=SETUP_SECRET
-    )
-    iam.create_user(UserName="pipeline")
-    document = {"Version": "2012-10-17", "Statement": policy}
-    iam.put_user_policy(UserName="pipeline", PolicyName="pipeline", PolicyDocument=json.dumps(document))
-    key = iam.create_access_key(UserName="pipeline")["AccessKey"]
-    _set_unauthenticated_allowance(endpoint, "0")
-    try:
-        yield key["AccessKeyId"], key["SecretAccessKey"]
-    finally:
-        _set_unauthenticated_allowance(endpoint, "inf")
-
-
-def _set_unauthenticated_allowance(endpoint: str, count: str) -> None:
-    request = urllib.request.Request(
-        f"{endpoint}/moto-api/reset-auth",
-        data=count.encode(),
-        method="POST",
-        headers={"Content-Type": "text/plain"},
-    )
-    with _DIRECT.open(request, timeout=10) as response:
-        response.read()
-
-
 def use_keys(monkeypatch: pytest.MonkeyPatch, keys: tuple[str, str]) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys[0])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys[1])
-
-
-# moto 5.2.6 and later authorise a request by its API operation's name (`s3:ListObjectsV2`, `s3:HeadObject`)
-# where AWS checks the IAM action that covers it (`s3:ListBucket`, `s3:GetObject`). A policy granting an IAM
-# action also grants those operation names, so each test denies exactly what AWS would deny, on either moto.
-_OPERATIONS_OF_ACTION = {
-    "s3:ListBucket": ["s3:ListObjectsV2", "s3:ListObjects", "s3:HeadBucket"],
-    "s3:GetObject": ["s3:HeadObject"],
-}
-
-
-def allow(actions: list[str], *resources: str) -> dict:
-    granted = [name for action in actions for name in [action, *_OPERATIONS_OF_ACTION.get(action, [])]]
-    return {"Effect": "Allow", "Action": granted, "Resource": [f"arn:aws:s3:::{name}" for name in resources]}
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import boto3
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,6 +23,7 @@ from dagster_aws.s3 import S3Resource
 
 from manga_distill_assets.resources.io_manager import S3TableIOManager, TableIOManager
 from manga_distill_assets.resources.model_store import ModelRef
+from tests.s3_server import object_keys
 
 DAILY = DailyPartitionsDefinition(start_date="2024-01-01")
 BUCKET = "assets-bucket"
@@ -246,19 +246,13 @@ def test_a_write_that_fails_midway_leaves_the_stored_value_and_no_temporary_file
 
 
 @pytest.fixture
-def s3_client(s3_endpoint: str):
-    client = boto3.client("s3", endpoint_url=s3_endpoint)
-    client.create_bucket(Bucket=BUCKET)
-    return client
-
-
-@pytest.fixture
 def s3_manager(s3_endpoint: str, s3_client) -> S3TableIOManager:
+    s3_client.create_bucket(Bucket=BUCKET)
     return S3TableIOManager(bucket=BUCKET, prefix="assets", s3=S3Resource(endpoint_url=s3_endpoint))
 
 
 def _s3_keys(client) -> list[str]:
-    return sorted(item["Key"] for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", []))
+    return object_keys(client, BUCKET)
 
 
 def test_s3_a_partition_round_trips_under_its_key(s3_manager: S3TableIOManager, s3_client) -> None:

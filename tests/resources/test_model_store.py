@@ -14,6 +14,7 @@ from dagster_aws.s3 import S3Resource
 from manga_distill_assets.resources.model_store import LocalModelStore, ModelRef, S3ModelStore
 from manga_distill_assets.resources.model_store.manifest import folder_sha256
 from manga_distill_assets.resources.s3_calls import S3StorageError
+from tests.s3_server import object_keys
 
 LABEL_MAP = {0: "order_status", 1: "recommendation"}
 METRICS = {"accuracy": 0.921}
@@ -219,19 +220,13 @@ def _s3_store(endpoint: str, cache: Path, bucket: str = BUCKET) -> S3ModelStore:
 
 
 @pytest.fixture
-def s3_client(s3_endpoint: str):
-    client = boto3.client("s3", endpoint_url=s3_endpoint)
-    client.create_bucket(Bucket=BUCKET)
-    return client
-
-
-@pytest.fixture
 def s3_store(s3_endpoint: str, s3_client, tmp_path: Path) -> S3ModelStore:
+    s3_client.create_bucket(Bucket=BUCKET)
     return _s3_store(s3_endpoint, tmp_path / "cache")
 
 
 def _keys(client) -> list[str]:
-    return sorted(item["Key"] for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", []))
+    return object_keys(client, BUCKET)
 
 
 def test_s3_put_uploads_every_file_and_a_manifest_beside_them(

@@ -66,10 +66,9 @@ def test_local_log_missing_root_is_a_configuration_error_not_a_missing_day(tmp_p
 
 
 @pytest.fixture
-def bucket(s3_endpoint: str) -> Any:
-    client = boto3.client("s3", endpoint_url=s3_endpoint)
-    client.create_bucket(Bucket="query-logs")
-    return client
+def bucket(s3_client: Any) -> Any:
+    s3_client.create_bucket(Bucket="query-logs")
+    return s3_client
 
 
 def _s3_log(endpoint: str, prefix: str = "logs/queries", bucket: str = "query-logs") -> S3QueryLog:
@@ -203,7 +202,6 @@ def test_simulated_log_parses_the_simulator_lines_for_its_day_seed_and_volume(
 
 
 def test_simulated_log_is_the_same_for_the_same_day_and_seed() -> None:
-    pytest.importorskip("manga_distill_assets.data.query_simulator")
     first = SimulatedQueryLog(seed=7, mean_volume=50).read_day(DAY)
     again = SimulatedQueryLog(seed=7, mean_volume=50).read_day(DAY)
 
@@ -213,7 +211,6 @@ def test_simulated_log_is_the_same_for_the_same_day_and_seed() -> None:
 
 
 def test_simulated_log_differs_between_days() -> None:
-    pytest.importorskip("manga_distill_assets.data.query_simulator")
     log = SimulatedQueryLog(seed=7, mean_volume=50)
 
     assert log.read_day(DAY).rows["text"].tolist() != log.read_day(date(2026, 6, 2)).rows["text"].tolist()
