@@ -29,21 +29,11 @@ from typing import Any
 
 import dagster as dg
 import torch
+from _common import RESULTS, write_results
 
-RESULTS = Path(__file__).parent / "results" / "banking77.json"
 BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77"
 LOG_DAYS = 7
 INPUT_ASSETS = ("labeled_intents",)
-MODEL_ASSETS = (
-    "teacher_model",
-    "claude_paraphrases",
-    "teacher_soft_labels",
-    "student_stage1",
-    "student_stage2",
-    "baseline_student",
-    "student_onnx",
-    "eval_report",
-)
 COLUMNS = ("accuracy", "macro_f1", "retention", "params", "size_MB", "p50_ms", "speedup_p50")
 
 
@@ -59,14 +49,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="banking77-") as scratch:
             report = run(Path(scratch), arguments.preset)
     print_table(report)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    results = (
-        RESULTS.with_name(f"banking77_{arguments.preset}.json")
-        if arguments.preset != "banking77"
-        else RESULTS
-    )
-    results.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {results}")
+    suffix = f"_{arguments.preset}" if arguments.preset != "banking77" else ""
+    write_results(report, RESULTS / f"banking77{suffix}.json")
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -98,6 +82,7 @@ def point_labeled_source_at_banking77() -> None:
 
 
 def run(root: Path, preset: str) -> dict[str, Any]:
+    from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
     from manga_distill_assets.definitions import defs, local_resources
     from manga_distill_assets.presets import PRESETS
     from manga_distill_assets.resources.query_log import LocalQueryLog

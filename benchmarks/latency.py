@@ -37,6 +37,7 @@ import onnxruntime
 import pandas as pd
 import torch
 import transformers
+from _common import RESULTS, write_results
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
 from manga_distill_assets.distill.artifacts import load_model
@@ -54,7 +55,6 @@ from manga_distill_assets.distill.onnx_export import (
 )
 from manga_distill_assets.distill.students import EAGER_ATTENTION, from_teacher
 
-RESULTS = Path(__file__).parent / "results" / "latency.json"
 PACKAGED_INTENTS = Path(__file__).resolve().parents[1] / "manga_distill_assets" / "data" / "manga_intents.csv"
 TINY_STUDENT_LAYERS = (2, 5)
 NUM_INTENTS = 10
@@ -108,9 +108,7 @@ def main() -> None:
             end="",
         )
     print()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {RESULTS}")
+    write_results(report, RESULTS / "latency.json")
 
 
 def parse_arguments() -> argparse.Namespace:

@@ -19,7 +19,6 @@ Prints a table and writes benchmarks/results/refresh_<preset>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,23 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from _common import RESULTS, write_results
 
+from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
 from manga_distill_assets.definitions import defs, local_resources
 from manga_distill_assets.presets import PRESETS
 from manga_distill_assets.resources.query_log import SimulatedQueryLog
 
-RESULTS = Path(__file__).parent / "results"
-INTENT_ASSETS = (
-    "labeled_intents",
-    "teacher_model",
-    "claude_paraphrases",
-    "teacher_soft_labels",
-    "student_stage1",
-    "student_stage2",
-    "baseline_student",
-    "student_onnx",
-    "eval_report",
-)
+INTENT_ASSETS = ("labeled_intents", *MODEL_ASSETS)
 MAX_TICKS = 10
 
 
@@ -191,10 +181,7 @@ def main() -> None:
         "speedup": full.seconds / nightly.seconds,
     }
     print_table(report)
-    path = RESULTS / f"refresh_{arguments.preset}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {path}")
+    write_results(report, RESULTS / f"refresh_{arguments.preset}.json")
 
 
 def parse_arguments() -> argparse.Namespace:

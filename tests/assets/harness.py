@@ -19,16 +19,6 @@ from manga_distill_assets.resources.query_log import LocalQueryLog
 from tests.distill.tiny import tiny_teacher, tiny_tokenizer
 from tests.s3_server import admin_client
 
-MODEL_ASSETS = (
-    "teacher_model",
-    "claude_paraphrases",
-    "teacher_soft_labels",
-    "student_stage1",
-    "student_stage2",
-    "baseline_student",
-    "student_onnx",
-    "eval_report",
-)
 # Where the production graph's tests keep the store and the query log on the test S3.
 STORE_BUCKET = "manga-store"
 LOG_BUCKET = "manga-query-logs"

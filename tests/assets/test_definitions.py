@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
+from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
 from manga_distill_assets.assets.queries.schedules import nightly_refresh
 from manga_distill_assets.definitions import defs, paraphraser_from_env
 from manga_distill_assets.resources.paraphraser import BedrockParaphraser, OfflineParaphraser
@@ -14,6 +15,19 @@ def test_every_asset_has_a_code_version():
     graph = defs.resolve_asset_graph()
     missing = [key.to_user_string() for key in graph.get_all_asset_keys() if not graph.get(key).code_version]
     assert missing == []
+
+
+def test_the_intent_targets_asset_list_is_its_group_each_after_its_inputs():
+    graph = defs.resolve_asset_graph()
+    group = {
+        key.to_user_string()
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).group_name == "intent_classifier"
+    }
+    for position, key in enumerate(MODEL_ASSETS):
+        parents = {parent.to_user_string() for parent in graph.get(dg.AssetKey(key)).parent_keys}
+        assert parents & group <= set(MODEL_ASSETS[:position]), key
+    assert set(MODEL_ASSETS) == group
 
 
 def test_the_graph_matches_the_design():

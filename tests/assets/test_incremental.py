@@ -10,9 +10,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
 from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.paraphraser import OfflineParaphraser
-from tests.assets.harness import MODEL_ASSETS, Graph, recent_days, write_day
+from tests.assets.harness import Graph, recent_days, write_day
 
 EARLY_QUERIES = [
     "is the one piece box set 3 back in stock",

@@ -6,12 +6,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
 from manga_distill_assets.assets.intent_classifier.config import EvalConfig, TeacherConfig
 from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.model_store import ModelRef
-from tests.assets.harness import MODEL_ASSETS, Graph, recent_days, write_day
+from tests.assets.harness import Graph, recent_days, write_day
 from tests.distill.tiny import tiny_teacher, tiny_tokenizer
 
 

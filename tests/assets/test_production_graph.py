@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from dagster_aws.s3 import S3Resource
 
+from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
 from manga_distill_assets.definitions import production_resources, resources_from_env
 from manga_distill_assets.resources.io_manager import TableIOManager
 from manga_distill_assets.resources.model_store import LocalModelStore, S3ModelStore
@@ -20,7 +21,6 @@ from manga_distill_assets.resources.query_log import SimulatedQueryLog
 from tests.assets.harness import (
     LOG_BUCKET,
     LOG_PREFIX,
-    MODEL_ASSETS,
     STORE_BUCKET,
     STORE_PREFIX,
     Graph,

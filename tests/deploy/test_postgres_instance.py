@@ -25,8 +25,9 @@ import pytest
 import sqlalchemy as sa
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
 from manga_distill_assets.assets.intent_classifier.common import GPU_POOL
-from tests.assets.harness import MODEL_ASSETS, Graph, recent_days, write_day
+from tests.assets.harness import Graph, recent_days, write_day
 from tests.postgres_server import PostgresDatabase, PostgresServer, PostgresUnavailable
 
 pytestmark = pytest.mark.slow  # a daemon-run backfill and the smoke graph: about 3 CPU-minutes
