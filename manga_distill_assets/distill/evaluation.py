@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from sklearn import metrics
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
@@ -74,19 +75,20 @@ def classification_report(
     A score whose denominator is zero is 0.0 (precision of a class never predicted, recall of a class with no
     support), and F1 is 0.0 when precision and recall both are. Macro-F1 averages the classes that occur in
     `y_true` or `y_pred`: a class absent from both carries no evidence either way (scikit-learn's default).
-    Every value is a plain int or float, ready for JSON and Dagster metadata.
+    Every value is a plain int or float, ready for JSON and Dagster metadata. The scores are scikit-learn's
+    (`zero_division=0`); the ids are checked first, because scikit-learn drops an id outside `labels` from
+    the confusion matrix without a word.
     """
-    confusion = _confusion(y_true, y_pred, len(labels))
-    true_positives = np.diag(confusion)
-    support = confusion.sum(axis=1)
-    predicted = confusion.sum(axis=0)
-    precision = _ratio(true_positives, predicted)
-    recall = _ratio(true_positives, support)
-    f1 = _ratio(2 * precision * recall, precision + recall)
-    present = (support + predicted) > 0
+    true, pred = _checked_ids(y_true, y_pred, len(labels))
+    ids = list(range(len(labels)))
+    confusion = metrics.confusion_matrix(true, pred, labels=ids)
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        true, pred, labels=ids, zero_division=0
+    )
     return {
-        "accuracy": float(true_positives.sum() / confusion.sum()),
-        "macro_f1": float(f1[present].mean()),
+        "accuracy": float(metrics.accuracy_score(true, pred)),
+        # Without `labels`, scikit-learn averages the classes present in y_true or y_pred.
+        "macro_f1": float(metrics.f1_score(true, pred, average="macro", zero_division=0)),
         "per_class": {
             label: {
                 "precision": float(precision[index]),
@@ -115,7 +117,9 @@ def confusion_matrix_png(
             f"The confusion matrix is {matrix.shape} but there are {len(labels)} labels; pass one row "
             "and one column per label."
         )
-    share = _ratio(matrix.astype(np.float64), matrix.sum(axis=1, keepdims=True).astype(np.float64))
+    counts = matrix.astype(np.float64)
+    totals = np.broadcast_to(counts.sum(axis=1, keepdims=True), counts.shape)
+    share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals != 0)  # 0 for an empty row
     side = 2.0 + 0.6 * len(labels)
     figure = Figure(figsize=(side + 1.5, side), layout="constrained")
     FigureCanvasAgg(figure)
@@ -136,7 +140,10 @@ def confusion_matrix_png(
     return path
 
 
-def _confusion(y_true: Sequence[int], y_pred: Sequence[int], num_labels: int) -> np.ndarray:
+def _checked_ids(
+    y_true: Sequence[int], y_pred: Sequence[int], num_labels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ids as arrays, refused with the reason when scikit-learn would drop or misplace them silently."""
     true = np.asarray(y_true, dtype=np.int64)
     pred = np.asarray(y_pred, dtype=np.int64)
     if true.shape != pred.shape or true.ndim != 1:
@@ -152,17 +159,7 @@ def _confusion(y_true: Sequence[int], y_pred: Sequence[int], num_labels: int) ->
                 f"{name} holds class ids {outside}, but the {num_labels} labels have ids 0 to "
                 f"{num_labels - 1}; check that the model and the data use the same label map."
             )
-    confusion = np.zeros((num_labels, num_labels), dtype=np.int64)
-    np.add.at(confusion, (true, pred), 1)
-    return confusion
-
-
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """numerator / denominator, 0.0 where the denominator is 0."""
-    numerator, denominator = np.broadcast_arrays(numerator.astype(np.float64), denominator.astype(np.float64))
-    result = np.zeros(numerator.shape, dtype=np.float64)
-    np.divide(numerator, denominator, out=result, where=denominator != 0)
-    return result
+    return true, pred
 
 
 def _confusable_pairs(confusion: np.ndarray, labels: Sequence[str], top_pairs: int) -> list[dict[str, Any]]:
