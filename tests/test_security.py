@@ -132,7 +132,14 @@ def test_make_ui_binds_the_webserver_to_loopback() -> None:
     assert re.search(r"dagster dev .*-h 127\.0\.0\.1\b", recipe.group(1))
 
 
-@pytest.mark.parametrize("document", ["Makefile", "README.md"])
+@pytest.mark.parametrize(
+    "document",
+    [
+        "Makefile",
+        "README.md",
+        *sorted(path.relative_to(REPOSITORY).as_posix() for path in REPOSITORY.glob("docs/*.md")),
+    ],
+)
 def test_documented_ui_commands_bind_only_to_loopback(document: str) -> None:
     hosts = [host for command in _ui_commands(REPOSITORY / document) for host in HOST_FLAG.findall(command)]
 

@@ -5,14 +5,14 @@ with eager attention it gives the graph pattern onnxruntime's BERT fusions recog
 optimizer fused each layer's attention into one ``Attention`` node, and fused none in the ``torch.export``
 graph); it exported in under a second where the ``torch.export`` path took 5 to 16 s on the 2-core machine;
 and it needs no onnxscript. Both graphs gave the same logits, and the int8 TorchScript graph was the faster
-(README, "The ONNX student"). ``exporter="dynamo"`` keeps the ``torch.export`` path one argument away for
+(docs/serving.md). ``exporter="dynamo"`` keeps the ``torch.export`` path one argument away for
 the day the TorchScript exporter is removed.
 
 Quantisation is dynamic (int8 weights, activations quantised per batch at run time) and per channel: on the
 demo student per-channel weights nearly halved the largest logit error at no cost in speed. ``reduce_range``
 (7-bit weights) only helps CPUs without VNNI instructions, so it is off by default. The embedding table
 stays fp32 unless asked: it costs no latency (a lookup, not a matmul) and doubles the file, but on a student
-with close top-two logits int8 embeddings changed more predictions (README, "Serving: ONNX and int8").
+with close top-two logits int8 embeddings changed more predictions (docs/serving.md).
 """
 
 import inspect
