@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from manga_distill_assets.resources.claude import BedrockClaude
 from manga_distill_assets.resources.paraphraser import BedrockParaphraser
 from tests.bedrock_server import BedrockServer, Fault, paraphrases_for
 
@@ -20,9 +21,11 @@ TEXTS = [f"Is volume {volume} of Blue Period in stock?" for volume in range(1, 9
 # The child paraphrases the texts it is given, with the settings it is given, and is killed mid-way.
 CHILD = """
 import json, sys
+from manga_distill_assets.resources.claude import BedrockClaude
 from manga_distill_assets.resources.paraphraser import BedrockParaphraser
 settings, texts = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-BedrockParaphraser(**settings).paraphrase(texts, n=2)
+paraphraser = BedrockParaphraser(cache_path=sys.argv[3], claude=BedrockClaude(**settings))
+paraphraser.paraphrase(texts, n=2)
 """
 START_TIMEOUT_S = 60.0
 
@@ -50,10 +53,9 @@ def test_a_run_killed_mid_way_is_resumed_from_the_cache_paying_once_per_text(
 ) -> None:
     cache_path = tmp_path / "paraphrases.sqlite"
     settings: dict[str, Any] = {
-        "cache_path": str(cache_path),
+        "cache_path": str(tmp_path / "claude.sqlite"),
         "endpoint_url": bedrock_server.endpoint,
-        "retry_mode": "standard",
-        "max_attempts": 1,
+        "max_retries": 0,
         "max_concurrency": 2,
         "read_timeout_s": 60.0,
     }
@@ -63,7 +65,7 @@ def test_a_run_killed_mid_way_is_resumed_from_the_cache_paying_once_per_text(
         Fault("slow", times=len(TEXTS), delay_s=0.1),
     )
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, json.dumps(settings), json.dumps(TEXTS)],
+        [sys.executable, "-c", CHILD, json.dumps(settings), json.dumps(TEXTS), str(cache_path)],
         cwd=REPO_ROOT,
         env=os.environ.copy(),
         stdout=subprocess.DEVNULL,
@@ -79,7 +81,8 @@ def test_a_run_killed_mid_way_is_resumed_from_the_cache_paying_once_per_text(
     billed_before_kill = Counter(bedrock_server.billed)
     bedrock_server.reset()
 
-    batch = BedrockParaphraser(**settings).paraphrase(TEXTS, n=2)
+    claude = BedrockClaude(**settings)
+    batch = BedrockParaphraser(cache_path=str(cache_path), claude=claude).paraphrase(TEXTS, n=2)
 
     assert answered_before_kill == set(TEXTS[:4]) == set(billed_before_kill)
     assert bedrock_server.requests == Counter(TEXTS[4:])
