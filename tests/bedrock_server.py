@@ -94,6 +94,7 @@ class BedrockServer:
         self.abandoned: Counter[str] = Counter()
         self.waiting: Counter[str] = Counter()
         self.operations: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
         self.model_ids: set[str] = set()
         self.bodies: list[dict[str, Any]] = []
         self.input_tokens = 0
@@ -105,6 +106,9 @@ class BedrockServer:
         self._fault_mix: dict[FaultKind, float] = {}
         self._slow_delay_s = 0.0
         self._rng = random.Random(0)
+        self._quota_per_s = 0.0
+        self._quota_tokens = 0.0
+        self._quota_at = 0.0
         self._http = _QuietHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._http.daemon_threads = True
         self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True)
@@ -131,6 +135,7 @@ class BedrockServer:
                 self.abandoned,
                 self.waiting,
                 self.operations,
+                self.errors,
             ):
                 counter.clear()
             self.model_ids.clear()
@@ -140,6 +145,7 @@ class BedrockServer:
             self.bills_abandoned = False
             self.latency_s = 0.0
             self._fault_mix = {}
+            self._quota_per_s = 0.0
 
     def inject(self, *faults: Fault) -> None:
         """Queue faults; each request takes the first one that matches its text and has times left."""
@@ -155,6 +161,28 @@ class BedrockServer:
             self._fault_mix = dict(mix)
             self._slow_delay_s = slow_delay_s
             self._rng = random.Random(seed)
+
+    def limit_rate(self, per_s: float) -> None:
+        """Throttle what exceeds ``per_s`` requests per second (a token bucket holding one second's worth), as
+        Bedrock's on-demand quota does."""
+        with self._lock:
+            self._quota_per_s = per_s
+            self._quota_tokens = per_s
+            self._quota_at = time.monotonic()
+
+    def _over_quota(self) -> bool:
+        """Call with the lock held."""
+        if not self._quota_per_s:
+            return False
+        now = time.monotonic()
+        self._quota_tokens = min(
+            self._quota_per_s, self._quota_tokens + (now - self._quota_at) * self._quota_per_s
+        )
+        self._quota_at = now
+        if self._quota_tokens < 1:
+            return True
+        self._quota_tokens -= 1
+        return False
 
     def wait_until_idle(self, timeout_s: float = 30.0) -> None:
         """Wait for every request to be answered or abandoned, so that the counts are final."""
@@ -178,6 +206,8 @@ class BedrockServer:
                 if fault.times > 0 and fault.text in (None, message):
                     fault.times -= 1
                     return fault
+            if self._over_quota():
+                return Fault("throttle")
             draw = self._rng.random()
             for kind, probability in self._fault_mix.items():
                 if draw < probability:
@@ -264,6 +294,8 @@ def _handler_for(server: BedrockServer) -> type[BaseHTTPRequestHandler]:
             fault = server._receive(operation, model_id, body, message)
             if fault is not None and fault.kind in ERRORS:
                 status, error_type = ERRORS[fault.kind]
+                with server._lock:
+                    server.errors[fault.kind] += 1
                 self._send_json(status, {"message": f"Injected {error_type}."}, error_type)
                 return
             delay_s = server.latency_s + (fault.delay_s if fault is not None and fault.kind == "slow" else 0)
