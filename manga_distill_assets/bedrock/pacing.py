@@ -41,6 +41,8 @@ class ThrottleAwareRate:
         return 0.0 if self.rate is None else max(0.0, self._next_send_at - now)
 
     def on_send(self, now: float) -> None:
+        if self._window_start is None:
+            self._window_start = now
         if self.rate is not None:
             self._next_send_at = max(now, self._next_send_at) + 1.0 / self.rate
 
