@@ -42,7 +42,15 @@ import pytest
 
 LOCAL_HOSTS = "127.0.0.1,localhost"
 FaultKind = Literal[
-    "throttle", "unavailable", "internal", "access_denied", "slow", "malformed", "wrong_count", "garbled"
+    "throttle",
+    "unavailable",
+    "internal",
+    "access_denied",
+    "validation",
+    "slow",
+    "malformed",
+    "wrong_count",
+    "garbled",
 ]
 # (status, x-amzn-ErrorType) of each error fault, as in botocore's bedrock-runtime service model.
 ERRORS: dict[str, tuple[int, str]] = {
@@ -50,6 +58,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "unavailable": (503, "ServiceUnavailableException"),
     "internal": (500, "InternalServerException"),
     "access_denied": (403, "AccessDeniedException"),
+    "validation": (400, "ValidationException"),
 }
 MALFORMED_ANSWER = "Sure! Here are a few ways a customer might say that:\n1. Where's my stuff?"
 _ROUTE = re.compile(r"^/model/(?P<model_id>[^/]+)/(?P<operation>converse|invoke)$")
