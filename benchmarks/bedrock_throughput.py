@@ -3,8 +3,9 @@ this project's client (``BedrockClaude``: one botocore attempt, its own retries 
 rate).
 
 Runs against the loopback Bedrock-protocol server of the tests (``tests/bedrock_server.py``), so no AWS
-account is needed and nothing is billed. Two fault mixes:
+account is needed and nothing is billed. Three fault mixes:
 
+- ``none``: no fault, the ceiling that concurrency and the model's latency allow on this machine;
 - ``random``: every request, whatever the rate, is throttled with probability 30%, fails with a 5xx with 5%,
   answers prose instead of a JSON list with 3% (the mix of issue 13);
 - ``quota``: a quota of ``--quota`` requests/s (a token bucket, as Bedrock's on-demand quota), over which
@@ -124,7 +125,9 @@ def measure(
 ) -> Measurement:
     server.reset()
     server.latency_s = args.latency_s
-    if scenario == "random":
+    if scenario == "none":
+        server.randomise({}, seed=args.seed)
+    elif scenario == "random":
         server.randomise({"throttle": 0.3, "internal": 0.05, "malformed": 0.03}, seed=args.seed)
     else:
         server.randomise({"internal": 0.05, "malformed": 0.03}, seed=args.seed)
@@ -164,7 +167,9 @@ def main() -> None:
         "--latency-s", type=float, default=0.05, help="the model's answer time (default 0.05)"
     )
     parser.add_argument("--quota", type=float, default=20.0, help="requests/s of the quota scenario")
-    parser.add_argument("--scenarios", nargs="+", default=["random", "quota"], choices=["random", "quota"])
+    parser.add_argument(
+        "--scenarios", nargs="+", default=["none", "random", "quota"], choices=["none", "random", "quota"]
+    )
     parser.add_argument("--modes", nargs="+", default=["adaptive", "standard", "ours"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

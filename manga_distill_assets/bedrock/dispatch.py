@@ -120,8 +120,8 @@ class Dispatch:
 
     def _submit_what_fits(self, pool: ThreadPoolExecutor) -> None:
         now = self.clock()
-        while self._delayed and self._delayed[0].due <= now:
-            self._ready.append(heapq.heappop(self._delayed).pending)
+        while self._delayed and self._delayed[0].due <= now:  # a retry whose pause is over goes first
+            self._ready.appendleft(heapq.heappop(self._delayed).pending)
         while self._ready and len(self._in_flight) < self.settings.max_concurrency and not self._stopped():
             if self.pacing.wait_s(now) > 0:
                 return

@@ -220,8 +220,9 @@ class BedrockParaphraser(Paraphraser):
     )
     max_tokens: int = Field(default=512, ge=1, description="Largest answer, in tokens, per text.")
     batch_size: int = Field(
-        default=1,
-        description="Answers committed to the cache together; 1 commits each paid answer as it arrives.",
+        default=32,
+        description="Parsed answers committed to this cache together. The Claude client has already "
+        "committed each paid answer as it arrived, so a run killed mid-batch re-reads them for free.",
     )
     malformed_retries: int = Field(
         default=1,
