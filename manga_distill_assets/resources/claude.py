@@ -92,7 +92,7 @@ class BedrockClaude(ConfigurableResource):
         default=6, ge=0, description="Times one request is asked again after throttling, a 5xx or a timeout."
     )
     backoff_base_s: float = Field(
-        default=0.5, ge=0, description="Longest pause before the first retry; it doubles with each retry."
+        default=0.25, ge=0, description="Longest pause before the first retry; it doubles with each retry."
     )
     backoff_max_s: float = Field(default=20.0, ge=0, description="Longest pause before any retry.")
 
