@@ -159,7 +159,8 @@ class Paraphraser(ConfigurableResource):
         if self.batch_size < 1:
             raise ValueError(f"Paraphraser batch_size is {self.batch_size}; set it to 1 or more.")
 
-    def _log_progress(self, log: logging.Logger, done: int, total: int, tally: _Tally) -> None:
+    def log_progress(self, log: logging.Logger, done: int, total: int, tally: _Tally) -> None:
+        """One progress line with what the call has brought back and cost so far."""
         log.info(
             "Paraphrased %d/%d new texts; %d paraphrases dropped, %d input and %d output tokens, "
             "about $%.4f so far.",
@@ -190,7 +191,7 @@ class OfflineParaphraser(Paraphraser):
             batch_answers = {text: result.paraphrases for text, result in zip(batch, results, strict=True)}
             cache.put_many({keys[text]: paraphrases for text, paraphrases in batch_answers.items()})
             tally.add(batch_answers, results)
-            self._log_progress(log, start + len(batch), len(texts), tally)
+            self.log_progress(log, start + len(batch), len(texts), tally)
         return tally
 
     def _paraphrase_batch(self, texts: Sequence[str], n: int) -> list[BackendAnswer]:
@@ -243,7 +244,9 @@ class BedrockParaphraser(Paraphraser):
     def _send(self, keys: dict[str, CacheKey], n: int, cache: ParaphraseCache, log: logging.Logger) -> _Tally:
         return _ParaphraseRounds(self, keys, n, cache, log).run()
 
-    def _request(self, text: str, n: int, asked_before: int) -> ChatRequest:
+    def chat_request(self, text: str, n: int, asked_before: int) -> ChatRequest:
+        """The request for a (scrubbed) text; its key names the prompt, n and the ask, never the text itself,
+        and a new ask gets a new key so the client's cache does not serve a malformed answer back."""
         digest = hashlib.sha256(text.encode()).hexdigest()
         return ChatRequest(
             key=f"paraphrase/{self.prompt_version}/n={n}/ask={asked_before}/{digest}",
@@ -290,7 +293,7 @@ class _ParaphraseRounds:
 
     def _round(self, texts: list[str], budget: RunBudget) -> list[str]:
         """Ask Claude about the texts; the texts to ask again come back."""
-        requests = [self.paraphraser._request(text, self.n, self.asked_before[text]) for text in texts]
+        requests = [self.paraphraser.chat_request(text, self.n, self.asked_before[text]) for text in texts]
         texts_by_key = {request.key: text for request, text in zip(requests, texts, strict=True)}
         again: list[str] = []
         try:
@@ -335,7 +338,7 @@ class _ParaphraseRounds:
             self._commit()
         done, total = len(self.tally.answers), len(self.keys)
         if done == total or done % max(1, total // _PROGRESS_STEPS) == 0:
-            self.paraphraser._log_progress(self.log, done, total, self.tally)
+            self.paraphraser.log_progress(self.log, done, total, self.tally)
 
     def _commit(self) -> None:
         if self.uncommitted:
