@@ -2,6 +2,7 @@
 
 import json
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,25 @@ def test_keys_must_be_distinct(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="keys repeat"):
         claude.chat([_request(ORDER, key="k"), _request(STOCK, key="k")])
+
+
+def test_a_timed_out_request_is_sent_once_by_botocore_and_counted_at_its_worst_case(
+    bedrock_server: BedrockServer, tmp_path: Path
+) -> None:
+    bedrock_server.inject(Fault("slow", text=ORDER, delay_s=1.0))
+    claude = _claude(bedrock_server, tmp_path, read_timeout_s=0.2, max_retries=0)
+
+    run = claude.chat([_request(ORDER)])
+
+    assert bedrock_server.requests[ORDER] == 1
+    assert (run.answers, run.abandoned) == ({}, 1)
+    assert "read_timeout_s=0.2" in run.failed[ORDER]
+    assert run.worst_case_usd == pytest.approx(claude.prices().worst_case(_request(ORDER)).usd)
+
+
+def test_a_cache_file_that_is_not_sqlite_is_named_with_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "claude.sqlite").write_bytes(b"not a database" * 100)
+    claude = BedrockClaude(cache_path=str(tmp_path / "claude.sqlite"))
+
+    with pytest.raises(sqlite3.DatabaseError, match=r"claude\.sqlite cannot be used.*move it aside"):
+        claude.chat([_request(ORDER)])
