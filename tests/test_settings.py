@@ -139,3 +139,4 @@ def test_the_code_location_loads_with_a_bad_variable_and_says_which(tmp_path: Pa
     assert loaded.returncode == 0, loaded.stderr
     assert "'claude'" in loaded.stdout
     assert "MANGA_BEDROCK_MAX_RUN_USD='$5' is not allowed" in loaded.stderr
+    assert "Traceback" not in loaded.stderr
