@@ -81,8 +81,13 @@ def load_labeled(
     _check_fractions(validation_fraction, test_fraction)
     main = _read_table(Path(path))
     frame = _labelled_rows(main, text_column, label_column)
-    check_label_spellings(_with_where(main, frame))
-    check_conflicting_labels(_with_where(main, frame))
+    located = _with_where(main, frame)
+    if test_path is not None:
+        test_table = _read_table(Path(test_path))
+        test_frame = _labelled_rows(test_table, text_column, label_column)
+        located = pd.concat([located, _with_where(test_table, test_frame)], ignore_index=True)
+    check_label_spellings(located)
+    check_conflicting_labels(located)
     check_label_counts(main.path, frame)
     use_split_column = _has_split_column(main, split_column)
     if use_split_column:
@@ -98,15 +103,12 @@ def load_labeled(
             )
         check_no_text_in_two_splits(main.path, frame)
         check_every_label_has_train_rows(main.path, frame)
-        check_several_labels(main.path, frame, label_column)
-        return frame[["text", "label", "split"]].reset_index(drop=True)
-    test_table = _read_table(Path(test_path))
-    test_frame = _labelled_rows(test_table, text_column, label_column)
-    both = pd.concat([_with_where(main, frame), _with_where(test_table, test_frame)], ignore_index=True)
-    check_label_spellings(both)
-    check_conflicting_labels(both)
+    else:
+        frame = _with_test_rows(
+            main, frame, test_table, test_frame, use_split_column, validation_fraction, seed
+        )
     check_several_labels(main.path, frame, label_column)
-    return _with_test_rows(main, frame, test_table, test_frame, use_split_column, validation_fraction, seed)
+    return frame[["text", "label", "split"]].reset_index(drop=True)
 
 
 def label_names(frame: pd.DataFrame) -> list[str]:
