@@ -2,8 +2,9 @@
 
 Dagster loads an asset's stored inputs, then builds its config (running the validators), then runs its body:
 so a never-materialised upstream is named before a config mistake, and a config mistake before any model is
-loaded or trained. The one bound that needs the teacher (its depth) is checked from the teacher's config.json
-at the start of the body.
+loaded or trained. The bounds that need the teacher are checked as soon as it is known: its depth (for
+`teacher_layers`) from its config.json before its weights load, and its test accuracy (a retention floor
+above 1 / accuracy can never pass) before any other model of the report is scored or timed.
 """
 
 from __future__ import annotations
@@ -31,13 +32,27 @@ from tests.assets.test_production_graph import failure_message, labels_of, regis
         (StudentShape, {"teacher_layers": [-1, 2]}, "teacher_layers"),
         (StudentShape, {"teacher_layers": [5, 2]}, "teacher_layers"),
         (StudentShape, {"hidden_size": 100, "num_heads": 6}, "multiple of num_heads"),
-        (EvalConfig, {"retention_floor": 5}, "retention_floor"),
+        (EvalConfig, {"retention_floor": -0.5}, "retention_floor"),
         (TrainingKnobs, {"learning_rate": 1e9}, "learning_rate"),
     ],
 )
 def test_an_impossible_value_is_refused_naming_the_field(config_class, values, field) -> None:
     with pytest.raises(ValidationError, match=field):
         config_class(**values)
+
+
+def test_a_retention_floor_no_student_can_reach_is_refused_naming_the_ceiling() -> None:
+    with pytest.raises(dg.Failure) as raised:
+        EvalConfig(retention_floor=5).check_floor_reachable(teacher_accuracy=0.8)
+
+    assert raised.value.description.startswith(
+        "retention_floor=5 cannot be met: the teacher scores 0.800 on the test split, so even a perfect "
+        "student retains 1.250."
+    )
+
+
+def test_a_retention_floor_above_1_is_kept_where_a_perfect_student_reaches_it() -> None:
+    EvalConfig(retention_floor=1.2).check_floor_reachable(teacher_accuracy=0.8)
 
 
 def materialize(graph: Graph, key: str, config: dict) -> dg.ExecuteInProcessResult:

@@ -189,11 +189,21 @@ class BaselineConfig(dg.Config):
 
 class EvalConfig(dg.Config):
     retention_floor: float = Field(
-        default=0.95,
-        ge=0,
-        le=1,
-        description="Blocking gate: student accuracy / teacher accuracy; above 1 no student matching its "
-        "teacher would pass.",
+        default=0.95, ge=0, description="Blocking gate: student accuracy / teacher accuracy."
     )
     latency_threads: int = Field(default=1, ge=1)
     latency_runs: int = Field(default=100, ge=5)
+
+    def check_floor_reachable(self, teacher_accuracy: float) -> None:
+        """Retention above 1 is real (a student can beat its teacher), so the floor's bound is the teacher's
+        test accuracy: no student scores above 100%, so no floor above 1 / teacher accuracy can ever pass."""
+        if teacher_accuracy <= 0:
+            return
+        ceiling = 1.0 / teacher_accuracy
+        if self.retention_floor > ceiling:
+            raise dg.Failure(
+                description=f"retention_floor={self.retention_floor:g} cannot be met: the teacher scores "
+                f"{teacher_accuracy:.3f} on the test split, so even a perfect student retains {ceiling:.3f}. "
+                "Set retention_floor to at most that (0.95 keeps 95% of the teacher's accuracy).",
+                allow_retries=False,
+            )
