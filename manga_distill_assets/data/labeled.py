@@ -24,6 +24,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from manga_distill_assets.data.labeled_checks import (
+    LabeledDataError,
+    check_conflicting_labels,
+    check_every_label_has_train_rows,
+    check_label_counts,
+    check_label_spellings,
+    check_no_text_in_two_splits,
+    check_several_labels,
+    text_key,
+)
+from manga_distill_assets.data.normalize import has_visible_character
+
 SPLIT_ALIASES = {
     "train": "train",
     "validation": "validation",
@@ -33,12 +45,8 @@ SPLIT_ALIASES = {
     "test": "test",
 }
 SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".pq")
-MIN_ROWS_PER_LABEL = 2
+DEFAULT_SPLIT_COLUMN = "split"
 ALWAYS_HELD_OUT_FROM = 10
-
-
-class LabeledDataError(ValueError):
-    """A labelled file that cannot be used as it is; the message says where and what to change."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ def load_labeled(
     *,
     text_column: str = "text",
     label_column: str = "label",
-    split_column: str | None = "split",
+    split_column: str | None = DEFAULT_SPLIT_COLUMN,
     validation_fraction: float = 0.1,
     test_fraction: float = 0.1,
     seed: int = 13,
@@ -64,16 +72,24 @@ def load_labeled(
 ) -> pd.DataFrame:
     """Read a CSV, JSON Lines or Parquet file into columns text, label, split (train / validation / test).
 
-    A split column is used when the file has one (val, valid and dev read as validation). Without it, a
-    deterministic split stratified by label is made. With `test_path`, that file's rows are the test split,
-    validation is carved from `path`, and rows of `path` whose text also appears in the test file are dropped
-    so that no test text is trained on (BANKING77's files share a few).
+    The split comes from `split_column` (val, valid and dev read as validation). The default column, `split`,
+    is used when the file has one and a deterministic split stratified by label is made when it has not; any
+    other name was asked for and must exist. `split_column=None` always makes the split. With `test_path`,
+    that file's rows are the test split, validation is carved from `path`, and rows of `path` whose text also
+    appears in the test file are dropped so that no test text is trained on (BANKING77's files share a few).
     """
     _check_fractions(validation_fraction, test_fraction)
     main = _read_table(Path(path))
     frame = _labelled_rows(main, text_column, label_column)
-    _check_label_counts(main, frame)
-    use_split_column = split_column is not None and split_column in main.columns
+    located = _with_where(main, frame)
+    if test_path is not None:
+        test_table = _read_table(Path(test_path))
+        test_frame = _labelled_rows(test_table, text_column, label_column)
+        located = pd.concat([located, _with_where(test_table, test_frame)], ignore_index=True)
+    check_label_spellings(located)
+    check_conflicting_labels(located)
+    check_label_counts(main.path, frame)
+    use_split_column = _has_split_column(main, split_column)
     if use_split_column:
         frame["split"] = _given_splits(main, split_column)
     if test_path is None:
@@ -85,22 +101,19 @@ def load_labeled(
                 test_fraction=test_fraction,
                 seed=seed,
             )
-        _check_no_text_in_two_splits(main, frame)
-        _check_every_label_has_train_rows(main, frame)
-        return frame[["text", "label", "split"]].reset_index(drop=True)
-    test_table = _read_table(Path(test_path))
-    test_frame = _labelled_rows(test_table, text_column, label_column)
-    return _with_test_rows(main, frame, test_table, test_frame, use_split_column, validation_fraction, seed)
+        check_no_text_in_two_splits(main.path, frame)
+        check_every_label_has_train_rows(main.path, frame)
+    else:
+        frame = _with_test_rows(
+            main, frame, test_table, test_frame, use_split_column, validation_fraction, seed
+        )
+    check_several_labels(main.path, frame, label_column)
+    return frame[["text", "label", "split"]].reset_index(drop=True)
 
 
 def label_names(frame: pd.DataFrame) -> list[str]:
     """The canonical label order: sorted, so label ids never depend on row order."""
     return sorted({str(label) for label in frame["label"]})
-
-
-def text_key(text: str) -> str:
-    """Texts that differ only in case or spacing are the same text for splitting and leakage."""
-    return " ".join(text.casefold().split())
 
 
 def stratified_split(
@@ -263,6 +276,29 @@ def _require_column(table: _Table, column: str, setting: str) -> None:
         )
 
 
+def _has_split_column(table: _Table, split_column: str | None) -> bool:
+    """A missing split column that was named on purpose is an error: re-splitting would silently move rows
+    the file holds out for testing into training."""
+    if split_column is None:
+        return False
+    if split_column in table.columns:
+        return True
+    same_but_case = [column for column in table.columns if column.casefold() == split_column.casefold()]
+    if split_column == DEFAULT_SPLIT_COLUMN and not same_but_case:
+        return False
+    found = ", ".join(table.columns) or "none"
+    hint = f" Did you mean '{same_but_case[0]}'?" if same_but_case else ""
+    raise LabeledDataError(
+        f"{table.path}: no split column '{split_column}'; columns found: {found}.{hint} Set split_column "
+        "(MANGA_LABELED_SPLIT_COLUMN) to the column that holds each row's split, or to nothing (an empty "
+        "value) to have a split made."
+    )
+
+
+def _with_where(table: _Table, frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(where=[f"{table.path}: {place}" for place in frame["place"]])
+
+
 def _labelled_rows(table: _Table, text_column: str, label_column: str) -> pd.DataFrame:
     _require_column(table, text_column, "text_column")
     _require_column(table, label_column, "label_column")
@@ -281,6 +317,12 @@ def _clean_text(value: object, path: Path, place: str) -> str:
     text = (value or "").strip()
     if not text:
         raise LabeledDataError(f"{path}: {place}: the text is empty. Fill it in or delete the row.")
+    if not has_visible_character(text):
+        codes = " ".join(f"U+{ord(char):04X}" for char in dict.fromkeys(text))
+        raise LabeledDataError(
+            f"{path}: {place}: the text holds only invisible characters ({codes}), so no customer could "
+            "have typed it. Write the query or delete the row."
+        )
     return text
 
 
@@ -289,17 +331,6 @@ def _clean_label(value: object, path: Path, place: str) -> str:
     if not label:
         raise LabeledDataError(f"{path}: {place}: the label is empty. Fill it in or delete the row.")
     return label
-
-
-def _check_label_counts(table: _Table, frame: pd.DataFrame) -> None:
-    counts = frame["label"].value_counts()
-    for label, count in sorted(counts.items()):
-        if count < MIN_ROWS_PER_LABEL:
-            places = ", ".join(frame.loc[frame["label"] == label, "place"])
-            raise LabeledDataError(
-                f"{table.path}: label '{label}' has only {count} row ({places}); every label needs at least "
-                f"{MIN_ROWS_PER_LABEL}. Add examples of it, merge it into another label, or delete it."
-            )
 
 
 def _given_splits(table: _Table, split_column: str) -> list[str]:
@@ -314,33 +345,6 @@ def _given_splits(table: _Table, split_column: str) -> list[str]:
             )
         splits.append(split)
     return splits
-
-
-def _check_no_text_in_two_splits(table: _Table, frame: pd.DataFrame) -> None:
-    first_seen: dict[str, tuple[str, str]] = {}
-    for text, split, place in zip(frame["text"], frame["split"], frame["place"], strict=True):
-        key = text_key(text)
-        earlier = first_seen.setdefault(key, (split, place))
-        if earlier[0] != split:
-            raise LabeledDataError(
-                f"{table.path}: {earlier[1]} ({earlier[0]}) and {place} ({split}) hold the same text; "
-                "evaluation must not see training texts. Put both rows in one split or delete one."
-            )
-
-
-def _check_every_label_has_train_rows(table: _Table, frame: pd.DataFrame) -> None:
-    """A label seen only in validation or test cannot be learnt, and every score on it would be noise."""
-    trained = set(frame.loc[frame["split"] == "train", "label"])
-    untrained = frame[~frame["label"].isin(trained)]
-    if untrained.empty:
-        return
-    label = sorted(untrained["label"])[0]
-    rows = untrained[untrained["label"] == label]
-    places = ", ".join(f"{place} ({name})" for place, name in zip(rows["place"], rows["split"], strict=True))
-    raise LabeledDataError(
-        f"{table.path}: label '{label}' has no train rows ({places}), so no model can learn it. "
-        "Move some of its rows to the train split, or delete the label's rows."
-    )
 
 
 def _with_test_rows(
@@ -370,8 +374,8 @@ def _with_test_rows(
             test_fraction=0.0,
             seed=seed,
         )
-    _check_no_text_in_two_splits(main, frame)
-    _check_every_label_has_train_rows(main, frame)
+    check_no_text_in_two_splits(main.path, frame)
+    check_every_label_has_train_rows(main.path, frame)
     trained = set(frame.loc[frame["split"] == "train", "label"])
     for label, place in zip(test_frame["label"], test_frame["place"], strict=True):
         if label not in trained:

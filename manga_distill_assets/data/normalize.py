@@ -45,6 +45,28 @@ def normalize_text(text: str) -> str:
     return _SEPARATOR_RUN.sub(" ", composed).strip()
 
 
+# Characters that render as nothing although they are neither spaces nor format characters: the Hangul
+# fillers, the blank Braille pattern, the combining grapheme joiner and the variation selectors. Spam and
+# copy-paste accidents use them to make a message that looks empty but is not.
+_BLANK_LOOKING = frozenset("\u034f\u115f\u1160\u2800\u3164\uffa0") | frozenset(
+    map(chr, [*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
+)
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def has_visible_character(text: str) -> bool:
+    """False for a text made only of spaces, controls, zero-width and other invisible characters.
+
+    Such a text reaches no reader as a query, so it must never become a training or evaluation example,
+    although it is not empty. The first visible character ends the scan, so ordinary text costs almost
+    nothing.
+    """
+    return any(
+        char not in _BLANK_LOOKING and unicodedata.category(char) not in _INVISIBLE_CATEGORIES
+        for char in text
+    )
+
+
 def dedup_key(text: str) -> str:
     """The key under which two texts are exact duplicates: normalised, casefolded, without punctuation."""
     folded = normalize_text(text).casefold()

@@ -23,6 +23,7 @@ null or not strings become missing values, since the text alone is what distilla
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
 import zlib
@@ -32,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 
@@ -47,7 +48,10 @@ MALFORMED_REASONS = (
 OPTIONAL_FIELDS = ("ts", "session_id", "locale")
 ROW_COLUMNS = ["text", *OPTIONAL_FIELDS, "source", "line"]
 LOG_FILE_SUFFIXES = (".jsonl", ".jsonl.gz")
+SKIPPED_PREFIXES = ("_", ".")
+NAMES_SHOWN = 10
 _DAY_FOLDER = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
+_PARTITION_FOLDER = re.compile(r"[^=]+=[^=]*")
 
 
 class DayNotFound(LookupError):
@@ -60,7 +64,12 @@ class DayNotFound(LookupError):
 
 
 class CorruptLogFile(ValueError):
-    """A whole file is unreadable (a truncated or non-gzip `.gz`): re-delivering it is the fix."""
+    """A whole file is unreadable (a truncated, empty or non-gzip `.gz`): re-delivering it is the fix."""
+
+
+class UnrecognisedLogFiles(ValueError):
+    """Files in a day folder that the reader cannot take for logs: skipping them would lose their queries
+    without a word, and the day would be stored as complete."""
 
 
 @dataclass
@@ -164,20 +173,57 @@ def concat_days(parts: Iterable[ParsedDay]) -> ParsedDay:
 
 
 def is_log_file(name: str) -> bool:
-    return name.endswith(LOG_FILE_SUFFIXES)
+    """`*.jsonl` and `*.jsonl.gz`, in any case (`PART-1.JSONL` is a log file too)."""
+    return name.casefold().endswith(LOG_FILE_SUFFIXES)
 
 
-def parse_log_stream(stream: IO[bytes], name: str) -> ParsedDay:
+def day_log_files(names: Iterable[str], place: str) -> list[str]:
+    """The log files of one day to read, in name order, from paths relative to the day folder.
+
+    Files directly in the day folder and in `key=value` sub-folders (`hour=01/part-0.jsonl`, a finer
+    partition of the same day) are read. Names starting with `_` or `.`, at any level, are the markers and
+    temporary files that Hadoop, Spark and Hive writers leave (`_SUCCESS`, `_temporary/`, `.part-0.crc`)
+    and are skipped, as those tools skip them; so are S3 folder objects (a name ending in `/`). Any other
+    file raises `UnrecognisedLogFiles` naming it: `part-1.json`, `notes.txt`, `old/part-0.jsonl`.
+    """
+    read, unrecognised = [], []
+    for name in names:
+        *folders, file_name = name.split("/")
+        if not file_name or any(part.startswith(SKIPPED_PREFIXES) for part in [*folders, file_name]):
+            continue
+        if is_log_file(file_name) and all(_PARTITION_FOLDER.fullmatch(folder) for folder in folders):
+            read.append(name)
+        else:
+            unrecognised.append(name)
+    if unrecognised:
+        unrecognised.sort()
+        shown = ", ".join(unrecognised[:NAMES_SHOWN])
+        more = f" and {len(unrecognised) - NAMES_SHOWN} more" if len(unrecognised) > NAMES_SHOWN else ""
+        raise UnrecognisedLogFiles(
+            f"{place} holds files the query-log reader does not recognise: {shown}{more}. A day is read from "
+            "JSON Lines files named *.jsonl or *.jsonl.gz, directly in the day folder or in key=value "
+            "sub-folders such as hour=01/. Rename JSON Lines files to match, move other files out of the "
+            "day (names starting with _ or . are skipped as markers), then re-run the partition."
+        )
+    return sorted(read)
+
+
+def parse_log_stream(stream: io.BufferedReader, name: str) -> ParsedDay:
     """Parse a plain or gzip log file given as a binary stream; `name` decides which and labels the rows."""
     with _decompressed(stream, name) as lines:
         return parse_query_lines(lines, source=name)
 
 
 @contextmanager
-def _decompressed(stream: IO[bytes], name: str) -> Iterator[IO[bytes]]:
-    if not name.endswith(".gz"):
+def _decompressed(stream: io.BufferedReader, name: str) -> Iterator[io.BufferedIOBase]:
+    if not name.casefold().endswith(".gz"):
         yield stream
         return
+    if not stream.peek(1):
+        raise CorruptLogFile(
+            f"Query log file {name} is empty (0 bytes), so not a gzip file: even an empty gzip file has a "
+            "header. Re-deliver it and re-run the day."
+        )
     try:
         with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
             yield unzipped
@@ -188,20 +234,22 @@ def _decompressed(stream: IO[bytes], name: str) -> Iterator[IO[bytes]]:
 
 
 def read_day_folder(folder: Path) -> ParsedDay:
-    """Every `*.jsonl` and `*.jsonl.gz` file of a day folder, sorted by name; other files are ignored.
+    """Every log file of a day folder (see `day_log_files`), sorted by path; rows name their file by the
+    path relative to the folder.
 
-    A missing folder is a day not landed yet (`DayNotFound`); a folder without lines is a real, empty day.
+    A missing folder is a day not landed yet (`DayNotFound`); a folder without lines is a real, empty day;
+    a file the reader does not recognise fails the day (`UnrecognisedLogFiles`) rather than being skipped.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise DayNotFound(_day_label(folder), str(folder))
-    files = sorted(path for path in folder.iterdir() if path.is_file() and is_log_file(path.name))
-    return concat_days(_read_file(path) for path in files)
+    names = [path.relative_to(folder).as_posix() for path in folder.rglob("*") if not path.is_dir()]
+    return concat_days(_read_file(folder / name, name) for name in day_log_files(names, str(folder)))
 
 
-def _read_file(path: Path) -> ParsedDay:
+def _read_file(path: Path, name: str) -> ParsedDay:
     with path.open("rb") as stream:
-        return parse_log_stream(stream, path.name)
+        return parse_log_stream(stream, name)
 
 
 def _day_label(folder: Path) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from manga_distill_assets.data.dedup import deduplicate
-from manga_distill_assets.data.normalize import normalize_text
+from manga_distill_assets.data.normalize import has_visible_character, normalize_text
 from manga_distill_assets.data.pii import scrub_pii
 
 UNLABELED_COLUMNS = ["text", "frequency"]
@@ -43,9 +43,10 @@ def build_unlabeled_set(
 ) -> UnlabeledSet:
     """Turn raw query texts into the deduplicated unlabeled set with each kept text's frequency."""
     normalised = [normalize_text(text) for text in texts]
+    visible = [text for text in normalised if has_visible_character(text)]
     blank = sum(1 for text in normalised if not text)
-    too_long = sum(1 for text in normalised if len(text) > max_chars)
-    kept = [text for text in normalised if text and len(text) <= max_chars]
+    too_long = sum(1 for text in visible if len(text) > max_chars)
+    kept = [text for text in visible if len(text) <= max_chars]
     scrubbed = [scrub_pii(text) for text in kept]
     eval_unique = list(dict.fromkeys(scrub_pii(normalize_text(text)) for text in eval_texts))
 
@@ -66,6 +67,7 @@ def build_unlabeled_set(
     steps = {
         "rows_in": len(texts),
         "blank_dropped": blank,
+        "invisible_dropped": len(normalised) - blank - len(visible),
         "too_long_dropped": too_long,
         "rows_after_cleaning": len(kept),
         "pii_scrubbed": sum(1 for before, after in zip(kept, scrubbed, strict=True) if before != after),

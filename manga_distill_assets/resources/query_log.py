@@ -2,7 +2,8 @@
 
 All three share one layout and one contract, so an asset reads any of them the same way and a deployment
 switches source by configuration alone. The log is partitioned by day as `dt=YYYY-MM-DD/` holding any number
-of `*.jsonl` and `*.jsonl.gz` files, read in name order.
+of `*.jsonl` and `*.jsonl.gz` files, directly or in `key=value` sub-folders (`hour=01/`), read in name order;
+any other file fails the day naming it (`data.query_log.day_log_files`).
 
 Missing and empty days differ on purpose. A day whose folder (or S3 prefix) does not exist has not landed
 yet: `read_day` raises `DayNotFound`, so a nightly run fails instead of recording an empty day as real data,
@@ -27,7 +28,7 @@ from manga_distill_assets.data.query_log import (
     DayNotFound,
     ParsedDay,
     concat_days,
-    is_log_file,
+    day_log_files,
     parse_log_stream,
     parse_query_lines,
     read_day_folder,
@@ -91,7 +92,8 @@ class S3QueryLog(QueryLogSource):
 
     S3 has no folders, so a day has landed when any object exists under its prefix (a log file, a `_SUCCESS`
     marker, or a zero-byte `dt=.../` folder object): no object raises `DayNotFound`; objects but no lines
-    give an empty day (zero rows). As in a local folder, only files directly under the day prefix are read.
+    give an empty day (zero rows). As in a local folder, log files directly under the day prefix and under
+    `key=value` sub-prefixes are read, and any other object fails the day naming it.
     Needs s3:ListBucket on the bucket and s3:GetObject on the prefix.
     Credentials come from `S3Resource` or the usual AWS chain and never appear in an error.
     """
@@ -119,8 +121,10 @@ class S3QueryLog(QueryLogSource):
         keys = self._list_keys(client, day_prefix)
         if not keys:
             raise DayNotFound(day, f"s3://{self.bucket}/{day_prefix}")
-        files = sorted(key for key in keys if is_log_file(key) and "/" not in key.removeprefix(day_prefix))
-        return concat_days(self._read_object(client, key) for key in files)
+        files = day_log_files(
+            (key.removeprefix(day_prefix) for key in keys), f"s3://{self.bucket}/{day_prefix}"
+        )
+        return concat_days(self._read_object(client, day_prefix + name, name) for name in files)
 
     def _day_prefix(self, day: date) -> str:
         base = self.prefix.strip("/")
@@ -140,14 +144,14 @@ class S3QueryLog(QueryLogSource):
         except NoCredentialsError as err:
             raise self._no_credentials() from err
 
-    def _read_object(self, client: Any, key: str) -> ParsedDay:
+    def _read_object(self, client: Any, key: str, name: str) -> ParsedDay:
         try:
             body = client.get_object(Bucket=self.bucket, Key=key)["Body"]
         except ClientError as err:
             self._raise_explained(err, f"s3://{self.bucket}/{key}", f"s3:GetObject on {self._arn(key)}")
             raise
         with body:
-            return parse_log_stream(io.BufferedReader(body), key.rsplit("/", 1)[-1])
+            return parse_log_stream(io.BufferedReader(body), name)
 
     def _arn(self, key: str = "") -> str:
         return f"arn:aws:s3:::{self.bucket}/{key}" if key else f"arn:aws:s3:::{self.bucket}"

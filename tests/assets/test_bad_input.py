@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from manga_distill_assets.definitions import labeled_source_from_env
 from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.model_store import ModelRef
 from tests.assets.harness import Graph, failure_message, recent_days, registered_teacher, run, write_day
@@ -95,7 +96,132 @@ def test_a_corrupt_redelivered_file_fails_the_day_naming_it_and_keeps_the_stored
     assert stored(graph, "raw_queries", f"{day}.parquet").read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [
+        ("part-1.json", b'{"text": "refund please"}\n'),
+        ("notes.txt", b"delivered by the nightly export\n"),
+        ("old/part-1.jsonl", b'{"text": "refund please"}\n'),
+    ],
+)
+def test_a_file_the_log_reader_does_not_recognise_fails_the_day_naming_it_and_keeps_the_stored_day(
+    graph: Graph, name: str, payload: bytes
+) -> None:
+    (day,) = recent_days(1)
+    write_day(graph.log_root, day, ["where is my order"])
+    graph.materialize("raw_queries", partition_key=day)
+    before = stored(graph, "raw_queries", f"{day}.parquet").read_bytes()
+    path = graph.log_root / f"dt={day}" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(payload)
+
+    message = failure_message(graph.materialize("raw_queries", partition_key=day, raise_on_error=False))
+
+    assert f"does not recognise: {name}." in message
+    assert stored(graph, "raw_queries", f"{day}.parquet").read_bytes() == before
+
+
+def test_log_files_in_hour_folders_and_in_capitals_are_read(graph: Graph) -> None:
+    (day,) = recent_days(1)
+    (graph.log_root / f"dt={day}" / "hour=01").mkdir(parents=True)
+    write_day(graph.log_root, day, ["where is my order"], name="hour=01/part-0.jsonl")
+    write_day(graph.log_root, day, ["is frieren vol 3 in stock"], name="part-1.JSONL")
+
+    assert graph.materialize("raw_queries", partition_key=day).success
+
+    assert graph.metadata("raw_queries", day)["rows"] == 2
+
+
+def test_a_zero_byte_gzip_file_fails_the_day_naming_it(graph: Graph) -> None:
+    (day,) = recent_days(1)
+    write_day(graph.log_root, day, ["where is my order"])
+    (graph.log_root / f"dt={day}" / "part-1.jsonl.gz").write_bytes(b"")
+
+    message = failure_message(graph.materialize("raw_queries", partition_key=day, raise_on_error=False))
+
+    assert "part-1.jsonl.gz is empty (0 bytes)" in message and "Re-deliver it" in message
+
+
+def test_queries_of_only_invisible_characters_are_dropped_and_counted(graph: Graph) -> None:
+    (day,) = recent_days(1)
+    write_day(graph.log_root, day, ["\u00ad\u200e", "\u3164 \u3164", "where is my order"])
+    graph.materialize("labeled_intents")
+    graph.materialize("raw_queries", partition_key=day)
+
+    result = graph.materialize("unlabeled_queries", partition_key=day)
+
+    assert result.output_for_node("unlabeled_queries")["text"].tolist() == ["where is my order"]
+    assert graph.metadata("unlabeled_queries", day)["invisible_dropped"] == 2
+
+
 # The labelled set
+
+
+def test_a_split_column_that_is_not_in_the_file_fails_naming_it_and_keeps_the_stored_set(
+    graph: Graph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert graph.materialize("labeled_intents").success
+    before = stored(graph, "labeled_intents", "data.parquet").read_bytes()
+    monkeypatch.setenv("MANGA_LABELED_PATH", str(labeled_path(graph)))
+    monkeypatch.setenv("MANGA_LABELED_SPLIT_COLUMN", "Split")
+    graph.resources["labeled_source"] = labeled_source_from_env()
+    graph.rebuild()
+
+    message = failure_message(graph.materialize("labeled_intents", raise_on_error=False))
+
+    assert f"{labeled_path(graph)}: no split column 'Split'" in message and "Did you mean 'split'?" in message
+    assert stored(graph, "labeled_intents", "data.parquet").read_bytes() == before
+
+
+def test_the_same_text_under_two_labels_fails_naming_both_lines_and_keeps_the_stored_set(
+    graph: Graph,
+) -> None:
+    assert graph.materialize("labeled_intents").success
+    before = stored(graph, "labeled_intents", "data.parquet").read_bytes()
+    path = labeled_path(graph)
+    frame = pd.read_csv(path)
+    other = sorted(set(frame["label"]) - {frame.loc[0, "label"]})[0]
+    copy = pd.DataFrame({"text": [frame.loc[0, "text"].upper()], "label": [other], "split": ["validation"]})
+    pd.concat([frame, copy], ignore_index=True).to_csv(path, index=False)
+
+    message = failure_message(graph.materialize("labeled_intents", raise_on_error=False))
+
+    assert f"{path}: line 2 (" in message and f"{path}: line {len(frame) + 2} (" in message
+    assert "same text with different labels" in message
+    assert stored(graph, "labeled_intents", "data.parquet").read_bytes() == before
+
+
+def test_labels_spelled_in_two_cases_fail_naming_both(graph: Graph) -> None:
+    path = labeled_path(graph)
+    frame = pd.read_csv(path)
+    label = frame.loc[0, "label"]
+    frame.loc[0, "label"] = label.title()
+    frame.to_csv(path, index=False)
+
+    message = failure_message(graph.materialize("labeled_intents", raise_on_error=False))
+
+    assert f"'{label.title()}' ({path}: line 2)" in message and f"'{label}' ({path}: line" in message
+
+
+def test_a_single_class_fails_naming_the_label(graph: Graph) -> None:
+    path = labeled_path(graph)
+    frame = pd.read_csv(path)
+    frame.assign(label="order_status").drop_duplicates("text").to_csv(path, index=False)
+
+    message = failure_message(graph.materialize("labeled_intents", raise_on_error=False))
+
+    assert f"{path}: the file holds only the label 'order_status'; a classifier needs at least 2" in message
+
+
+def test_a_text_of_zero_width_characters_fails_naming_the_line(graph: Graph) -> None:
+    path = labeled_path(graph)
+    frame = pd.read_csv(path)
+    frame.loc[2, "text"] = "\u200b\u200c\u200d"
+    frame.to_csv(path, index=False)
+
+    message = failure_message(graph.materialize("labeled_intents", raise_on_error=False))
+
+    assert f"{path}: line 4: the text holds only invisible characters (U+200B U+200C U+200D)" in message
 
 
 def test_a_blank_label_fails_naming_the_line_and_keeps_the_stored_set(graph: Graph) -> None:

@@ -49,30 +49,35 @@ def test_each_format_round_trips_text_label_and_split(tmp_path, suffix):
 
 
 def test_texts_are_stripped_and_labels_become_strings(tmp_path):
-    path = _write(
-        tmp_path / "ids.jsonl", [{"text": "  refund please \n", "label": 3}, {"text": "refund?", "label": 3}]
-    )
+    rows = [{"text": "  refund please \n", "label": 3}, {"text": "refund?", "label": 3}]
+    path = _write(tmp_path / "ids.jsonl", [*rows, {"text": "hi", "label": 4}, {"text": "hello", "label": 4}])
     frame = load_labeled(path, split_column=None, validation_fraction=0.0, test_fraction=0.0)
-    assert frame["text"].tolist() == ["refund please", "refund?"]
-    assert frame["label"].tolist() == ["3", "3"]
+    assert frame["text"].tolist() == ["refund please", "refund?", "hi", "hello"]
+    assert frame["label"].tolist() == ["3", "3", "4", "4"]
 
 
 def test_columns_are_chosen_by_configuration(tmp_path):
-    rows = [{"utterance": f"hello {i}", "intent": "greet", "fold": "train"} for i in range(3)]
+    rows = [
+        {"utterance": f"{word} {i}", "intent": word, "fold": "train"}
+        for word in ("hi", "bye")
+        for i in range(2)
+    ]
     frame = load_labeled(
         _write(tmp_path / "x.csv", rows), text_column="utterance", label_column="intent", split_column="fold"
     )
     assert frame.columns.tolist() == ["text", "label", "split"]
-    assert frame["label"].tolist() == ["greet"] * 3
+    assert frame["label"].tolist() == ["hi", "hi", "bye", "bye"]
 
 
 def test_common_split_spellings_are_understood(tmp_path):
     rows = [
-        {"text": f"t{i}", "label": "a", "split": split}
-        for i, split in enumerate(["Train", "val", "dev", "TEST"])
+        {"text": f"t{i}", "label": label, "split": split}
+        for i, (label, split) in enumerate(
+            zip("aaabb", ["Train", "val", "dev", "train", "TEST"], strict=True)
+        )
     ]
     frame = load_labeled(_write(tmp_path / "x.csv", rows))
-    assert frame["split"].tolist() == ["train", "validation", "validation", "test"]
+    assert frame["split"].tolist() == ["train", "validation", "validation", "train", "test"]
 
 
 def test_missing_split_column_gives_round_fraction_per_label(tmp_path):
@@ -91,7 +96,7 @@ def test_missing_split_column_gives_round_fraction_per_label(tmp_path):
 
 
 def test_split_column_none_ignores_a_present_split_column(tmp_path):
-    rows = [{**row, "split": "train"} for row in _rows({"a": 20})]
+    rows = [{**row, "split": "train"} for row in _rows({"a": 20, "b": 20})]
     frame = load_labeled(_write(tmp_path / "x.csv", rows), split_column=None)
     assert set(frame["split"]) == {"train", "validation", "test"}
 
@@ -114,12 +119,12 @@ def test_split_is_the_same_on_every_load_and_for_any_row_order(tmp_path):
 
 
 def test_another_seed_gives_another_split(tmp_path):
-    path = _write(tmp_path / "x.csv", _rows({"a": 40}))
+    path = _write(tmp_path / "x.csv", _rows({"a": 40, "b": 40}))
     assert _splits_by_text(load_labeled(path, seed=1)) != _splits_by_text(load_labeled(path, seed=2))
 
 
 def test_texts_equal_up_to_case_and_spacing_share_a_split(tmp_path):
-    rows = _rows({"a": 30}) + [{"text": f"A  QUESTION number {i}", "label": "a"} for i in range(30)]
+    rows = _rows({"a": 30, "b": 10}) + [{"text": f"A  QUESTION number {i}", "label": "a"} for i in range(30)]
     frame = load_labeled(_write(tmp_path / "x.csv", rows))
     keys = frame["text"].str.casefold().str.split().str.join(" ")
     assert frame.groupby(keys)["split"].nunique().max() == 1
@@ -134,11 +139,11 @@ def test_test_path_rows_are_the_test_split_and_validation_comes_from_the_first_f
 
 
 def test_first_file_rows_that_repeat_a_test_text_are_dropped(tmp_path):
-    train = _write(tmp_path / "train.csv", _rows({"a": 20}))
+    train = _write(tmp_path / "train.csv", _rows({"a": 20, "b": 20}))
     test = _write(tmp_path / "test.csv", [{"text": "A question NUMBER 3", "label": "a"}])
     frame = load_labeled(train, split_column=None, test_path=test)
     assert "a question number 3" not in frame.loc[frame["split"] != "test", "text"].str.casefold().tolist()
-    assert len(frame) == 20
+    assert len(frame) == 40
 
 
 def test_label_names_are_sorted_and_unique():
@@ -246,7 +251,7 @@ def test_same_text_in_two_given_splits_names_both_lines(tmp_path):
 
 
 def test_test_file_label_unknown_to_the_first_file_is_named(tmp_path):
-    train = _write(tmp_path / "train.csv", _rows({"a": 5}))
+    train = _write(tmp_path / "train.csv", _rows({"a": 5, "c": 5}))
     test = _write(tmp_path / "test.csv", [{"text": "new thing", "label": "b"}])
     message = _error(train, split_column=None, test_path=test)
     assert f"{test}: line 2:" in message and "'b'" in message
@@ -282,3 +287,62 @@ def test_a_label_only_in_validation_is_named_when_a_test_file_gives_the_test_spl
     test = _write(tmp_path / "test.csv", [{"text": "my order is late", "label": "a"}])
     message = _error(train, test_path=test)
     assert f"{train}: label 'b' has no train rows (line 4 (validation), line 5 (validation))" in message
+
+
+def test_a_split_column_asked_for_by_name_and_missing_is_named(tmp_path):
+    rows = [{**row, "split": "train"} for row in _rows({"a": 5, "b": 5})]
+    path = _write(tmp_path / "x.csv", rows)
+    message = _error(path, split_column="Split")
+    assert f"{path}: no split column 'Split'; columns found: text, label, split." in message
+    assert "Did you mean 'split'?" in message and "MANGA_LABELED_SPLIT_COLUMN" in message
+
+
+def test_the_default_split_column_spelled_in_another_case_is_named(tmp_path):
+    rows = [{"text": row["text"], "label": row["label"], "Split": "train"} for row in _rows({"a": 5, "b": 5})]
+    message = _error(_write(tmp_path / "x.csv", rows))
+    assert "no split column 'split'" in message and "Did you mean 'Split'?" in message
+
+
+def test_the_same_text_under_two_labels_names_both_lines(tmp_path):
+    rows = [*_rows({"a": 3, "b": 3}), {"text": "A question NUMBER 1", "label": "b"}]
+    path = _write(tmp_path / "x.csv", rows)
+    message = _error(path)
+    assert f"{path}: line 3 ('a question number 1', label 'a')" in message
+    assert f"{path}: line 8 ('A question NUMBER 1', label 'b')" in message
+    assert "same text with different labels" in message
+
+
+def test_a_training_text_labelled_otherwise_in_the_test_file_names_both_files(tmp_path):
+    train = _write(tmp_path / "train.csv", _rows({"a": 5, "b": 5}))
+    test = _write(tmp_path / "test.csv", [{"text": "a question number 0", "label": "b"}])
+    message = _error(train, split_column=None, test_path=test)
+    assert f"{train}: line 2" in message and f"{test}: line 2" in message
+    assert "same text with different labels" in message
+
+
+def test_labels_differing_only_in_case_or_spacing_are_refused_naming_both(tmp_path):
+    rows = [
+        *_rows({"order_status": 3, "shipping": 3}),
+        {"text": "has my parcel left", "label": "Order_Status"},
+        {"text": "is my order on its way", "label": " ORDER_STATUS "},
+    ]
+    path = _write(tmp_path / "x.jsonl", rows)
+    message = _error(path)
+    assert f"'ORDER_STATUS' ({path}: line 8)" in message
+    assert f"'Order_Status' ({path}: line 7)" in message
+    assert f"'order_status' ({path}: line 1, {path}: line 2, {path}: line 3)" in message
+    assert "differ only in case or spacing" in message
+
+
+def test_a_single_class_is_refused_naming_the_label_column(tmp_path):
+    path = _write(tmp_path / "x.csv", _rows({"only_one": 20}))
+    message = _error(path)
+    assert f"{path}: the file holds only the label 'only_one'; a classifier needs at least 2" in message
+    assert "label_column ('label')" in message
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u200b\u200d\u2060", "\ufeff \u00ad", "\u3164"])
+def test_a_text_of_invisible_characters_names_the_line(tmp_path, invisible):
+    path = _write(tmp_path / "x.jsonl", [*_rows({"a": 2, "b": 2}), {"text": invisible, "label": "a"}])
+    message = _error(path)
+    assert f"{path}: line 5: the text holds only invisible characters (U+" in message

@@ -12,6 +12,7 @@ from manga_distill_assets.data.query_log import (
     MALFORMED_REASONS,
     CorruptLogFile,
     DayNotFound,
+    UnrecognisedLogFiles,
     parse_query_lines,
     read_day_folder,
 )
@@ -140,13 +141,61 @@ def test_a_day_folder_concatenates_plain_and_gzip_files_in_name_order(tmp_path: 
     assert parsed.malformed["invalid_json"] == 1
 
 
-def test_files_that_are_not_jsonl_are_ignored(tmp_path: Path) -> None:
+def test_markers_and_temporary_files_of_log_writers_are_skipped(tmp_path: Path) -> None:
     _write(tmp_path / "queries.jsonl", [OTHER])
     (tmp_path / "_SUCCESS").write_bytes(b"")
-    _write(tmp_path / "notes.txt", [b'{"text": "not a log"}'])
-    _write(tmp_path / "old.json", [b'{"text": "not a log"}'])
+    (tmp_path / ".queries.jsonl.crc").write_bytes(b"\x00\x01")
+    (tmp_path / "_temporary").mkdir()
+    _write(tmp_path / "_temporary" / "part-9.jsonl", [b'{"text": "half written"}'])
 
     assert read_day_folder(tmp_path).rows["text"].tolist() == ["ship to tokyo"]
+
+
+def test_log_file_names_are_recognised_in_any_case(tmp_path: Path) -> None:
+    _write(tmp_path / "part-1.JSONL", [b'{"text": "upper"}'])
+    (tmp_path / "part-2.Jsonl.GZ").write_bytes(gzip.compress(b'{"text": "mixed"}\n'))
+
+    assert read_day_folder(tmp_path).rows["text"].tolist() == ["upper", "mixed"]
+
+
+def test_files_in_key_value_sub_folders_are_read_and_named_by_their_path(tmp_path: Path) -> None:
+    _write(tmp_path / "part-0.jsonl", [b'{"text": "top"}'])
+    for hour in ("01", "02"):
+        (tmp_path / f"hour={hour}").mkdir()
+        _write(tmp_path / f"hour={hour}" / "part-0.jsonl.gz", [b'{"text": "at %s"}' % hour.encode()])
+
+    parsed = read_day_folder(tmp_path)
+
+    assert parsed.rows["text"].tolist() == ["at 01", "at 02", "top"]
+    assert parsed.rows["source"].tolist() == [
+        "hour=01/part-0.jsonl.gz",
+        "hour=02/part-0.jsonl.gz",
+        "part-0.jsonl",
+    ]
+
+
+def test_files_the_reader_does_not_recognise_fail_the_day_naming_each(tmp_path: Path) -> None:
+    _write(tmp_path / "queries.jsonl", [OTHER])
+    _write(tmp_path / "part-1.json", [b'{"text": "lost"}'])
+    _write(tmp_path / "notes.txt", [b"hello"])
+    (tmp_path / "old").mkdir()
+    _write(tmp_path / "old" / "part-0.jsonl", [OTHER])
+
+    with pytest.raises(UnrecognisedLogFiles) as raised:
+        read_day_folder(tmp_path)
+
+    message = str(raised.value)
+    names = "notes.txt, old/part-0.jsonl, part-1.json"
+    assert f"{tmp_path} holds files the query-log reader does not recognise: {names}." in message
+    assert "Rename JSON Lines files to match" in message
+
+
+def test_a_zero_byte_gzip_file_fails_naming_it(tmp_path: Path) -> None:
+    _write(tmp_path / "part-0.jsonl", [OTHER])
+    (tmp_path / "part-1.jsonl.gz").write_bytes(b"")
+
+    with pytest.raises(CorruptLogFile, match=r"part-1\.jsonl\.gz is empty \(0 bytes\)"):
+        read_day_folder(tmp_path)
 
 
 def test_non_utf8_bytes_in_a_gzip_file_are_counted_not_fatal(tmp_path: Path) -> None:

@@ -22,6 +22,13 @@ def test_blank_and_overlong_queries_are_dropped_and_counted():
     assert (result.steps["blank_dropped"], result.steps["too_long_dropped"]) == (2, 1)
 
 
+def test_queries_of_only_invisible_characters_are_dropped_and_counted():
+    invisible = ["\u00ad", "\u200e\u200f", "\u3164\u3164", "\ufe0f", "\U000e0041"]
+    result = build_unlabeled_set([*invisible, "is frieren vol 13 out"], [])
+    assert result.frame["text"].tolist() == ["is frieren vol 13 out"]
+    assert (result.steps["blank_dropped"], result.steps["invisible_dropped"]) == (0, 5)
+
+
 def test_exact_and_near_duplicates_of_evaluation_texts_are_removed():
     queries = ["Recommend manga like Berserk", "recommend manga lke bersek", "where is my order"]
     eval_texts = ["recommend manga like berserk", "recommend manga lke berserk"]
@@ -32,12 +39,13 @@ def test_exact_and_near_duplicates_of_evaluation_texts_are_removed():
 
 def test_steps_account_for_every_row():
     result = build_unlabeled_set(
-        ["a query here", "A query here.", "", "another one entirely"], ["another one entirely"]
+        ["a query here", "A query here.", "", "\u00ad" * 600, "x" * 600, "another one entirely"],
+        ["another one entirely"],
+        max_chars=512,
     )
     steps = result.steps
-    assert (
-        steps["rows_in"] == steps["blank_dropped"] + steps["too_long_dropped"] + steps["rows_after_cleaning"]
-    )
+    dropped = steps["blank_dropped"] + steps["invisible_dropped"] + steps["too_long_dropped"]
+    assert steps["rows_in"] == dropped + steps["rows_after_cleaning"]
     assert (
         steps["rows_after_cleaning"]
         == steps["leakage_removed"] + steps["duplicates_removed"] + steps["rows_out"]

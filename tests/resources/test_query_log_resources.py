@@ -17,7 +17,7 @@ import pytest
 from botocore.stub import Stubber
 from dagster_aws.s3 import S3Resource
 
-from manga_distill_assets.data.query_log import DayNotFound
+from manga_distill_assets.data.query_log import CorruptLogFile, DayNotFound, UnrecognisedLogFiles
 from manga_distill_assets.resources.query_log import (
     LocalQueryLog,
     QueryLogSource,
@@ -92,11 +92,39 @@ def test_s3_log_reads_plain_and_gzip_objects_of_the_day_in_key_order(s3_endpoint
     assert parsed.lines_read == 4
 
 
-def test_s3_log_reads_only_files_directly_under_the_day_like_a_folder(s3_endpoint: str, bucket: Any) -> None:
+def test_s3_log_reads_key_value_sub_prefixes_of_the_day_like_sub_folders(
+    s3_endpoint: str, bucket: Any
+) -> None:
+    bucket.put_object(Bucket="query-logs", Key="logs/queries/dt=2026-06-01/hour=01/", Body=b"")
+    bucket.put_object(Bucket="query-logs", Key="logs/queries/dt=2026-06-01/hour=01/q.jsonl", Body=PLAIN)
+    bucket.put_object(Bucket="query-logs", Key="logs/queries/dt=2026-06-01/hour=02/q.JSONL.gz", Body=ZIPPED)
+
+    parsed = _s3_log(s3_endpoint).read_day(DAY)
+
+    assert parsed.rows["text"].tolist() == ["is vol 3 in stock", "ship to tokyo", "refund please"]
+    assert parsed.rows["source"].tolist() == ["hour=01/q.jsonl", "hour=01/q.jsonl", "hour=02/q.JSONL.gz"]
+
+
+def test_s3_log_objects_it_does_not_recognise_fail_the_day_naming_each(s3_endpoint: str, bucket: Any) -> None:
     bucket.put_object(Bucket="query-logs", Key="logs/queries/dt=2026-06-01/q.jsonl", Body=PLAIN)
+    bucket.put_object(Bucket="query-logs", Key="logs/queries/dt=2026-06-01/part-1.json", Body=PLAIN)
     bucket.put_object(Bucket="query-logs", Key="logs/queries/dt=2026-06-01/old/q.jsonl", Body=PLAIN)
 
-    assert _s3_log(s3_endpoint).read_day(DAY).rows["text"].tolist() == ["is vol 3 in stock", "ship to tokyo"]
+    with pytest.raises(
+        UnrecognisedLogFiles,
+        match=re.escape(
+            "s3://query-logs/logs/queries/dt=2026-06-01/ holds files the query-log reader does not "
+            "recognise: old/q.jsonl, part-1.json."
+        ),
+    ):
+        _s3_log(s3_endpoint).read_day(DAY)
+
+
+def test_s3_log_zero_byte_gzip_object_fails_naming_it(s3_endpoint: str, bucket: Any) -> None:
+    bucket.put_object(Bucket="query-logs", Key="logs/queries/dt=2026-06-01/q.jsonl.gz", Body=b"")
+
+    with pytest.raises(CorruptLogFile, match=r"q\.jsonl\.gz is empty \(0 bytes\)"):
+        _s3_log(s3_endpoint).read_day(DAY)
 
 
 def test_s3_log_with_an_empty_prefix_reads_from_the_bucket_root(s3_endpoint: str, bucket: Any) -> None:

@@ -5,11 +5,13 @@ learning rate, batch, seed. The `smoke` preset (presets.py) shrinks them so test
 about a minute; a GPU user raises epochs and drops the example limits.
 """
 
+import itertools
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Self
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
+from transformers import AutoConfig
 
 from manga_distill_assets.distill.layer_match import LayerMatch, parse_layer_matches
 from manga_distill_assets.distill.students import StudentSpec
@@ -18,7 +20,9 @@ from manga_distill_assets.distill.training import TrainingConfig
 
 class TrainingKnobs(dg.Config):
     epochs: float = Field(default=3.0, gt=0)
-    learning_rate: float = Field(default=5e-5, gt=0)
+    learning_rate: float = Field(
+        default=5e-5, gt=0, le=1.0, description="Above 1 fine-tuning diverges at once; 1e-5 to 1e-3 is usual."
+    )
     batch_size: int = Field(default=32, gt=0)
     gradient_accumulation: int = Field(default=1, gt=0)
     seed: int = 42
@@ -90,12 +94,45 @@ class StudentShape(dg.Config):
     """
 
     init: Literal["config", "teacher", "pretrained"] = "teacher"
-    teacher_layers: list[int] = Field(default_factory=lambda: [2, 5], description="init=teacher: 0-based.")
-    num_layers: int = 4
-    hidden_size: int = 192
-    num_heads: int = 6
-    intermediate_size: int = 768
+    teacher_layers: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [2, 5],
+        min_length=1,
+        description="init=teacher: 0-based, strictly increasing, each below the teacher's depth.",
+    )
+    num_layers: int = Field(default=4, gt=0)
+    hidden_size: int = Field(default=192, gt=0)
+    num_heads: int = Field(default=6, gt=0)
+    intermediate_size: int = Field(default=768, gt=0)
     pretrained: str = Field(default="", description="For init=pretrained: a hub id or folder.")
+
+    @field_validator("teacher_layers")
+    @classmethod
+    def _increasing(cls, layers: list[int]) -> list[int]:
+        if any(later <= earlier for earlier, later in itertools.pairwise(layers)):
+            raise ValueError(f"{layers} must be strictly increasing (each layer once, lowest first)")
+        return layers
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> Self:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} must be a multiple of num_heads {self.num_heads}, since "
+                "every attention head gets an equal slice of the width"
+            )
+        return self
+
+    def check_teacher_depth(self, teacher_folder: Path, setting: str) -> None:
+        """The one bound that needs the teacher: read from its config.json, before its weights are loaded."""
+        if self.init != "teacher":
+            return
+        depth = AutoConfig.from_pretrained(teacher_folder).num_hidden_layers
+        missing = [layer for layer in self.teacher_layers if layer >= depth]
+        if missing:
+            raise dg.Failure(
+                description=f"{setting}.teacher_layers={self.teacher_layers}: layers {missing} do not exist, "
+                f"the teacher has {depth} layers numbered 0 to {depth - 1}. Choose layers in that range.",
+                allow_retries=False,
+            )
 
     def spec(self) -> StudentSpec:
         return StudentSpec(
@@ -151,6 +188,22 @@ class BaselineConfig(dg.Config):
 
 
 class EvalConfig(dg.Config):
-    retention_floor: float = Field(default=0.95, ge=0, description="Blocking gate: student/teacher accuracy.")
+    retention_floor: float = Field(
+        default=0.95, ge=0, description="Blocking gate: student accuracy / teacher accuracy."
+    )
     latency_threads: int = Field(default=1, ge=1)
     latency_runs: int = Field(default=100, ge=5)
+
+    def check_floor_reachable(self, teacher_accuracy: float) -> None:
+        """Retention above 1 is real (a student can beat its teacher), so the floor's bound is the teacher's
+        test accuracy: no student scores above 100%, so no floor above 1 / teacher accuracy can ever pass."""
+        if teacher_accuracy <= 0:
+            return
+        ceiling = 1.0 / teacher_accuracy
+        if self.retention_floor > ceiling:
+            raise dg.Failure(
+                description=f"retention_floor={self.retention_floor:g} cannot be met: the teacher scores "
+                f"{teacher_accuracy:.3f} on the test split, so even a perfect student retains {ceiling:.3f}. "
+                "Set retention_floor to at most that (0.95 keeps 95% of the teacher's accuracy).",
+                allow_retries=False,
+            )

@@ -68,6 +68,8 @@ def eval_report(
         ref = matching_ref(refs[name], labeled_intents, "eval_report")
         model, tokenizer = load_model(model_store.get(ref))
         predictions = predict_logits(model, tokenizer, texts).argmax(axis=1)
+        if name == "teacher":
+            config.check_floor_reachable(float(np.mean(predictions == np.asarray(truth))))
         latency = measure_latency(
             model, tokenizer, texts, threads=config.latency_threads, runs=config.latency_runs
         )

@@ -104,7 +104,9 @@ def student_stage1(
     """TinyBERT-style intermediate-layer distillation on the transfer texts (embeddings, hidden states,
     attentions); the learned projections are saved beside the student."""
     teacher_ref = matching_ref(teacher_model, labeled_intents, "student_stage1")
-    teacher, tokenizer = load_model(model_store.get(teacher_ref))
+    teacher_folder = model_store.get(teacher_ref)
+    config.student.check_teacher_depth(teacher_folder, "student")
+    teacher, tokenizer = load_model(teacher_folder)
     id2label = {int(k): v for k, v in teacher_ref.label_map.items()}
     texts = _transfer_texts(labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts)
     student = build_student(config.student, teacher, id2label, config.training.seed)
@@ -241,7 +243,9 @@ def baseline_student(
 ) -> dg.Output[dict]:
     """The same student init trained on hard labels alone: what distillation has to beat."""
     teacher_ref = matching_ref(teacher_model, labeled_intents, "baseline_student")
-    teacher, tokenizer = load_model(model_store.get(teacher_ref))
+    teacher_folder = model_store.get(teacher_ref)
+    config.student.check_teacher_depth(teacher_folder, "student")
+    teacher, tokenizer = load_model(teacher_folder)
     names = label_names(labeled_intents)
     id2label = dict(enumerate(names))
     student = build_student(config.student, teacher, id2label, config.training.seed)

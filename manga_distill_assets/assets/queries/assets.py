@@ -22,7 +22,7 @@ RAW_COLUMNS = ["text", "ts", "session_id", "locale"]
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="queries",
-    code_version="1",
+    code_version="2",
     kinds={"pandas", "parquet"},
 )
 def raw_queries(context: dg.AssetExecutionContext, query_log: QueryLogSource) -> dg.Output[pd.DataFrame]:
@@ -30,7 +30,9 @@ def raw_queries(context: dg.AssetExecutionContext, query_log: QueryLogSource) ->
 
     A day that has not landed yet fails the partition with a message naming where it was looked for, so a
     missing day is never recorded as an empty one; re-run the partition once it lands. A day that exists but
-    holds no lines materialises as zero rows, flagged in metadata. Malformed lines are counted, not fatal.
+    holds no lines materialises as zero rows, flagged in metadata. Malformed lines are counted, not fatal; a
+    file the reader does not recognise, or a 0-byte gzip file, fails the day naming it, so its queries are
+    never silently missing from a day stored as complete.
     """
     day = date.fromisoformat(context.partition_key)
     try:
@@ -70,7 +72,7 @@ class UnlabeledQueriesConfig(dg.Config):
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="queries",
-    code_version="1",
+    code_version="2",
     kinds={"pandas", "parquet"},
     ins={
         "raw_queries": dg.AssetIn(
