@@ -96,6 +96,27 @@ def banking77_run_config() -> dg.RunConfig:
                 )
             ),
             "eval_report": EvalConfig(latency_runs=100),
+            "ensemble_members": EnsembleMembersConfig(
+                transformers=[
+                    TransformerMemberConfig(
+                        name="minilm_seed7",
+                        training=TrainingKnobs(
+                            epochs=5.0,
+                            learning_rate=2e-4,
+                            batch_size=32,
+                            max_length=48,
+                            seed=7,
+                            checkpoint_every=0,
+                        ),
+                    )
+                ]
+            ),
+            "ensemble_student": EnsembleStudentConfig(
+                use_unlabeled=False,
+                training=TrainingKnobs(
+                    epochs=4.0, learning_rate=3e-4, batch_size=64, max_length=48, checkpoint_every=0
+                ),
+            ),
         }
     )
 

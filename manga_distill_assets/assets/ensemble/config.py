@@ -84,4 +84,7 @@ class EnsembleStudyConfig(dg.Config):
     alpha: float = Field(default=0.7, ge=0, le=1)
     use_paraphrases: bool = True
     use_unlabeled: bool = True
-    training: TrainingKnobs = TrainingKnobs(epochs=1.0, learning_rate=3e-4, batch_size=64, checkpoint_every=0)
+    training: TrainingKnobs = Field(
+        default=TrainingKnobs(epochs=0.5, learning_rate=3e-4, batch_size=64, checkpoint_every=0),
+        description="A quarter of student_stage2's two epochs per seed: 2 partitions × 3 seeds fit on a CPU.",
+    )
