@@ -104,6 +104,7 @@ def run(root: Path, data: str, preset: str, seeds: list[int]) -> dict[str, Any]:
         ):
             raise SystemExit(f"materialising {label} failed; see the run log above.")
         outputs[label] = result.output_for_node(key)
+        print(f"{label}: {timings[label]:.0f} s", flush=True)
         for check in result.get_asset_check_evaluations():
             outputs.setdefault("checks", {})[check.check_name] = bool(check.passed)
 

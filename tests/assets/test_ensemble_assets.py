@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from manga_distill_assets.assets.ensemble.config import EnsembleReportConfig
+from manga_distill_assets.definitions import defs
 from manga_distill_assets.distill.char_tfidf import SETTINGS_FILE, WEIGHTS_FILE
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.model_store import ModelRef
@@ -140,3 +141,27 @@ def test_the_study_partition_records_one_row_per_seed(built):
     assert frame["seed"].tolist() == [0]
     assert frame["variant"].tolist() == ["targets=ensemble"]
     assert 0.0 <= frame["accuracy"].iloc[0] <= 1.0
+
+
+def test_the_group_is_wired_as_the_design_says():
+    assets = defs.resolve_asset_graph()
+    parents = {
+        key: {parent.to_user_string() for parent in assets.get(dg.AssetKey(key)).parent_keys}
+        for key in (*ENSEMBLE, "ensemble_vs_single_teacher_study")
+    }
+    assert parents["ensemble_members"] == {"teacher_model", "labeled_intents"}
+    assert parents["ensemble_soft_labels"] == {"ensemble_members", "teacher_soft_labels", "labeled_intents"}
+    assert parents["ensemble_student"] == {"student_stage1", "ensemble_soft_labels", "labeled_intents"}
+    assert parents["ensemble_report"] == {
+        "ensemble_members",
+        "ensemble_student",
+        "student_stage2",
+        "labeled_intents",
+    }
+    assert parents["ensemble_vs_single_teacher_study"] == {
+        "student_stage1",
+        "ensemble_soft_labels",
+        "teacher_soft_labels",
+        "labeled_intents",
+    }
+    assert {assets.get(dg.AssetKey(key)).group_name for key in parents} == {"ensemble"}

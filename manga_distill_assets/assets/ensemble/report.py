@@ -10,16 +10,22 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.ensemble.config import EnsembleReportConfig
-from manga_distill_assets.assets.ensemble.scoring import load_member, mixture
+from manga_distill_assets.assets.ensemble.scoring import (
+    LoadedMember,
+    load_member,
+    mixture,
+    transformer_member,
+)
 from manga_distill_assets.assets.intent_classifier.common import label_ids, label_names, matching_ref, split
 from manga_distill_assets.assets.markdown import markdown_table
 from manga_distill_assets.data.fingerprint import lines_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.ensemble_latency import parallel_latency, per_text_latency
-from manga_distill_assets.distill.evaluation import classification_report, predict_logits
+from manga_distill_assets.distill.evaluation import classification_report
 from manga_distill_assets.distill.onnx_export import (
     INT8_FILE,
     OUTPUT_NAME,
@@ -53,10 +59,6 @@ def ensemble_report(
     """Accuracy, macro-F1, retention against the ensemble and p50/p99 latency per row. The ensemble's own
     latency is the sum of its members' p50s (served one after another, as today) and, measured, all members
     in parallel threads; the gate holds the PyTorch student to `retention_floor` of the ensemble."""
-    test = split(labeled_intents, "test")
-    names = label_names(labeled_intents)
-    truth = label_ids(test["label"], names)
-    texts = test["text"].tolist()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.latency_threads)
     try:
@@ -64,13 +66,9 @@ def ensemble_report(
             context,
             config,
             ensemble_members,
-            ensemble_student,
-            student_stage2,
+            {"ensemble_student": ensemble_student, "single_teacher_student": student_stage2},
             labeled_intents,
             model_store,
-            texts,
-            truth,
-            names,
         )
     finally:
         torch.set_num_threads(previous_threads)
@@ -89,7 +87,7 @@ def ensemble_report(
         - max(report["rows"][entry["name"]]["accuracy"] for entry in ensemble_members),
         gain_over_single_teacher_student=student["accuracy"]
         - report["rows"]["single_teacher_student"]["accuracy"],
-        test_rows=len(texts),
+        test_rows=int((labeled_intents["split"] == "test").sum()),
         latency_threads=config.latency_threads,
     )
     table = summary_markdown(report)
@@ -119,8 +117,19 @@ def ensemble_report(
     )
 
 
-def _measure(context, config, members, ensemble_student, student_stage2, labeled, store, texts, truth, names):
+def _measure(
+    context: dg.AssetExecutionContext,
+    config: EnsembleReportConfig,
+    members: list[dict],
+    students: dict[str, dict],
+    labeled: pd.DataFrame,
+    store: ModelStore,
+) -> dict:
     """Every row scored on the test texts and timed per text by the same loop."""
+    test = split(labeled, "test")
+    names = label_names(labeled)
+    truth = label_ids(test["label"], names)
+    texts = test["text"].tolist()
     runs = {"warmup": 5, "runs": config.latency_runs}
     rows: dict[str, dict] = {}
     loaded, member_logits = [], []
@@ -135,51 +144,40 @@ def _measure(context, config, members, ensemble_student, student_stage2, labeled
             f"{entry['name']}: accuracy {rows[entry['name']]['accuracy']:.4f}, p50 {latency['p50']:.2f} ms"
         )
     parallel = parallel_latency([member.predict_one for member in loaded], texts, **runs)
-    in_turn = {key: sum(rows[entry["name"]][f"{key}_ms"] for entry in members) for key in ("p50", "p99")}
-    ensemble_quality = classification_report(
-        truth, mixture(members, member_logits).argmax(axis=1).tolist(), names
-    )
+    ensemble_predictions = mixture(members, member_logits).argmax(axis=1).tolist()
     rows["ensemble"] = {
-        **_quality(ensemble_quality),
+        **_quality(classification_report(truth, ensemble_predictions, names)),
         "kind": "ensemble",
-        "p50_ms": in_turn["p50"],
-        "p99_ms": in_turn["p99"],
+        **{f"{key}_ms": sum(rows[entry["name"]][f"{key}_ms"] for entry in members) for key in ("p50", "p99")},
         "parallel_p50_ms": parallel["p50"],
         "parallel_p99_ms": parallel["p99"],
         "sha256": lines_fingerprint(entry["model"]["sha256"] for entry in members),
     }
-    for name, value in (("ensemble_student", ensemble_student), ("single_teacher_student", student_stage2)):
+    for name, value in students.items():
         ref = matching_ref(value, labeled, "ensemble_report")
         model, tokenizer = load_model(store.get(ref))
-        model.eval()
-
-        def predict_one(text: str, model=model, tokenizer=tokenizer) -> object:
-            encoded = tokenizer([text], truncation=True, max_length=128, return_tensors="pt")
-            with torch.inference_mode():
-                return model(**encoded).logits
-
-        latency = per_text_latency(predict_one, texts, **runs)
-        rows[name] = _row(
-            truth, predict_logits(model, tokenizer, texts), names, latency, ref.sha256, "student"
-        )
+        student = transformer_member(name, model, tokenizer)
+        latency = per_text_latency(student.predict_one, texts, **runs)
+        rows[name] = _row(truth, student.logits(texts), names, latency, ref.sha256, "student")
         if name == "ensemble_student":
-            rows["ensemble_student_onnx_int8"] = _onnx_row(
-                model, tokenizer, texts, truth, names, config, runs, ref.sha256
+            int8 = _onnx_int8(model, tokenizer, config.latency_threads)
+            latency = per_text_latency(int8.predict_one, texts, **runs)
+            rows[f"{name}_onnx_int8"] = _row(
+                truth, int8.logits(texts), names, latency, ref.sha256, "onnx_int8"
             )
     return {"rows": rows}
 
 
-def _onnx_row(model, tokenizer, texts, truth, names, config, runs, sha256) -> dict:
-    """The student exported and quantised as student_onnx does it, scored and timed like the others."""
+def _onnx_int8(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, threads: int) -> LoadedMember:
+    """The student exported and quantised as student_onnx does it, in an onnxruntime session."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = export_student(model, tokenizer, Path(tmp) / "onnx")
-        session = open_session(folder / INT8_FILE, threads=config.latency_threads)
+        session = open_session(folder / INT8_FILE, threads=threads)
 
-        def predict_one(text: str) -> object:
-            return session.run([OUTPUT_NAME], encode_for_session(session, tokenizer, [text]))
+    def predict_one(text: str) -> object:
+        return session.run([OUTPUT_NAME], encode_for_session(session, tokenizer, [text]))
 
-        latency = per_text_latency(predict_one, texts, **runs)
-        return _row(truth, onnx_logits(session, tokenizer, texts), names, latency, sha256, "onnx_int8")
+    return LoadedMember("onnx_int8", lambda texts: onnx_logits(session, tokenizer, texts), predict_one)
 
 
 def _row(truth, logits: np.ndarray, names, latency: dict, sha256: str, kind: str) -> dict:

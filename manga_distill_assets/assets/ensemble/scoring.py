@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.char_tfidf import CharTfidfClassifier
@@ -40,6 +41,14 @@ def load_member(entry: dict, store: ModelStore, batch_size: int = 128) -> Loaded
         classical = CharTfidfClassifier.load(folder)
         return LoadedMember(entry["name"], classical.logits, lambda text: classical.logits([text]))
     model, tokenizer = load_model(folder)
+    return transformer_member(entry["name"], model, tokenizer, batch_size)
+
+
+def transformer_member(
+    name: str, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 128
+) -> LoadedMember:
+    """A sequence classifier (a member or a student) behind the same two calls as every member."""
+    model.eval()
 
     def predict_one(text: str) -> object:
         encoded = tokenizer([text], truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
@@ -49,7 +58,7 @@ def load_member(entry: dict, store: ModelStore, batch_size: int = 128) -> Loaded
     def logits(texts: Sequence[str]) -> np.ndarray:
         return predict_logits(model, tokenizer, texts, batch_size=batch_size, max_length=MAX_LENGTH)
 
-    return LoadedMember(entry["name"], logits, predict_one)
+    return LoadedMember(name, logits, predict_one)
 
 
 def cached_logits(
