@@ -48,10 +48,10 @@ def main() -> None:
         point_labeled_source_at_banking77()
     preset = arguments.preset or ("banking77" if arguments.data == "banking77" else "demo")
     if arguments.workdir:
-        result = run(Path(arguments.workdir), arguments.data, preset, arguments.seeds)
+        result = run(Path(arguments.workdir), arguments.data, preset, arguments.seeds, arguments.latency_runs)
     else:
         with tempfile.TemporaryDirectory(prefix="ensemble-") as scratch:
-            result = run(Path(scratch), arguments.data, preset, arguments.seeds)
+            result = run(Path(scratch), arguments.data, preset, arguments.seeds, arguments.latency_runs)
     print_table(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"ensemble_{arguments.data}.json"
@@ -65,11 +65,17 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--preset", default="", help="default: demo (packaged) or banking77")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="study seeds; none: skip it")
     parser.add_argument("--workdir", default="", help="keep artifacts here (reruns reuse caches)")
+    parser.add_argument(
+        "--latency-runs",
+        type=int,
+        default=0,
+        help="timed texts per model in ensemble_report (0: the preset's)",
+    )
     return parser.parse_args()
 
 
-def run(root: Path, data: str, preset: str, seeds: list[int]) -> dict[str, Any]:
-    from manga_distill_assets.assets.ensemble.config import EnsembleStudyConfig
+def run(root: Path, data: str, preset: str, seeds: list[int], latency_runs: int) -> dict[str, Any]:
+    from manga_distill_assets.assets.ensemble.config import EnsembleReportConfig, EnsembleStudyConfig
     from manga_distill_assets.definitions import defs, local_resources
     from manga_distill_assets.presets import PRESETS
     from manga_distill_assets.resources.query_log import LocalQueryLog
@@ -82,6 +88,9 @@ def run(root: Path, data: str, preset: str, seeds: list[int]) -> dict[str, Any]:
         resources["query_log"] = LocalQueryLog(root=str(root / "query_log"))
     instance = dg.DagsterInstance.ephemeral()
     ops = PRESETS[preset]().ops
+    if latency_runs:
+        report_config = ops.get("ensemble_report", EnsembleReportConfig())
+        ops["ensemble_report"] = report_config.model_copy(update={"latency_runs": latency_runs})
     timings: dict[str, float] = {}
     outputs: dict[str, Any] = {}
 
@@ -134,6 +143,7 @@ def run(root: Path, data: str, preset: str, seeds: list[int]) -> dict[str, Any]:
     return {
         "data": data,
         "preset": preset,
+        "latency_runs": latency_runs or None,
         "wall_seconds": time.perf_counter() - started,
         "ensemble_group_seconds": group_seconds,
         "seconds_per_step": timings,
