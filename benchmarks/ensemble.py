@@ -28,7 +28,8 @@ from typing import Any
 
 import dagster as dg
 import torch
-from banking77 import BANKING77, point_labeled_source_at_banking77, train_texts, write_query_log
+import banking77
+from banking77 import point_labeled_source_at_banking77, train_texts, write_query_log
 
 RESULTS = Path(__file__).parent / "results"
 UPSTREAM = ("teacher_model", "claude_paraphrases", "teacher_soft_labels", "student_stage1", "student_stage2")
@@ -42,8 +43,10 @@ def main() -> None:
     arguments = parse_arguments()
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     if arguments.data == "banking77":
-        if not (BANKING77 / "train.csv").is_file():
-            print(f"skipped: BANKING77 is not at {BANKING77} (train.csv and test.csv).")
+        if arguments.banking77:
+            banking77.BANKING77 = Path(arguments.banking77)  # read by the loaders borrowed from banking77.py
+        if not (banking77.BANKING77 / "train.csv").is_file():
+            print(f"skipped: BANKING77 is not at {banking77.BANKING77} (train.csv and test.csv).")
             return
         point_labeled_source_at_banking77()
     preset = arguments.preset or ("banking77" if arguments.data == "banking77" else "demo")
@@ -65,6 +68,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--preset", default="", help="default: demo (packaged) or banking77")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="study seeds; none: skip it")
     parser.add_argument("--workdir", default="", help="keep artifacts here (reruns reuse caches)")
+    parser.add_argument("--banking77", default="", help="folder of BANKING77's train.csv and test.csv")
     parser.add_argument(
         "--latency-runs",
         type=int,
