@@ -26,9 +26,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import banking77
 import dagster as dg
 import torch
-import banking77
 from banking77 import point_labeled_source_at_banking77, train_texts, write_query_log
 
 RESULTS = Path(__file__).parent / "results"
