@@ -14,6 +14,12 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from transformers.utils import logging as transformers_logging
 
+from manga_distill_assets.assets.ensemble import members as ensemble_members
+from manga_distill_assets.assets.ensemble import report as ensemble_report
+from manga_distill_assets.assets.ensemble import soft_labels as ensemble_soft_labels
+from manga_distill_assets.assets.ensemble import student as ensemble_student
+from manga_distill_assets.assets.ensemble import study as ensemble_study
+from manga_distill_assets.assets.ensemble.study import ENSEMBLE_STUDY_JOB
 from manga_distill_assets.assets.experiments import report as experiment_report_assets
 from manga_distill_assets.assets.experiments import studies as experiment_studies
 from manga_distill_assets.assets.experiments.studies import STUDY_JOBS
@@ -147,9 +153,14 @@ defs = dg.Definitions(
             evaluation,
             experiment_studies,
             experiment_report_assets,
+            ensemble_members,
+            ensemble_soft_labels,
+            ensemble_student,
+            ensemble_report,
+            ensemble_study,
         ]
     ),
-    jobs=[land_raw_queries, nightly_inputs, *STUDY_JOBS],
+    jobs=[land_raw_queries, nightly_inputs, *STUDY_JOBS, ENSEMBLE_STUDY_JOB],
     schedules=[nightly_refresh],
     sensors=[content_change_automation],
     resources=resources_from_env(),

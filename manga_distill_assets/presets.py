@@ -6,6 +6,14 @@ from __future__ import annotations
 
 import dagster as dg
 
+from manga_distill_assets.assets.ensemble.config import (
+    ClassicalMemberConfig,
+    EnsembleMembersConfig,
+    EnsembleReportConfig,
+    EnsembleStudentConfig,
+    EnsembleStudyConfig,
+    TransformerMemberConfig,
+)
 from manga_distill_assets.assets.intent_classifier.config import (
     BaselineConfig,
     EvalConfig,
@@ -38,6 +46,17 @@ def smoke_run_config() -> dg.RunConfig:
             "baseline_student": BaselineConfig(training=_quick(1.0, 5e-4)),
             "student_onnx": OnnxConfig(parity_floor=0.9),
             "eval_report": EvalConfig(latency_runs=10, retention_floor=0.0),
+            "ensemble_members": EnsembleMembersConfig(
+                transformers=[
+                    TransformerMemberConfig(
+                        name="minilm_seed7", max_train_examples=160, training=_quick(1.0, 1e-4)
+                    )
+                ],
+                classical=ClassicalMemberConfig(min_df=1),
+            ),
+            "ensemble_student": EnsembleStudentConfig(training=_quick(1.0, 5e-4)),
+            "ensemble_report": EnsembleReportConfig(latency_runs=5, retention_floor=0.0),
+            "ensemble_vs_single_teacher_study": EnsembleStudyConfig(seeds=[0], training=_quick(0.5, 5e-4)),
         }
     )
 
@@ -77,6 +96,27 @@ def banking77_run_config() -> dg.RunConfig:
                 )
             ),
             "eval_report": EvalConfig(latency_runs=100),
+            "ensemble_members": EnsembleMembersConfig(
+                transformers=[
+                    TransformerMemberConfig(
+                        name="minilm_seed7",
+                        training=TrainingKnobs(
+                            epochs=5.0,
+                            learning_rate=2e-4,
+                            batch_size=32,
+                            max_length=48,
+                            seed=7,
+                            checkpoint_every=0,
+                        ),
+                    )
+                ]
+            ),
+            "ensemble_student": EnsembleStudentConfig(
+                use_unlabeled=False,
+                training=TrainingKnobs(
+                    epochs=4.0, learning_rate=3e-4, batch_size=64, max_length=48, checkpoint_every=0
+                ),
+            ),
         }
     )
 

@@ -1,0 +1,126 @@
+"""The ensemble's student: stage 2 of the intent graph, on the ensemble's soft targets, from the same
+stage-1 student that student_stage2 starts from, so the two students differ only in their targets."""
+
+import tempfile
+from hashlib import sha256
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from manga_distill_assets.assets.automation import on_input_content_change
+from manga_distill_assets.assets.ensemble.config import EnsembleStudentConfig
+from manga_distill_assets.assets.intent_classifier.common import (
+    GPU_OP_TAGS,
+    GPU_POOL,
+    label_ids,
+    label_names,
+    log_progress,
+    loss_curve,
+    matching_ref,
+    ref_output,
+    split,
+)
+from manga_distill_assets.data.fingerprint import lines_fingerprint
+from manga_distill_assets.distill.artifacts import load_model, save_model
+from manga_distill_assets.distill.students import count_parameters
+from manga_distill_assets.distill.training import LabeledTexts, TrainingConfig, TrainingResult, train_stage2
+from manga_distill_assets.resources.model_store import ModelRef, ModelStore
+from manga_distill_assets.resources.workspace import TrainingWorkspace
+
+KIND = "ensemble_student"
+
+
+def transfer_rows(soft_labels: pd.DataFrame, use_paraphrases: bool, use_unlabeled: bool) -> pd.DataFrame:
+    """Kept rows of the chosen origins, as student_stage2 selects them."""
+    origins = {"labeled"} | ({"paraphrase"} if use_paraphrases else set())
+    origins |= {"unlabeled"} if use_unlabeled else set()
+    return soft_labels[soft_labels["keep"] & soft_labels["origin"].isin(origins)].reset_index(drop=True)
+
+
+def distil_stage1_student(
+    stage1: ModelRef,
+    rows: pd.DataFrame,
+    labeled: pd.DataFrame,
+    store: ModelStore,
+    training: TrainingConfig,
+    temperature: float,
+    alpha: float,
+    progress,
+) -> tuple[TrainingResult, object]:
+    """Stage 2 (`train_stage2`) from the stored stage-1 student on `rows`' targets; returns the result and
+    the student's tokenizer."""
+    student, tokenizer = load_model(store.get(stage1))
+    names = label_names(labeled)
+    validation = split(labeled, "validation")
+    result = train_stage2(
+        student,
+        tokenizer,
+        rows["text"].tolist(),
+        np.stack(rows["logits"].to_numpy()).astype(np.float32),
+        rows["label"].astype(int).tolist(),
+        training,
+        temperature=temperature,
+        alpha=alpha,
+        progress=progress,
+        validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+    )
+    return result, tokenizer
+
+
+@dg.asset(
+    group_name="ensemble",
+    code_version="1",
+    kinds={"pytorch"},
+    automation_condition=on_input_content_change(),
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+)
+def ensemble_student(
+    context: dg.AssetExecutionContext,
+    config: EnsembleStudentConfig,
+    student_stage1: dict,
+    ensemble_soft_labels: pd.DataFrame,
+    labeled_intents: pd.DataFrame,
+    model_store: ModelStore,
+    training_workspace: TrainingWorkspace,
+) -> dg.Output[dict]:
+    """(1-α)·CE + α·T²·KL against the ensemble's mean calibrated probabilities."""
+    stage1_ref = matching_ref(student_stage1, labeled_intents, "ensemble_student")
+    rows = transfer_rows(ensemble_soft_labels, config.use_paraphrases, config.use_unlabeled)
+    folder = training_workspace.folder(
+        KIND,
+        stage1_ref.sha256,
+        lines_fingerprint(rows["text"]),
+        sha256(np.stack(rows["logits"].to_numpy()).astype(np.float32).tobytes()).hexdigest(),
+        config.model_dump_json(),
+    )
+    result, tokenizer = distil_stage1_student(
+        stage1_ref,
+        rows,
+        labeled_intents,
+        model_store,
+        config.training.training_config(folder),
+        config.temperature,
+        config.alpha,
+        log_progress(context, "ensemble stage2"),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = save_model(result.model, tokenizer, Path(tmp) / KIND)
+        ref = model_store.put(saved, kind=KIND, label_map=stage1_ref.label_map, metrics=dict(result.metrics))
+    return ref_output(
+        ref,
+        {
+            **{
+                f"rows_{origin}": int((rows["origin"] == origin).sum())
+                for origin in ("labeled", "paraphrase", "unlabeled")
+            },
+            "temperature": config.temperature,
+            "alpha": config.alpha,
+            "parameters": count_parameters(result.model),
+            "optimizer_steps": result.optimizer_steps,
+            "loss_curve": loss_curve(result.log_history),
+            **{key: float(value) for key, value in result.metrics.items()},
+        },
+    )
