@@ -32,6 +32,9 @@ from manga_distill_assets.assets.queries.schedules import (
     nightly_inputs,
     nightly_refresh,
 )
+from manga_distill_assets.assets.reranker import data as rerank_data
+from manga_distill_assets.assets.reranker import models as rerank_models
+from manga_distill_assets.assets.reranker import serving as rerank_serving
 from manga_distill_assets.resources.io_manager import S3TableIOManager, TableIOManager
 from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.logit_cache import LogitCache
@@ -43,6 +46,7 @@ from manga_distill_assets.resources.query_log import (
     S3QueryLog,
     SimulatedQueryLog,
 )
+from manga_distill_assets.resources.rerank_source import RerankPairsSource
 from manga_distill_assets.resources.workspace import TrainingWorkspace
 
 
@@ -101,6 +105,7 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         "paraphraser": paraphraser_from_env(root),
         "logit_cache": LogitCache(path=str(root / "logit_cache.sqlite")),
         "training_workspace": TrainingWorkspace(root=str(root / "work")),
+        "rerank_source": RerankPairsSource(path=os.environ.get("MANGA_RERANK_PATH", "")),
     }
 
 
@@ -169,6 +174,9 @@ defs = dg.Definitions(
             evaluation,
             experiment_studies,
             experiment_report_assets,
+            rerank_data,
+            rerank_models,
+            rerank_serving,
         ]
     ),
     jobs=[land_raw_queries, nightly_inputs, *STUDY_JOBS],
