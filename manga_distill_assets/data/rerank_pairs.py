@@ -1,8 +1,9 @@
 """Graded (query, product) pairs for the reranker, generated from the catalogue.
 
 A product is one edition of a title (a title in one format); its passage is what a product page shows: the
-title, the Japanese title, the format, the creators, the publishers, the demographic, the genre and the
-volume count. The catalogue has no synopses, so passages carry none.
+title, the format, the creators, the demographic, the genre, the volume count, the publisher and the
+Japanese title, in that order so that a cut at the reranker's token limit loses the least useful words
+first. The catalogue has no synopses, so passages carry none.
 
 Queries are what customers type into the search box, in four kinds, and each kind grades every product on
 0-3 by the rule the store's merchandisers would apply:
@@ -71,8 +72,8 @@ class Product:
     def passage(self) -> str:
         t = self.title
         return (
-            f"{t.name} ({t.japanese_name}), {self.format}. By {t.author}. {t.publisher}, first published by "
-            f"{t.original_publisher}. {t.demographic} {t.genre}, {t.volumes} volumes."
+            f"{t.name}, {self.format}. By {t.author}. {t.demographic} {t.genre}, {t.volumes} volumes. "
+            f"{t.publisher}. {t.japanese_name}"
         )
 
 

@@ -35,6 +35,8 @@ from manga_distill_assets.distill.ranking_losses import ranking_distillation_los
 from manga_distill_assets.distill.training.common import Progress, ProgressReporter
 
 RELEVANCE_LABEL = {0: "relevance"}
+PAIR_MAX_LENGTH = 48
+"""Tokens per (query, passage) pair wherever a pair is scored: a product passage and a search query fit."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class RerankTraining:
     epochs: float = 1.0
     learning_rate: float = 5e-5
     batch_size: int = 16
-    max_length: int = 64
+    max_length: int = PAIR_MAX_LENGTH
     warmup_ratio: float = 0.1
     seed: int = 0
     log_every: int = 10
@@ -159,8 +161,8 @@ def _train(model, tokenizer, data: Dataset, loss, settings: RerankTraining, outp
         callbacks=[ProgressReporter(lambda event: (history.append(event), progress and progress(event)))],
     )
     output = trainer.train()
-    trained = cross_encoder.model.eval()
-    return TrainedReranker(trained, cross_encoder.tokenizer, output.global_step, history)
+    reset_truncation(cross_encoder.tokenizer)
+    return TrainedReranker(cross_encoder.model.eval(), cross_encoder.tokenizer, output.global_step, history)
 
 
 def pair_scores(
@@ -168,7 +170,7 @@ def pair_scores(
     tokenizer: PreTrainedTokenizerBase,
     queries: Sequence[str],
     docs: Sequence[str],
-    max_length: int = 64,
+    max_length: int = PAIR_MAX_LENGTH,
     batch_size: int = 64,
 ) -> np.ndarray:
     """The model's raw score (logit) for each (query, doc) pair, batched in order of length for speed."""
@@ -196,7 +198,7 @@ def encode_pairs(
     tensors: str = "pt",
 ):
     """Query and passage as one sequence pair; only the passage is cut when the pair is too long."""
-    return tokenizer(
+    encoded = tokenizer(
         list(queries),
         list(docs),
         padding=True,
@@ -204,3 +206,14 @@ def encode_pairs(
         max_length=max_length,
         return_tensors=tensors,
     )
+    reset_truncation(tokenizer)
+    return encoded
+
+
+def reset_truncation(tokenizer: PreTrainedTokenizerBase) -> None:
+    """A fast tokenizer keeps the last call's truncation in its state, and saves it: "only_second" would make
+    every later single-text call (vocabulary pruning, a user's own code) fail, so it is cleared."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_truncation()
+        backend.no_padding()

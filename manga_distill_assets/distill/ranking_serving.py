@@ -17,7 +17,7 @@ import onnxruntime
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from manga_distill_assets.distill.cross_encoders import encode_pairs
+from manga_distill_assets.distill.cross_encoders import PAIR_MAX_LENGTH, encode_pairs
 from manga_distill_assets.distill.onnx_export import OUTPUT_NAME
 
 QueryList = tuple[str, Sequence[str]]
@@ -28,7 +28,7 @@ def onnx_query_scores(
     session: onnxruntime.InferenceSession,
     tokenizer: PreTrainedTokenizerBase,
     lists: Sequence[QueryList],
-    max_length: int = 64,
+    max_length: int = PAIR_MAX_LENGTH,
 ) -> list[np.ndarray]:
     """The graph's score of each candidate, one array per query, each query's candidates in one batch."""
     return [
@@ -43,7 +43,7 @@ def torch_query_scores(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     lists: Sequence[QueryList],
-    max_length: int = 64,
+    max_length: int = PAIR_MAX_LENGTH,
 ) -> list[np.ndarray]:
     """The PyTorch model's score of each candidate, one array per query, each query in one batch."""
     model.eval()
@@ -83,7 +83,7 @@ def torch_latency(
     tokenizer: PreTrainedTokenizerBase,
     lists: Sequence[QueryList],
     threads: int = 1,
-    max_length: int = 64,
+    max_length: int = PAIR_MAX_LENGTH,
 ) -> dict[str, float]:
     encoded = [encode_pairs(tokenizer, [query] * len(docs), docs, max_length) for query, docs in lists]
     previous = torch.get_num_threads()
@@ -100,7 +100,7 @@ def onnx_latency(
     session: onnxruntime.InferenceSession,
     tokenizer: PreTrainedTokenizerBase,
     lists: Sequence[QueryList],
-    max_length: int = 64,
+    max_length: int = PAIR_MAX_LENGTH,
 ) -> dict[str, float]:
     """Time `session` (opened with the wanted thread count, see `open_session`) on each query's batch."""
     feeds = [_feed(session, tokenizer, query, docs, max_length) for query, docs in lists]

@@ -3,14 +3,16 @@
 import dagster as dg
 from pydantic import Field
 
-from manga_distill_assets.distill.cross_encoders import RerankTraining
+from manga_distill_assets.distill.cross_encoders import PAIR_MAX_LENGTH, RerankTraining
 
 
 class RerankKnobs(dg.Config):
     epochs: float = Field(default=1.0, gt=0)
     learning_rate: float = Field(default=1e-4, gt=0)
     batch_size: int = Field(default=32, gt=0, description="Pairs (teacher) or candidate lists (student).")
-    max_length: int = Field(default=64, gt=8, description="Tokens per (query, passage) pair.")
+    max_length: int = Field(
+        default=PAIR_MAX_LENGTH, gt=8, description="Tokens per (query, passage) pair in training."
+    )
     seed: int = 42
 
     def settings(self) -> RerankTraining:
@@ -24,7 +26,7 @@ class RerankKnobs(dg.Config):
 
 
 class RerankQueriesConfig(dg.Config):
-    queries: int = Field(default=600, gt=0, description="Generated queries (the packaged default only).")
+    queries: int = Field(default=400, gt=0, description="Generated queries (the packaged default only).")
     formats_per_title: int = Field(default=4, ge=1, le=10, description="Products (editions) per title.")
     candidates: int = Field(default=20, ge=2, description="Candidates per query, as retrieval returns them.")
     hard_negatives: int = Field(default=4, ge=0, description="Dense-mined grade-0 candidates per query.")
@@ -47,7 +49,7 @@ class RerankTeacherConfig(dg.Config):
 
 class RerankScoresConfig(dg.Config):
     max_log_queries: int = Field(
-        default=300, ge=0, description="Most frequent query-log queries added to the transfer set (0: none)."
+        default=100, ge=0, description="Most frequent query-log queries added to the transfer set (0: none)."
     )
     candidates: int = Field(default=20, ge=2, description="BM25 candidates per query-log query.")
     batch_size: int = Field(default=64, gt=0)
@@ -58,12 +60,12 @@ class RerankStudentConfig(dg.Config):
         default=[0, 2, 4, 5], description="Teacher layers the student starts from (0-based), one per layer."
     )
     list_size: int = Field(
-        default=8, ge=2, description="Candidates per training list: the best and the rest."
+        default=6, ge=2, description="Candidates per training list: the best and the rest."
     )
     listwise_weight: float = Field(default=0.5, ge=0, description="Weight of the listwise KL term (0: off).")
     temperature: float = Field(default=2.0, gt=0, description="Temperature of the listwise KL term.")
     prune_vocabulary: bool = True
-    training: RerankKnobs = RerankKnobs(epochs=3.0, learning_rate=1e-4, batch_size=8)
+    training: RerankKnobs = RerankKnobs(epochs=2.0, learning_rate=1e-4, batch_size=8)
 
 
 class RerankOnnxConfig(dg.Config):
