@@ -145,7 +145,7 @@ def _train(model, tokenizer, data: Dataset, loss, settings: RerankTraining, outp
         num_train_epochs=settings.epochs,
         learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size,
-        warmup_ratio=settings.warmup_ratio,
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of the steps in transformers 5
         seed=settings.seed,
         data_seed=settings.seed,
         logging_steps=settings.log_every,

@@ -33,6 +33,10 @@ class CountingParaphraser(OfflineParaphraser):
         return super()._paraphrase_batch(texts, n)
 
 
+WATCHED = {*MODEL_ASSETS, "labeled_intents", "raw_queries", "unlabeled_queries"}
+"""The intent graph this world builds; other targets' groups are never materialised here."""
+
+
 class Tick:
     """Successive automation evaluations against one instance, carrying the cursor."""
 
@@ -46,7 +50,8 @@ class Tick:
         )
         self.cursor = result.cursor
         keys = self.graph.defs.resolve_asset_graph().get_all_asset_keys()
-        return {key.to_user_string() for key in keys if result.get_num_requested(key)}
+        requested = {key.to_user_string() for key in keys if result.get_num_requested(key)}
+        return requested & WATCHED
 
 
 @pytest.fixture(scope="module")

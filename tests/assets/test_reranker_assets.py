@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from manga_distill_assets.definitions import defs
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.rerank_source import RerankPairsSource
 from tests.assets.harness import Graph, recent_days, write_day
@@ -79,15 +80,44 @@ def test_onnx_parity_reports_top3_agreement_and_kendall_tau_for_both_graphs(buil
     assert check.metadata["fp32_kendall_tau"].value > 0.99
 
 
+def requested(graph: Graph) -> set[str]:
+    """The reranker assets one automation tick would request now."""
+    result = dg.evaluate_automation_conditions(defs=graph.defs, instance=graph.instance)
+    return {key for key in RERANKER_ASSETS if result.get_num_requested(dg.AssetKey(key))}
+
+
+def test_the_group_reads_the_pairs_the_teacher_and_the_query_log():
+    graph = defs.resolve_asset_graph()
+
+    def parents(key: str) -> set[str]:
+        return {parent.to_user_string() for parent in graph.get(dg.AssetKey(key)).parent_keys}
+
+    assert parents("teacher_rerank_scores") == {"reranker_teacher", "rerank_queries", "unlabeled_queries"}
+    assert parents("reranker_student") == {"reranker_teacher", "teacher_rerank_scores", "rerank_queries"}
+    assert parents("reranker_eval") == {
+        "rerank_queries",
+        "reranker_teacher",
+        "reranker_student",
+        "reranker_onnx",
+    }
+
+
+def test_a_settled_group_requests_nothing(built):
+    graph, _, _ = built
+    assert requested(graph) == set()
+
+
 def test_scores_come_from_the_cache_and_a_new_day_scores_only_its_new_pairs(built):
     graph, _, second = built
     before = graph.metadata("teacher_rerank_scores")
     materialize(graph, "teacher_rerank_scores")
     again = graph.metadata("teacher_rerank_scores")
     assert again["scored"] == 0 and again["cached"] == before["pairs"]
-    assert graph.data_version("teacher_rerank_scores") is not None
+    assert requested(graph) == set()
     land(graph, second, ["chainsaw man omnibus"])
+    assert requested(graph) == {"teacher_rerank_scores"}
     materialize(graph, "teacher_rerank_scores")
+    assert requested(graph) == {"reranker_student"}
     after = graph.metadata("teacher_rerank_scores")
     assert after["queries_log"] == before["queries_log"] + 1
     assert after["scored"] == after["pairs"] - before["pairs"] > 0
