@@ -11,6 +11,12 @@ Lands a few days of the simulated query log (their queries join the transfer set
 
     nice -n 10 .venv/bin/python benchmarks/reranker.py                  # the demo defaults, a tmp folder
     nice -n 10 .venv/bin/python benchmarks/reranker.py --preset smoke   # the plumbing in about a minute
+    nice -n 10 .venv/bin/python benchmarks/reranker.py --latency-only   # the speed targets alone, no training
+
+`--latency-only` times the same architectures without training them (weights do not change the cost of a
+forward pass): the packaged MiniLM as a one-output cross-encoder (the teacher), its layers 0, 2, 4, 5 with
+the vocabulary pruned to the pairs' tokens (the student), and that student's int8 ONNX graph, each scoring
+the generated test queries' candidate lists at one thread.
 
 Prints a table and writes benchmarks/results/reranker.json (reranker_<preset>.json for other presets).
 """
@@ -49,7 +55,18 @@ def main() -> None:
         "--preset", default="demo", help="run configuration from manga_distill_assets/presets.py"
     )
     parser.add_argument("--workdir", default="", help="keep artifacts here; default: a tmp folder")
+    parser.add_argument("--latency-only", action="store_true", help="time untrained models, no training")
+    parser.add_argument("--candidates", type=int, default=20, help="candidates per query (--latency-only)")
+    parser.add_argument("--queries", type=int, default=100, help="timed queries (--latency-only)")
     arguments = parser.parse_args()
+    if arguments.latency_only:
+        report = latency_only(arguments.candidates, arguments.queries)
+        print_latency(report)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / "reranker_latency.json"
+        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"\nwrote {path}")
+        return
     if arguments.workdir:
         report = run(Path(arguments.workdir), arguments.preset)
     else:
@@ -123,6 +140,80 @@ def run(root: Path, preset: str) -> dict[str, Any]:
         },
         "rows": {name: report[name] for name in ROWS},
     }
+
+
+def latency_only(candidates: int, queries: int) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    from manga_distill_assets.assets.intent_classifier.teacher import default_teacher_base
+    from manga_distill_assets.assets.reranker.config import RerankStudentConfig
+    from manga_distill_assets.data.rerank_candidates import select_candidates
+    from manga_distill_assets.data.rerank_pairs import catalogue_products, generate_queries, graded_rows
+    from manga_distill_assets.distill.cross_encoders import RELEVANCE_LABEL
+    from manga_distill_assets.distill.onnx_export import INT8_FILE, export_student, file_bytes, open_session
+    from manga_distill_assets.distill.ranking_serving import onnx_latency, torch_latency
+    from manga_distill_assets.distill.students import count_parameters, from_pretrained, from_teacher
+    from manga_distill_assets.distill.vocab import prune_vocabulary
+
+    judged = graded_rows(generate_queries(queries, seed=0), catalogue_products(), seed=0)
+    rows = select_candidates(judged, candidates, {}, ensured_positives=2)
+    lists = [(group["query"].iloc[0], group["doc"].tolist()) for _, group in rows.groupby("query_id")]
+    base = default_teacher_base()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    teacher = from_pretrained(base, RELEVANCE_LABEL)
+    layers = RerankStudentConfig().teacher_layers
+    pruned = prune_vocabulary(from_teacher(teacher, layers), tokenizer, [*rows["query"], *rows["doc"]])
+    report: dict[str, Any] = {
+        "candidates": candidates,
+        "queries": len(lists),
+        "threads": 1,
+        "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "rows": {
+            "teacher": {
+                "params": count_parameters(teacher),
+                "latency_ms": torch_latency(teacher, tokenizer, lists),
+            },
+            "student": {
+                "params": count_parameters(pruned.model),
+                "latency_ms": torch_latency(pruned.model, pruned.tokenizer, lists),
+            },
+        },
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = export_student(pruned.model, pruned.tokenizer, Path(scratch) / "onnx")
+        session = open_session(folder / INT8_FILE, threads=1)
+        report["rows"]["student_onnx_int8"] = {
+            "size_bytes": file_bytes(folder / INT8_FILE),
+            "latency_ms": onnx_latency(session, pruned.tokenizer, lists),
+        }
+    teacher_p50 = report["rows"]["teacher"]["latency_ms"]["p50_ms"]
+    for row in report["rows"].values():
+        row["speedup_p50"] = teacher_p50 / row["latency_ms"]["p50_ms"]
+    int8 = report["rows"]["student_onnx_int8"]
+    report["done_means"] = {
+        "int8_p50_ms": int8["latency_ms"]["p50_ms"],
+        "int8_p50_met": int8["latency_ms"]["p50_ms"] <= TARGETS["int8_p50_ms"],
+        "int8_speedup_vs_teacher": int8["speedup_p50"],
+        "int8_speedup_met": int8["speedup_p50"] >= TARGETS["speedup_vs_teacher"],
+    }
+    return report
+
+
+def print_latency(report: dict[str, Any]) -> None:
+    print(
+        f"\nreranker latency, untrained weights: {report['queries']} queries x {report['candidates']} "
+        f"candidates at 1 thread, load average {report['load_average'][0]:.1f} on {report['cpus']} CPUs\n"
+    )
+    print("| model | params | p50_ms | p90_ms | p99_ms | speed-up |\n|---|---|---|---|---|---|")
+    for name, row in report["rows"].items():
+        latency = row["latency_ms"]
+        print(
+            f"| {name} | {row.get('params', '')} | {latency['p50_ms']:.1f} | {latency['p90_ms']:.1f} | "
+            f"{latency['p99_ms']:.1f} | {row['speedup_p50']:.2f} |"
+        )
+    print("\ndone means:", json.dumps(report["done_means"]))
 
 
 def print_table(report: dict[str, Any]) -> None:
