@@ -56,11 +56,21 @@ def main() -> None:
     )
     parser.add_argument("--workdir", default="", help="keep artifacts here; default: a tmp folder")
     parser.add_argument("--latency-only", action="store_true", help="time untrained models, no training")
-    parser.add_argument("--candidates", type=int, default=20, help="candidates per query (--latency-only)")
-    parser.add_argument("--queries", type=int, default=100, help="timed queries (--latency-only)")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=0,
+        help="candidates per query (default: the preset's; 20 with --latency-only)",
+    )
+    parser.add_argument(
+        "--queries",
+        type=int,
+        default=0,
+        help="generated queries (default: the preset's; 100 timed with --latency-only)",
+    )
     arguments = parser.parse_args()
     if arguments.latency_only:
-        report = latency_only(arguments.candidates, arguments.queries)
+        report = latency_only(arguments.candidates or 20, arguments.queries or 100)
         print_latency(report)
         RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / "reranker_latency.json"
@@ -68,24 +78,34 @@ def main() -> None:
         print(f"\nwrote {path}")
         return
     if arguments.workdir:
-        report = run(Path(arguments.workdir), arguments.preset)
+        report = run(Path(arguments.workdir), arguments.preset, arguments.queries, arguments.candidates)
     else:
         with tempfile.TemporaryDirectory(prefix="reranker-") as scratch:
-            report = run(Path(scratch), arguments.preset)
+            report = run(Path(scratch), arguments.preset, arguments.queries, arguments.candidates)
     print_table(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / ("reranker.json" if arguments.preset == "demo" else f"reranker_{arguments.preset}.json")
+    name = "reranker" if arguments.preset == "demo" else f"reranker_{arguments.preset}"
+    path = RESULTS / (f"{name}_{arguments.queries}q.json" if arguments.queries else f"{name}.json")
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {path}")
 
 
-def run(root: Path, preset: str) -> dict[str, Any]:
+def run(root: Path, preset: str, queries: int, candidates: int) -> dict[str, Any]:
+    """The group under `preset`; `queries` and `candidates`, when set, override the pairs' size."""
+    from manga_distill_assets.assets.reranker.config import RerankEvalConfig, RerankQueriesConfig
     from manga_distill_assets.definitions import defs, local_resources
     from manga_distill_assets.presets import PRESETS
 
     resources = local_resources(root / "artifacts")
     instance = dg.DagsterInstance.ephemeral()
-    ops = PRESETS[preset]().ops
+    ops = dict(PRESETS[preset]().ops)
+    pairs = ops.get("rerank_queries", RerankQueriesConfig()).model_dump()
+    evaluation = ops.get("reranker_eval", RerankEvalConfig()).model_dump()
+    sizes = {"queries": queries} if queries else {}
+    if candidates:
+        sizes["candidates"] = candidates
+        ops["reranker_eval"] = RerankEvalConfig(**{**evaluation, "candidates": candidates})
+    ops["rerank_queries"] = RerankQueriesConfig(**{**pairs, **sizes})
     timings: dict[str, float] = {}
     failed_checks: list[str] = []
 
