@@ -4,10 +4,13 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from manga_distill_assets.assets.reranker.config import RerankTeacherConfig
 from manga_distill_assets.definitions import defs
+from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.rerank_source import RerankPairsSource
 from tests.assets.harness import Graph, recent_days, write_day
+from tests.distill.tiny import tiny_teacher, tiny_tokenizer
 
 RERANKER_ASSETS = (
     "rerank_queries",
@@ -154,3 +157,41 @@ def test_a_user_file_is_loaded_and_a_bad_one_is_refused_naming_the_problem(tmp_p
     assert not result.success
     failure = next(event for event in result.all_events if event.is_step_failure)
     assert "appears more than once" in failure.step_failure_data.error.message
+
+
+def test_a_registered_cross_encoder_is_used_as_is_and_a_classifier_is_refused(tmp_path):
+    graph = Graph(tmp_path)
+    rows = [
+        (f"q{i}", query, doc_id, doc, grade, split)
+        for i, (query, split) in enumerate([("jjk box set", "train"), ("horror manga", "validation")])
+        for doc_id, doc, grade in [
+            ("d1", "Jujutsu Kaisen box set", 3 - i),
+            ("d2", "Uzumaki horror manga", 1 + i),
+        ]
+    ]
+    path = tmp_path / "pairs.csv"
+    pd.DataFrame(rows, columns=["query_id", "query", "doc_id", "doc", "grade", "split"]).to_csv(
+        path, index=False
+    )
+    graph.resources["rerank_source"] = RerankPairsSource(path=str(path))
+    graph.rebuild()
+    graph.materialize("rerank_queries")
+    tokenizer = tiny_tokenizer(tmp_path)
+    for outputs, succeeds in ((1, True), (3, False)):
+        folder = save_model(
+            tiny_teacher(num_labels=outputs), tokenizer, tmp_path / f"cross_encoder_{outputs}"
+        )
+        result = dg.materialize(
+            list(graph.defs.assets),
+            selection=dg.AssetSelection.assets("reranker_teacher"),
+            instance=graph.instance,
+            resources=graph.resources,
+            run_config=dg.RunConfig(
+                ops={"reranker_teacher": RerankTeacherConfig(registered_cross_encoder=str(folder))}
+            ),
+            raise_on_error=False,
+        )
+        assert result.success is succeeds
+    assert graph.metadata("reranker_teacher")["registered"] is True
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "has 3 outputs" in failure.step_failure_data.error.message
