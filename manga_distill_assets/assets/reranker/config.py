@@ -44,7 +44,7 @@ class RerankTeacherConfig(dg.Config):
     )
     max_train_pairs: int = Field(default=0, ge=0, description="Subsample the train pairs (0: all).")
     min_validation_ndcg_at_3: float = Field(default=0.6, ge=0, le=1)
-    training: RerankKnobs = RerankKnobs(epochs=1.0, learning_rate=1e-4, batch_size=32)
+    training: RerankKnobs = RerankKnobs(epochs=1.0, learning_rate=1e-4, batch_size=8)
 
 
 class RerankScoresConfig(dg.Config):
