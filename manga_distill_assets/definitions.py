@@ -38,6 +38,9 @@ from manga_distill_assets.assets.queries.schedules import (
     nightly_inputs,
     nightly_refresh,
 )
+from manga_distill_assets.assets.reranker import data as rerank_data
+from manga_distill_assets.assets.reranker import models as rerank_models
+from manga_distill_assets.assets.reranker import serving as rerank_serving
 from manga_distill_assets.resources.io_manager import S3TableIOManager, TableIOManager
 from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.logit_cache import LogitCache
@@ -48,6 +51,7 @@ from manga_distill_assets.resources.query_log import (
     S3QueryLog,
     SimulatedQueryLog,
 )
+from manga_distill_assets.resources.rerank_source import RerankPairsSource
 from manga_distill_assets.resources.workspace import TrainingWorkspace
 from manga_distill_assets.settings import bedrock_resources
 
@@ -85,6 +89,7 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         **bedrock_resources(root),
         "logit_cache": LogitCache(path=str(root / "logit_cache.sqlite")),
         "training_workspace": TrainingWorkspace(root=str(root / "work")),
+        "rerank_source": RerankPairsSource(path=os.environ.get("MANGA_RERANK_PATH", "")),
     }
 
 
@@ -158,6 +163,9 @@ defs = dg.Definitions(
             ensemble_student,
             ensemble_report,
             ensemble_study,
+            rerank_data,
+            rerank_models,
+            rerank_serving,
         ]
     ),
     jobs=[land_raw_queries, nightly_inputs, *STUDY_JOBS, ENSEMBLE_STUDY_JOB],

@@ -25,6 +25,15 @@ from manga_distill_assets.assets.intent_classifier.config import (
     TrainingKnobs,
 )
 from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
+from manga_distill_assets.assets.reranker.config import (
+    RerankEvalConfig,
+    RerankKnobs,
+    RerankOnnxConfig,
+    RerankQueriesConfig,
+    RerankScoresConfig,
+    RerankStudentConfig,
+    RerankTeacherConfig,
+)
 
 
 def _quick(epochs: float, learning_rate: float) -> TrainingKnobs:
@@ -57,8 +66,27 @@ def smoke_run_config() -> dg.RunConfig:
             "ensemble_student": EnsembleStudentConfig(training=_quick(1.0, 5e-4)),
             "ensemble_report": EnsembleReportConfig(latency_runs=5, retention_floor=0.0),
             "ensemble_vs_single_teacher_study": EnsembleStudyConfig(seeds=[0], training=_quick(0.5, 5e-4)),
+            **_reranker_smoke(),
         }
     )
+
+
+def _reranker_smoke() -> dict[str, dg.Config]:
+    """The reranker group on 60 queries of 8 candidates, one short epoch each, gates open."""
+    return {
+        "rerank_queries": RerankQueriesConfig(
+            queries=60, formats_per_title=2, candidates=8, hard_negatives=2
+        ),
+        "reranker_teacher": RerankTeacherConfig(
+            training=RerankKnobs(epochs=1.0, batch_size=16, max_length=48), min_validation_ndcg_at_3=0.0
+        ),
+        "teacher_rerank_scores": RerankScoresConfig(max_log_queries=10, candidates=8),
+        "reranker_student": RerankStudentConfig(
+            list_size=4, training=RerankKnobs(epochs=1.0, batch_size=8, max_length=48)
+        ),
+        "reranker_onnx": RerankOnnxConfig(top3_floor=0.5, kendall_floor=0.0),
+        "reranker_eval": RerankEvalConfig(candidates=8, latency_queries=5, retention_floor=0.0),
+    }
 
 
 def banking77_run_config() -> dg.RunConfig:

@@ -1,0 +1,286 @@
+"""The reranker group end to end on the packaged default, and the issue's done-means as a table.
+
+Lands a few days of the simulated query log (their queries join the transfer set), then materialises
+`rerank_queries`, `reranker_teacher`, `teacher_rerank_scores`, `reranker_student`, `reranker_onnx` and
+`reranker_eval`, one asset per run so each step's wall time is on record, and checks the targets:
+
+- teacher NDCG@3 above BM25's by a clear margin (reported as the difference);
+- int8 student NDCG@3 retention ≥ 0.95;
+- int8 student ≤ 15 ms p50 to score one query's 20 candidates at one thread, and ≥ 3× faster than the
+  PyTorch teacher at the same thread count.
+
+    nice -n 10 .venv/bin/python benchmarks/reranker.py                  # the demo defaults, a tmp folder
+    nice -n 10 .venv/bin/python benchmarks/reranker.py --preset smoke   # the plumbing in about a minute
+    nice -n 10 .venv/bin/python benchmarks/reranker.py --latency-only   # the speed targets alone, no training
+
+`--latency-only` times the same architectures without training them (weights do not change the cost of a
+forward pass): the packaged MiniLM as a one-output cross-encoder (the teacher), its layers 0, 2, 4, 5 with
+the vocabulary pruned to the pairs' tokens (the student), and that student's int8 ONNX graph, each scoring
+the generated test queries' candidate lists at one thread.
+
+Prints a table and writes benchmarks/results/reranker.json (reranker_<preset>.json for other presets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+RESULTS = Path(__file__).parent / "results"
+LOG_DAYS = 3
+ASSETS = (
+    "rerank_queries",
+    "reranker_teacher",
+    "teacher_rerank_scores",
+    "reranker_student",
+    "reranker_onnx",
+    "reranker_eval",
+)
+ROWS = ("bm25", "teacher", "student", "student_onnx_int8")
+TARGETS = {"retention": 0.95, "int8_p50_ms": 15.0, "speedup_vs_teacher": 3.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--preset", default="demo", help="run configuration from manga_distill_assets/presets.py"
+    )
+    parser.add_argument("--workdir", default="", help="keep artifacts here; default: a tmp folder")
+    parser.add_argument("--latency-only", action="store_true", help="time untrained models, no training")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=0,
+        help="candidates per query (default: the preset's; 20 with --latency-only)",
+    )
+    parser.add_argument(
+        "--queries",
+        type=int,
+        default=0,
+        help="generated queries (default: the preset's; 100 timed with --latency-only)",
+    )
+    arguments = parser.parse_args()
+    if arguments.latency_only:
+        report = latency_only(arguments.candidates or 20, arguments.queries or 100)
+        print_latency(report)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / "reranker_latency.json"
+        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"\nwrote {path}")
+        return
+    if arguments.workdir:
+        report = run(Path(arguments.workdir), arguments.preset, arguments.queries, arguments.candidates)
+    else:
+        with tempfile.TemporaryDirectory(prefix="reranker-") as scratch:
+            report = run(Path(scratch), arguments.preset, arguments.queries, arguments.candidates)
+    print_table(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "reranker" if arguments.preset == "demo" else f"reranker_{arguments.preset}"
+    path = RESULTS / (f"{name}_{arguments.queries}q.json" if arguments.queries else f"{name}.json")
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {path}")
+
+
+def run(root: Path, preset: str, queries: int, candidates: int) -> dict[str, Any]:
+    """The group under `preset`; `queries` and `candidates`, when set, override the pairs' size."""
+    from manga_distill_assets.assets.reranker.config import RerankEvalConfig, RerankQueriesConfig
+    from manga_distill_assets.definitions import defs, local_resources
+    from manga_distill_assets.presets import PRESETS
+
+    resources = local_resources(root / "artifacts")
+    instance = dg.DagsterInstance.ephemeral()
+    ops = dict(PRESETS[preset]().ops)
+    pairs = ops.get("rerank_queries", RerankQueriesConfig()).model_dump()
+    evaluation = ops.get("reranker_eval", RerankEvalConfig()).model_dump()
+    sizes = {"queries": queries} if queries else {}
+    if candidates:
+        sizes["candidates"] = candidates
+        ops["reranker_eval"] = RerankEvalConfig(**{**evaluation, "candidates": candidates})
+    ops["rerank_queries"] = RerankQueriesConfig(**{**pairs, **sizes})
+    timings: dict[str, float] = {}
+    failed_checks: list[str] = []
+
+    def materialize(key: str, partition_key: str | None = None) -> dg.ExecuteInProcessResult:
+        started = time.perf_counter()
+        result = dg.materialize(
+            list(defs.assets),
+            selection=dg.AssetSelection.assets(key),
+            partition_key=partition_key,
+            instance=instance,
+            resources=resources,
+            run_config=dg.RunConfig(ops={key: ops[key]} if key in ops else {}),
+            raise_on_error=False,
+        )
+        timings[key if partition_key is None else f"{key}[{partition_key}]"] = time.perf_counter() - started
+        if not result.success:
+            if not result.get_asset_materialization_events():
+                raise SystemExit(f"materialising {key} failed; see the run log above.")
+            failed_checks.append(key)  # stored, but a blocking check failed: a finding to report
+        return result
+
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+    days = [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(LOG_DAYS))]
+    materialize("labeled_intents")
+    for day in days:
+        materialize("raw_queries", partition_key=day)
+    materialize("unlabeled_queries", partition_key=days[-1])
+    started = time.perf_counter()
+    for key in ASSETS:
+        last = materialize(key)
+    report = last.output_for_node("reranker_eval")
+    int8, teacher, bm25 = report["student_onnx_int8"], report["teacher"], report["bm25"]
+    return {
+        "preset": preset,
+        "group_wall_seconds": time.perf_counter() - started,
+        "seconds_per_step": timings,
+        "failed_blocking_checks": failed_checks,
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "test_queries": report["test_queries"],
+        "candidates": report["candidates"],
+        "threads": report["threads"],
+        "done_means": {
+            "teacher_minus_bm25_ndcg_at_3": teacher["ndcg_at_3"] - bm25["ndcg_at_3"],
+            "int8_retention": int8["retention_ndcg_at_3"],
+            "int8_retention_met": int8["retention_ndcg_at_3"] >= TARGETS["retention"],
+            "int8_p50_ms": int8["latency_ms"]["p50_ms"],
+            "int8_p50_met": int8["latency_ms"]["p50_ms"] <= TARGETS["int8_p50_ms"],
+            "int8_cpu_p50_ms": int8["latency_ms"]["cpu_p50_ms"],
+            "int8_speedup_vs_teacher": int8["speedup_p50"],
+            "int8_speedup_met": int8["speedup_p50"] >= TARGETS["speedup_vs_teacher"],
+        },
+        "rows": {name: report[name] for name in ROWS},
+    }
+
+
+def latency_only(candidates: int, queries: int) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    from manga_distill_assets.assets.intent_classifier.teacher import default_teacher_base
+    from manga_distill_assets.assets.reranker.config import RerankStudentConfig
+    from manga_distill_assets.data.rerank_candidates import select_candidates
+    from manga_distill_assets.data.rerank_pairs import catalogue_products, generate_queries, graded_rows
+    from manga_distill_assets.distill.cross_encoders import RELEVANCE_LABEL
+    from manga_distill_assets.distill.onnx_export import INT8_FILE, export_student, file_bytes, open_session
+    from manga_distill_assets.distill.ranking_serving import onnx_latency, torch_latency
+    from manga_distill_assets.distill.students import count_parameters, from_pretrained, from_teacher
+    from manga_distill_assets.distill.vocab import prune_vocabulary
+
+    judged = graded_rows(generate_queries(queries, seed=0), catalogue_products(), seed=0)
+    rows = select_candidates(judged, candidates, {}, ensured_positives=2)
+    lists = [(group["query"].iloc[0], group["doc"].tolist()) for _, group in rows.groupby("query_id")]
+    base = default_teacher_base()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    teacher = from_pretrained(base, RELEVANCE_LABEL)
+    layers = RerankStudentConfig().teacher_layers
+    pruned = prune_vocabulary(from_teacher(teacher, layers), tokenizer, [*rows["query"], *rows["doc"]])
+    report: dict[str, Any] = {
+        "candidates": candidates,
+        "queries": len(lists),
+        "threads": 1,
+        "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "rows": {
+            "teacher": {
+                "params": count_parameters(teacher),
+                "latency_ms": torch_latency(teacher, tokenizer, lists),
+            },
+            "student": {
+                "params": count_parameters(pruned.model),
+                "latency_ms": torch_latency(pruned.model, pruned.tokenizer, lists),
+            },
+        },
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = export_student(pruned.model, pruned.tokenizer, Path(scratch) / "onnx")
+        session = open_session(folder / INT8_FILE, threads=1)
+        report["rows"]["student_onnx_int8"] = {
+            "size_bytes": file_bytes(folder / INT8_FILE),
+            "latency_ms": onnx_latency(session, pruned.tokenizer, lists),
+        }
+    teacher_p50 = report["rows"]["teacher"]["latency_ms"]["p50_ms"]
+    for row in report["rows"].values():
+        row["speedup_p50"] = teacher_p50 / row["latency_ms"]["p50_ms"]
+    int8 = report["rows"]["student_onnx_int8"]
+    report["done_means"] = {
+        "int8_p50_ms": int8["latency_ms"]["p50_ms"],
+        "int8_p50_met": int8["latency_ms"]["p50_ms"] <= TARGETS["int8_p50_ms"],
+        "int8_speedup_vs_teacher": int8["speedup_p50"],
+        "int8_speedup_met": int8["speedup_p50"] >= TARGETS["speedup_vs_teacher"],
+    }
+    return report
+
+
+def print_latency(report: dict[str, Any]) -> None:
+    print(
+        f"\nreranker latency, untrained weights: {report['queries']} queries x {report['candidates']} "
+        f"candidates at 1 thread, load average {report['load_average'][0]:.1f} on {report['cpus']} CPUs\n"
+    )
+    print("| model | params | p50_ms | p90_ms | p99_ms | speed-up | cpu_p50_ms | cpu speed-up |")
+    print("|---|---|---|---|---|---|---|---|")
+    teacher_cpu = report["rows"]["teacher"]["latency_ms"]["cpu_p50_ms"]
+    for name, row in report["rows"].items():
+        latency = row["latency_ms"]
+        print(
+            f"| {name} | {row.get('params', '')} | {latency['p50_ms']:.1f} | {latency['p90_ms']:.1f} | "
+            f"{latency['p99_ms']:.1f} | {row['speedup_p50']:.2f} | {latency['cpu_p50_ms']:.1f} | "
+            f"{teacher_cpu / latency['cpu_p50_ms']:.2f} |"
+        )
+    print("\ndone means:", json.dumps(report["done_means"]))
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(
+        f"\nreranker, preset {report['preset']}: {report['test_queries']} test queries, "
+        f"latency over {report['candidates']} candidates at {report['threads']} thread(s), "
+        f"load average {report['load_average'][0]:.1f} on {report['cpus']} CPUs\n"
+    )
+    header = (
+        "model",
+        "NDCG@3",
+        "NDCG@10",
+        "MRR@10",
+        "retention",
+        "params",
+        "size_MB",
+        "p50_ms",
+        "p99_ms",
+        "speed-up",
+        "cpu_p50_ms",
+    )
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for name, row in report["rows"].items():
+        latency = row.get("latency_ms", {})
+        cells = (
+            name,
+            f"{row['ndcg_at_3']:.4f}",
+            f"{row['ndcg_at_10']:.4f}",
+            f"{row['mrr_at_10']:.4f}",
+            f"{row['retention_ndcg_at_3']:.4f}",
+            str(row.get("params", "")),
+            f"{row['size_bytes'] / 1e6:.1f}" if "size_bytes" in row else "",
+            f"{latency['p50_ms']:.1f}" if latency else "",
+            f"{latency['p99_ms']:.1f}" if latency else "",
+            f"{row['speedup_p50']:.2f}" if "speedup_p50" in row else "",
+            f"{latency['cpu_p50_ms']:.1f}" if latency else "",
+        )
+        print("| " + " | ".join(cells) + " |")
+    print("\ndone means:")
+    for key, value in report["done_means"].items():
+        print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+    print(f"group wall time {report['group_wall_seconds']:.0f} s; steps: {report['seconds_per_step']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Typed knobs for the reranker group, with defaults that materialise it in minutes on 2 CPU cores."""
+
+import dagster as dg
+from pydantic import Field
+
+from manga_distill_assets.distill.cross_encoders import PAIR_MAX_LENGTH, RerankTraining
+
+
+class RerankKnobs(dg.Config):
+    epochs: float = Field(default=1.0, gt=0)
+    learning_rate: float = Field(default=1e-4, gt=0)
+    batch_size: int = Field(default=32, gt=0, description="Pairs (teacher) or candidate lists (student).")
+    max_length: int = Field(
+        default=PAIR_MAX_LENGTH, gt=8, description="Tokens per (query, passage) pair in training."
+    )
+    seed: int = 42
+
+    def settings(self) -> RerankTraining:
+        return RerankTraining(
+            epochs=self.epochs,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            seed=self.seed,
+        )
+
+
+class RerankQueriesConfig(dg.Config):
+    queries: int = Field(default=400, gt=0, description="Generated queries (the packaged default only).")
+    formats_per_title: int = Field(default=4, ge=1, le=10, description="Products (editions) per title.")
+    candidates: int = Field(default=20, ge=2, description="Candidates per query, as retrieval returns them.")
+    hard_negatives: int = Field(default=4, ge=0, description="Dense-mined grade-0 candidates per query.")
+    ensured_positives: int = Field(default=2, ge=0, description="Best-graded products kept in every list.")
+    seed: int = 0
+
+
+class RerankTeacherConfig(dg.Config):
+    base_model: str = Field(
+        default="", description="Model to fine-tune; empty: the packaged all-MiniLM-L6-v2."
+    )
+    registered_cross_encoder: str = Field(
+        default="",
+        description="A cross-encoder folder with one output (e.g. ms-marco-MiniLM-L12-v2) to use as is.",
+    )
+    max_train_pairs: int = Field(default=0, ge=0, description="Subsample the train pairs (0: all).")
+    min_validation_ndcg_at_3: float = Field(default=0.6, ge=0, le=1)
+    training: RerankKnobs = RerankKnobs(epochs=1.0, learning_rate=1e-4, batch_size=8)
+
+
+class RerankScoresConfig(dg.Config):
+    max_log_queries: int = Field(
+        default=100, ge=0, description="Most frequent query-log queries added to the transfer set (0: none)."
+    )
+    candidates: int = Field(default=20, ge=2, description="BM25 candidates per query-log query.")
+    batch_size: int = Field(default=64, gt=0)
+
+
+class RerankStudentConfig(dg.Config):
+    teacher_layers: list[int] = Field(
+        default=[0, 2, 4, 5], description="Teacher layers the student starts from (0-based), one per layer."
+    )
+    list_size: int = Field(
+        default=6, ge=2, description="Candidates per training list: the best and the rest."
+    )
+    listwise_weight: float = Field(default=0.5, ge=0, description="Weight of the listwise KL term (0: off).")
+    temperature: float = Field(default=2.0, gt=0, description="Temperature of the listwise KL term.")
+    prune_vocabulary: bool = True
+    training: RerankKnobs = RerankKnobs(epochs=2.0, learning_rate=1e-4, batch_size=8)
+
+
+class RerankOnnxConfig(dg.Config):
+    top3_floor: float = Field(
+        default=0.9, ge=0, le=1, description="Blocking: least top-3 agreement with PyTorch."
+    )
+    kendall_floor: float = Field(default=0.8, ge=-1, le=1, description="Blocking: least mean Kendall τ.")
+
+
+class RerankEvalConfig(dg.Config):
+    candidates: int = Field(default=20, ge=2, description="Candidates scored per query when timing.")
+    latency_queries: int = Field(default=50, gt=0, description="Timed queries (after 5 untimed).")
+    threads: int = Field(default=1, gt=0)
+    retention_floor: float = Field(
+        default=0.95, ge=0, description="Blocking: student ONNX int8 NDCG@3 / teacher's."
+    )

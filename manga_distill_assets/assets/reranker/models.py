@@ -1,0 +1,258 @@
+"""The reranker's teacher, its cached scores of the transfer pairs, and the 4-layer student distilled
+from them."""
+
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from transformers import AutoTokenizer
+
+from manga_distill_assets.assets.automation import on_input_content_change
+from manga_distill_assets.assets.intent_classifier.common import (
+    GPU_OP_TAGS,
+    GPU_POOL,
+    log_progress,
+    loss_curve,
+    ref_output,
+)
+from manga_distill_assets.assets.intent_classifier.teacher import default_teacher_base
+from manga_distill_assets.assets.reranker.config import (
+    RerankScoresConfig,
+    RerankStudentConfig,
+    RerankTeacherConfig,
+)
+from manga_distill_assets.data.fingerprint import frame_fingerprint
+from manga_distill_assets.data.rerank_transfer import candidate_lists, pair_key, transfer_pairs
+from manga_distill_assets.distill.artifacts import load_model, save_model
+from manga_distill_assets.distill.cross_encoders import (
+    RELEVANCE_LABEL,
+    pair_scores,
+    train_student_reranker,
+    train_teacher_reranker,
+)
+from manga_distill_assets.distill.ranking_metrics import ndcg_at, per_query
+from manga_distill_assets.distill.students import (
+    count_parameters,
+    from_pretrained,
+    from_teacher,
+    model_size_bytes,
+)
+from manga_distill_assets.distill.vocab import prune_vocabulary
+from manga_distill_assets.resources.logit_cache import LogitCache
+from manga_distill_assets.resources.model_store import ModelRef, ModelStore
+from manga_distill_assets.resources.workspace import TrainingWorkspace
+
+SCORE_COLUMNS = ["query_id", "query", "doc_id", "doc", "origin", "teacher_score"]
+
+
+def split_rows(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    return frame[frame["split"] == name].reset_index(drop=True)
+
+
+def validation_ndcg_at_3(model, tokenizer, rerank_queries: pd.DataFrame, max_length: int) -> float:
+    rows = split_rows(rerank_queries, "validation")
+    if rows.empty:
+        return float("nan")
+    rows["score"] = pair_scores(model, tokenizer, rows["query"].tolist(), rows["doc"].tolist(), max_length)
+    return ndcg_at(per_query(rows, "grade"), per_query(rows, "score"), 3)
+
+
+@dg.asset(
+    group_name="reranker",
+    code_version="1",
+    kinds={"pytorch"},
+    automation_condition=on_input_content_change(),
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+    check_specs=[dg.AssetCheckSpec("reranker_teacher_validation_ndcg", asset="reranker_teacher")],
+)
+def reranker_teacher(
+    context: dg.AssetExecutionContext,
+    config: RerankTeacherConfig,
+    rerank_queries: pd.DataFrame,
+    model_store: ModelStore,
+    training_workspace: TrainingWorkspace,
+):
+    """A cross-encoder fine-tuned on the train split's graded pairs, or a registered cross-encoder folder."""
+    knobs = config.training
+    if config.registered_cross_encoder:
+        model, tokenizer = load_model(Path(config.registered_cross_encoder))
+        if model.config.num_labels != 1:
+            raise dg.Failure(
+                description=f"{config.registered_cross_encoder} has {model.config.num_labels} outputs; a "
+                "cross-encoder reranker has one (a relevance score). Register a cross-encoder folder.",
+                allow_retries=False,
+            )
+        steps, history = 0, []
+    else:
+        base = config.base_model or default_teacher_base()
+        model, tokenizer = from_pretrained(base, RELEVANCE_LABEL), AutoTokenizer.from_pretrained(base)
+        train = split_rows(rerank_queries, "train")
+        if config.max_train_pairs and len(train) > config.max_train_pairs:
+            train = train.sample(config.max_train_pairs, random_state=knobs.seed)
+        result = train_teacher_reranker(
+            model,
+            tokenizer,
+            train["query"].tolist(),
+            train["doc"].tolist(),
+            train["grade"].tolist(),
+            knobs.settings(),
+            training_workspace.folder("reranker_teacher", frame_fingerprint(train), config.model_dump_json()),
+            progress=log_progress(context, "reranker_teacher"),
+        )
+        model, tokenizer, steps, history = result.model, result.tokenizer, result.steps, result.history
+    ndcg = validation_ndcg_at_3(model, tokenizer, rerank_queries, knobs.max_length)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = model_store.put(
+            save_model(model, tokenizer, Path(tmp) / "reranker_teacher"),
+            kind="reranker_teacher",
+            label_map=RELEVANCE_LABEL,
+            metrics={"validation_ndcg_at_3": ndcg},
+        )
+    context.log.info(f"reranker_teacher validation NDCG@3 {ndcg:.4f}")
+    yield ref_output(
+        ref,
+        {
+            "validation_ndcg_at_3": ndcg,
+            "parameters": count_parameters(model),
+            "size_bytes": model_size_bytes(model),
+            "registered": bool(config.registered_cross_encoder),
+            "train_steps": steps,
+            "loss": loss_curve(history),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="reranker_teacher_validation_ndcg",
+        passed=bool(ndcg >= config.min_validation_ndcg_at_3),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"validation_ndcg_at_3": ndcg, "floor": config.min_validation_ndcg_at_3},
+    )
+
+
+@dg.asset(
+    group_name="reranker",
+    code_version="1",
+    kinds={"pytorch", "parquet"},
+    ins={"unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping())},
+    automation_condition=on_input_content_change(),
+)
+def teacher_rerank_scores(
+    context: dg.AssetExecutionContext,
+    config: RerankScoresConfig,
+    reranker_teacher: dict,
+    rerank_queries: pd.DataFrame,
+    unlabeled_queries: pd.DataFrame,
+    model_store: ModelStore,
+    logit_cache: LogitCache,
+) -> dg.Output[pd.DataFrame]:
+    """The teacher's score of every transfer pair: the train split's candidates, and BM25's candidates for the
+    query log's most frequent queries. Scores are cached per (teacher, pair), so a new day scores only the
+    pairs it adds."""
+    ref = ModelRef.from_dict(reranker_teacher)
+    frame = transfer_pairs(rerank_queries, unlabeled_queries, config.max_log_queries, config.candidates)
+    keys = [pair_key(q, d) for q, d in zip(frame["query"], frame["doc"], strict=True)]
+    cached = logit_cache.get_many(ref.sha256, list(dict.fromkeys(keys)))
+    missing = [i for i, key in enumerate(keys) if key not in cached]
+    fresh: dict[str, np.ndarray] = {}
+    if missing:
+        model, tokenizer = load_model(model_store.get(ref))
+        scores = pair_scores(
+            model,
+            tokenizer,
+            frame["query"].iloc[missing].tolist(),
+            frame["doc"].iloc[missing].tolist(),
+            batch_size=config.batch_size,
+        )
+        fresh = {
+            keys[i]: np.array([score], dtype=np.float32) for i, score in zip(missing, scores, strict=True)
+        }
+        logit_cache.put_many(ref.sha256, fresh)
+        cached.update(fresh)
+    frame["teacher_score"] = [float(cached[key][0]) for key in keys]
+    frame = frame[SCORE_COLUMNS]
+    context.log.info(
+        f"teacher_rerank_scores: {len(fresh)} pairs scored, {len(keys) - len(fresh)} from the cache"
+    )
+    return dg.Output(
+        frame,
+        data_version=dg.DataVersion(frame_fingerprint(frame.drop(columns="teacher_score")) + ref.sha256[:16]),
+        metadata={
+            "pairs": len(frame),
+            "scored": len(fresh),
+            "cached": len(keys) - len(fresh),
+            "queries_train": int(frame.loc[frame["origin"] == "train", "query_id"].nunique()),
+            "queries_log": int(frame.loc[frame["origin"] == "log", "query_id"].nunique()),
+            "teacher_sha256": ref.sha256,
+        },
+    )
+
+
+@dg.asset(
+    group_name="reranker",
+    code_version="1",
+    kinds={"pytorch"},
+    automation_condition=on_input_content_change(),
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+)
+def reranker_student(
+    context: dg.AssetExecutionContext,
+    config: RerankStudentConfig,
+    reranker_teacher: dict,
+    teacher_rerank_scores: pd.DataFrame,
+    rerank_queries: pd.DataFrame,
+    model_store: ModelStore,
+    training_workspace: TrainingWorkspace,
+):
+    """Teacher layers `teacher_layers` with a pruned vocabulary, trained on Margin-MSE (+ listwise KL) over
+    each transfer query's candidate list against the teacher's scores."""
+    teacher, tokenizer = load_model(model_store.get(ModelRef.from_dict(reranker_teacher)))
+    try:
+        student = from_teacher(teacher, config.teacher_layers)
+    except ValueError as error:
+        raise dg.Failure(description=f"reranker_student: {error}", allow_retries=False) from error
+    metadata: dict = {}
+    if config.prune_vocabulary:
+        texts = pd.concat([rerank_queries["query"], rerank_queries["doc"], teacher_rerank_scores["query"]])
+        pruned = prune_vocabulary(student, tokenizer, texts.drop_duplicates().tolist())
+        student, tokenizer = pruned.model, pruned.tokenizer
+        metadata |= {"vocabulary": pruned.kept_tokens, "vocabulary_before": pruned.original_tokens}
+    queries, lists, scores = candidate_lists(teacher_rerank_scores, config.list_size, config.training.seed)
+    result = train_student_reranker(
+        student,
+        tokenizer,
+        queries,
+        lists,
+        scores,
+        config.training.settings(),
+        training_workspace.folder(
+            "reranker_student", frame_fingerprint(teacher_rerank_scores), config.model_dump_json()
+        ),
+        listwise_weight=config.listwise_weight,
+        temperature=config.temperature,
+        progress=log_progress(context, "reranker_student"),
+    )
+    ndcg = validation_ndcg_at_3(result.model, result.tokenizer, rerank_queries, config.training.max_length)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = model_store.put(
+            save_model(result.model, result.tokenizer, Path(tmp) / "reranker_student"),
+            kind="reranker_student",
+            label_map=RELEVANCE_LABEL,
+            metrics={"validation_ndcg_at_3": ndcg},
+        )
+    context.log.info(f"reranker_student validation NDCG@3 {ndcg:.4f}")
+    return ref_output(
+        ref,
+        {
+            **metadata,
+            "validation_ndcg_at_3": ndcg,
+            "parameters": count_parameters(result.model),
+            "size_bytes": model_size_bytes(result.model),
+            "training_lists": len(queries),
+            "train_steps": result.steps,
+            "final_loss": result.final_loss,
+            "loss": loss_curve(result.history),
+        },
+    )

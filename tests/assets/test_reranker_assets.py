@@ -1,0 +1,197 @@
+"""The reranker group materialised for real with the smoke preset: report, parity, cache, user file."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from manga_distill_assets.assets.reranker.config import RerankTeacherConfig
+from manga_distill_assets.definitions import defs
+from manga_distill_assets.distill.artifacts import save_model
+from manga_distill_assets.presets import smoke_run_config
+from manga_distill_assets.resources.rerank_source import RerankPairsSource
+from tests.assets.harness import Graph, recent_days, write_day
+from tests.distill.tiny import tiny_teacher, tiny_tokenizer
+
+RERANKER_ASSETS = (
+    "rerank_queries",
+    "reranker_teacher",
+    "teacher_rerank_scores",
+    "reranker_student",
+    "reranker_onnx",
+    "reranker_eval",
+)
+
+
+def materialize(graph: Graph, *keys: str):
+    smoke = smoke_run_config().ops
+    return dg.materialize(
+        list(graph.defs.assets),
+        selection=dg.AssetSelection.assets(*keys),
+        instance=graph.instance,
+        resources=graph.resources,
+        run_config=dg.RunConfig(ops={key: smoke[key] for key in keys if key in smoke}),
+    )
+
+
+def land(graph: Graph, day: str, texts: list[str]) -> None:
+    """Land `day` and rebuild the latest 30-day window (the partition the reranker reads)."""
+    write_day(graph.log_root, day, texts)
+    graph.materialize("raw_queries", partition_key=day)
+    graph.materialize("unlabeled_queries", partition_key=recent_days(1)[0])
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    graph = Graph(tmp_path_factory.mktemp("reranker"))
+    first, second = recent_days(2)
+    graph.materialize("labeled_intents")
+    land(graph, first, ["jjk box set", "berserk deluxe hardcover", "where is my order"])
+    result = materialize(graph, *RERANKER_ASSETS)
+    return graph, result, second
+
+
+def test_eval_reports_bm25_teacher_student_and_int8_with_retention_and_speed_up(built):
+    _, result, _ = built
+    report = result.output_for_node("reranker_eval")
+    assert set(report) >= {"bm25", "teacher", "student", "student_onnx_int8"}
+    for name in ("bm25", "teacher", "student", "student_onnx_int8"):
+        assert 0.0 <= report[name]["ndcg_at_3"] <= 1.0
+        assert set(report[name]) >= {"ndcg_at_10", "mrr_at_10", "retention_ndcg_at_3"}
+    teacher, int8 = report["teacher"], report["student_onnx_int8"]
+    assert int8["retention_ndcg_at_3"] == pytest.approx(int8["ndcg_at_3"] / teacher["ndcg_at_3"])
+    assert int8["speedup_p50"] == pytest.approx(
+        teacher["latency_ms"]["p50_ms"] / int8["latency_ms"]["p50_ms"]
+    )
+    assert report["student"]["params"] < teacher["params"]
+    assert report["candidates"] == 8
+
+
+def test_the_student_keeps_four_teacher_layers_and_a_pruned_vocabulary(built):
+    graph, _, _ = built
+    metadata = graph.metadata("reranker_student")
+    assert metadata["vocabulary"] < metadata["vocabulary_before"]
+    assert metadata["parameters"] < graph.metadata("reranker_teacher")["parameters"]
+
+
+def test_onnx_parity_reports_top3_agreement_and_kendall_tau_for_both_graphs(built):
+    _, result, _ = built
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "reranker_onnx_parity"]
+    assert check.passed
+    for variant in ("fp32", "int8"):
+        assert 0.0 <= check.metadata[f"{variant}_top3_agreement"].value <= 1.0
+        assert -1.0 <= check.metadata[f"{variant}_kendall_tau"].value <= 1.0
+    assert check.metadata["fp32_kendall_tau"].value > 0.99
+
+
+def requested(graph: Graph) -> set[str]:
+    """The reranker assets one automation tick would request now."""
+    result = dg.evaluate_automation_conditions(defs=graph.defs, instance=graph.instance)
+    return {key for key in RERANKER_ASSETS if result.get_num_requested(dg.AssetKey(key))}
+
+
+def test_the_group_reads_the_pairs_the_teacher_and_the_query_log():
+    graph = defs.resolve_asset_graph()
+
+    def parents(key: str) -> set[str]:
+        return {parent.to_user_string() for parent in graph.get(dg.AssetKey(key)).parent_keys}
+
+    assert parents("teacher_rerank_scores") == {"reranker_teacher", "rerank_queries", "unlabeled_queries"}
+    assert parents("reranker_student") == {"reranker_teacher", "teacher_rerank_scores", "rerank_queries"}
+    assert parents("reranker_eval") == {
+        "rerank_queries",
+        "reranker_teacher",
+        "reranker_student",
+        "reranker_onnx",
+    }
+
+
+def test_a_settled_group_requests_nothing(built):
+    graph, _, _ = built
+    assert requested(graph) == set()
+
+
+def test_scores_come_from_the_cache_and_a_new_day_scores_only_its_new_pairs(built):
+    graph, _, second = built
+    before = graph.metadata("teacher_rerank_scores")
+    materialize(graph, "teacher_rerank_scores")
+    again = graph.metadata("teacher_rerank_scores")
+    assert again["scored"] == 0 and again["cached"] == before["pairs"]
+    assert requested(graph) == set()
+    land(graph, second, ["chainsaw man omnibus"])
+    assert requested(graph) == {"teacher_rerank_scores"}
+    materialize(graph, "teacher_rerank_scores")
+    assert requested(graph) == {"reranker_student"}
+    after = graph.metadata("teacher_rerank_scores")
+    assert after["queries_log"] == before["queries_log"] + 1
+    assert after["scored"] == after["pairs"] - before["pairs"] > 0
+
+
+def test_unchanged_content_keeps_the_pairs_data_version(built):
+    graph, _, _ = built
+    version = graph.data_version("rerank_queries")
+    materialize(graph, "rerank_queries")
+    assert graph.data_version("rerank_queries") == version
+
+
+def test_a_user_file_is_loaded_and_a_bad_one_is_refused_naming_the_problem(tmp_path):
+    graph = Graph(tmp_path)
+    rows = [
+        ("q1", "jjk box set", "d1", "Jujutsu Kaisen box set", 3, "train"),
+        ("q1", "jjk box set", "d2", "One Piece paperback", 0, "train"),
+        ("q2", "horror manga", "d2", "One Piece paperback", 1, "test"),
+        ("q2", "horror manga", "d3", "Uzumaki, horror manga by Junji Ito", 2, "test"),
+    ]
+    columns = ["query_id", "query", "doc_id", "doc", "grade", "split"]
+    good = tmp_path / "good.csv"
+    pd.DataFrame(rows, columns=columns).to_csv(good, index=False)
+    graph.resources["rerank_source"] = RerankPairsSource(path=str(good))
+    graph.rebuild()
+    frame = graph.materialize("rerank_queries").output_for_node("rerank_queries")
+    assert len(frame) == 4 and {"bm25_score", "bm25_rank"} <= set(frame.columns)
+    assert frame.loc[frame["doc_id"] == "d3", "bm25_rank"].item() == 0
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame([*rows, rows[0]], columns=columns).to_csv(bad, index=False)
+    graph.resources["rerank_source"] = RerankPairsSource(path=str(bad))
+    graph.rebuild()
+    result = graph.materialize("rerank_queries", raise_on_error=False)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "appears more than once" in failure.step_failure_data.error.message
+
+
+def test_a_registered_cross_encoder_is_used_as_is_and_a_classifier_is_refused(tmp_path):
+    graph = Graph(tmp_path)
+    rows = [
+        (f"q{i}", query, doc_id, doc, grade, split)
+        for i, (query, split) in enumerate([("jjk box set", "train"), ("horror manga", "validation")])
+        for doc_id, doc, grade in [
+            ("d1", "Jujutsu Kaisen box set", 3 - i),
+            ("d2", "Uzumaki horror manga", 1 + i),
+        ]
+    ]
+    path = tmp_path / "pairs.csv"
+    pd.DataFrame(rows, columns=["query_id", "query", "doc_id", "doc", "grade", "split"]).to_csv(
+        path, index=False
+    )
+    graph.resources["rerank_source"] = RerankPairsSource(path=str(path))
+    graph.rebuild()
+    graph.materialize("rerank_queries")
+    tokenizer = tiny_tokenizer(tmp_path)
+    for outputs, succeeds in ((1, True), (3, False)):
+        folder = save_model(
+            tiny_teacher(num_labels=outputs), tokenizer, tmp_path / f"cross_encoder_{outputs}"
+        )
+        result = dg.materialize(
+            list(graph.defs.assets),
+            selection=dg.AssetSelection.assets("reranker_teacher"),
+            instance=graph.instance,
+            resources=graph.resources,
+            run_config=dg.RunConfig(
+                ops={"reranker_teacher": RerankTeacherConfig(registered_cross_encoder=str(folder))}
+            ),
+            raise_on_error=False,
+        )
+        assert result.success is succeeds
+    assert graph.metadata("reranker_teacher")["registered"] is True
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "has 3 outputs" in failure.step_failure_data.error.message

@@ -1,0 +1,56 @@
+"""Cross-encoder training on sentence-transformers' trainer, on a tiny model: it learns what it is shown."""
+
+import numpy as np
+
+from manga_distill_assets.distill.cross_encoders import (
+    RerankTraining,
+    pair_scores,
+    train_student_reranker,
+    train_teacher_reranker,
+)
+from tests.distill.tiny import tiny_teacher, tiny_tokenizer
+
+QUERIES = ["where is my order", "any good romance series", "how do i get a refund"]
+RELEVANT = ["track my order please", "a fun comedy to read tonight", "refund my order please"]
+
+
+def pairs():
+    queries, docs, grades = [], [], []
+    for i, query in enumerate(QUERIES):
+        for j, doc in enumerate(RELEVANT):
+            queries.append(query)
+            docs.append(doc)
+            grades.append(3 if i == j else 0)
+    return queries, docs, grades
+
+
+def test_the_teacher_learns_to_score_graded_pairs_in_order(tmp_path):
+    queries, docs, grades = pairs()
+    settings = RerankTraining(epochs=100, learning_rate=3e-3, batch_size=9, max_length=32, warmup_ratio=0.0)
+    result = train_teacher_reranker(
+        tiny_teacher(num_labels=1), tiny_tokenizer(tmp_path), queries, docs, grades, settings, tmp_path / "t"
+    )
+    scores = pair_scores(result.model, result.tokenizer, queries, docs, max_length=32).reshape(3, 3)
+    assert (scores.argmax(axis=1) == np.arange(3)).all()
+    assert result.steps == 100
+
+
+def test_the_student_learns_the_teachers_margins(tmp_path):
+    queries = QUERIES
+    lists = [[RELEVANT[i], *[doc for j, doc in enumerate(RELEVANT) if j != i]] for i in range(3)]
+    teacher = [[4.0, -2.0, -3.0]] * 3
+    settings = RerankTraining(epochs=100, learning_rate=3e-3, batch_size=3, max_length=32, warmup_ratio=0.0)
+    result = train_student_reranker(
+        tiny_teacher(num_labels=1, layers=2),
+        tiny_tokenizer(tmp_path),
+        queries,
+        lists,
+        teacher,
+        settings,
+        tmp_path / "s",
+        listwise_weight=0.5,
+        temperature=2.0,
+    )
+    for query, docs in zip(queries, lists, strict=True):
+        scores = pair_scores(result.model, result.tokenizer, [query] * 3, docs, max_length=32)
+        assert scores.argmax() == 0
