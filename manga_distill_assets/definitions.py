@@ -17,6 +17,10 @@ from transformers.utils import logging as transformers_logging
 from manga_distill_assets.assets.experiments import report as experiment_report_assets
 from manga_distill_assets.assets.experiments import studies as experiment_studies
 from manga_distill_assets.assets.experiments.studies import STUDY_JOBS
+from manga_distill_assets.assets.fallback_llm import evaluation as llm_evaluation
+from manga_distill_assets.assets.fallback_llm import questions as llm_questions
+from manga_distill_assets.assets.fallback_llm import student as llm_student
+from manga_distill_assets.assets.fallback_llm import teacher as llm_teacher
 from manga_distill_assets.assets.intent_classifier import (
     evaluation,
     paraphrases,
@@ -32,11 +36,13 @@ from manga_distill_assets.assets.queries.schedules import (
     nightly_inputs,
     nightly_refresh,
 )
+from manga_distill_assets.resources.assistant_teacher import OfflineAssistantTeacher
 from manga_distill_assets.resources.io_manager import S3TableIOManager, TableIOManager
 from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.logit_cache import LogitCache
 from manga_distill_assets.resources.model_store import LocalModelStore, S3ModelStore
 from manga_distill_assets.resources.paraphraser import BedrockParaphraser, OfflineParaphraser, Paraphraser
+from manga_distill_assets.resources.qa_source import MangaQASource
 from manga_distill_assets.resources.query_log import (
     LocalQueryLog,
     QueryLogSource,
@@ -101,6 +107,8 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         "paraphraser": paraphraser_from_env(root),
         "logit_cache": LogitCache(path=str(root / "logit_cache.sqlite")),
         "training_workspace": TrainingWorkspace(root=str(root / "work")),
+        "qa_source": MangaQASource(path=os.environ.get("MANGA_QA_PATH", "")),
+        "assistant_teacher": OfflineAssistantTeacher(cache_path=str(root / "teacher_answer_cache.sqlite")),
     }
 
 
@@ -169,6 +177,10 @@ defs = dg.Definitions(
             evaluation,
             experiment_studies,
             experiment_report_assets,
+            llm_questions,
+            llm_teacher,
+            llm_student,
+            llm_evaluation,
         ]
     ),
     jobs=[land_raw_queries, nightly_inputs, *STUDY_JOBS],

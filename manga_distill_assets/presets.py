@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import dagster as dg
 
+from manga_distill_assets.assets.fallback_llm.config import (
+    LlmEvalConfig,
+    LlmPromptsConfig,
+    LlmStudentConfig,
+    LoraConfigKnobs,
+)
 from manga_distill_assets.assets.intent_classifier.config import (
     BaselineConfig,
     EvalConfig,
@@ -38,6 +44,36 @@ def smoke_run_config() -> dg.RunConfig:
             "baseline_student": BaselineConfig(training=_quick(1.0, 5e-4)),
             "student_onnx": OnnxConfig(parity_floor=0.9),
             "eval_report": EvalConfig(latency_runs=10, retention_floor=0.0),
+            "llm_prompts": LlmPromptsConfig(max_real_queries=40),
+            "llm_student": LlmStudentConfig(
+                hidden_size=64, layers=1, heads=4, kv_heads=2, vocab_size=512, epochs=2.0, checkpoint_every=0
+            ),
+            "llm_eval": LlmEvalConfig(
+                max_questions=16, max_new_tokens=24, latency_new_tokens=8, latency_runs=3
+            ),
+        }
+    )
+
+
+def llama3_8b_qlora_run_config() -> dg.RunConfig:
+    """The real target on one GPU: Llama 3 8B Instruct, 4-bit base, LoRA r=16 on every projection, bf16,
+    gradient checkpointing. Needs the model in a local folder or the hub, CUDA and bitsandbytes."""
+    return dg.RunConfig(
+        ops={
+            "llm_student": LlmStudentConfig(
+                base_model="meta-llama/Meta-Llama-3-8B-Instruct",
+                load_in_4bit=True,
+                bf16=True,
+                gradient_checkpointing=True,
+                lora=LoraConfigKnobs(rank=16, alpha=32, dropout=0.05),
+                epochs=2.0,
+                learning_rate=2e-4,
+                batch_size=8,
+                gradient_accumulation=4,
+                max_length=512,
+                checkpoint_every=50,
+            ),
+            "llm_eval": LlmEvalConfig(max_new_tokens=128, latency_new_tokens=64, latency_runs=50),
         }
     )
 
@@ -85,4 +121,9 @@ def demo_run_config() -> dg.RunConfig:
     return dg.RunConfig(ops={})
 
 
-PRESETS = {"smoke": smoke_run_config, "demo": demo_run_config, "banking77": banking77_run_config}
+PRESETS = {
+    "smoke": smoke_run_config,
+    "demo": demo_run_config,
+    "banking77": banking77_run_config,
+    "llama3_8b_qlora": llama3_8b_qlora_run_config,
+}
