@@ -133,7 +133,7 @@ class BedrockClaude:
             config=Config(
                 connect_timeout=timeout_s,
                 read_timeout=timeout_s,
-                retries={"max_attempts": 1, "mode": "standard"},
+                retries={"total_max_attempts": 1, "mode": "standard"},
                 max_pool_connections=32,
             ),
         )

@@ -1,0 +1,114 @@
+"""The offline student's tokenizer, chat template and assistant-only masking, and TRL SFT with resume."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from trl.chat_template_utils import is_chat_template_stop_token_trained
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+from manga_distill_assets.distill.chat_model import LlamaShape, load_causal_lm, tiny_llama, train_tokenizer
+from manga_distill_assets.distill.sft import LoraKnobs, SFTKnobs, conversation, sft_config, train_sft
+
+SYSTEM = "Answer briefly."
+PAIRS = [
+    ("Who wrote Berserk?", "Berserk is by Kentaro Miura."),
+    ("Who wrote Monster?", "Monster is by Naoki Urasawa."),
+]
+SHAPE = LlamaShape(hidden_size=32, layers=1, heads=2, kv_heads=1, intermediate_size=64, vocab_size=300)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer([SYSTEM, *(text for pair in PAIRS for text in pair)] * 5, vocab_size=300)
+
+
+def test_the_template_renders_role_tokens_and_ends_every_turn(tokenizer):
+    rendered = tokenizer.apply_chat_template(conversation(SYSTEM, *PAIRS[0]), tokenize=False)
+    assert rendered == (
+        "<|system|>Answer briefly.<|end|><|user|>Who wrote Berserk?<|end|>"
+        "<|assistant|>Berserk is by Kentaro Miura.<|end|>"
+    )
+
+
+def test_the_generation_prompt_opens_an_assistant_turn(tokenizer):
+    messages = conversation(SYSTEM, *PAIRS[0])[:2]
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert rendered.endswith("<|end|><|assistant|>")
+
+
+def test_the_assistant_mask_covers_exactly_the_answer_and_its_end_token(tokenizer):
+    encoded = tokenizer.apply_chat_template(
+        conversation(SYSTEM, *PAIRS[0]), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    masked = [
+        token for token, keep in zip(encoded["input_ids"], encoded["assistant_masks"], strict=True) if keep
+    ]
+    assert tokenizer.decode(masked) == "Berserk is by Kentaro Miura.<|end|>"
+    assert is_chat_template_stop_token_trained(tokenizer)
+
+
+def test_the_tokenizer_encodes_any_script_and_decodes_it_back(tokenizer):
+    text = "呪術廻戦 shōnen ✨"
+    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
+
+
+def test_the_same_seed_builds_the_same_llama(tokenizer):
+    first, second = tiny_llama(tokenizer, SHAPE, seed=3), tiny_llama(tokenizer, SHAPE, seed=3)
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert first.config.eos_token_id == tokenizer.convert_tokens_to_ids("<|end|>")
+
+
+def _train(tokenizer, folder: Path, epochs: float, checkpoint_every: int = 0, lora: LoraKnobs | None = None):
+    model = tiny_llama(tokenizer, SHAPE, seed=0)
+    knobs = SFTKnobs(
+        epochs=epochs,
+        batch_size=1,
+        learning_rate=1e-2,
+        checkpoint_every=checkpoint_every,
+        lora=lora or LoraKnobs(),
+    )
+    return train_sft(model, tokenizer, [conversation(SYSTEM, q, a) for q, a in PAIRS], folder, knobs)
+
+
+def test_trl_labels_only_the_assistant_turn_for_the_loss(tokenizer, tmp_path):
+    encoded = tokenizer.apply_chat_template(
+        conversation(SYSTEM, *PAIRS[0]), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    collator = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)
+    labels = collator([{"input_ids": encoded["input_ids"], "assistant_masks": encoded["assistant_masks"]}])[
+        "labels"
+    ]
+    assert tokenizer.decode(labels[0][labels[0] != -100]) == "Berserk is by Kentaro Miura.<|end|>"
+    assert sft_config(SFTKnobs(), tmp_path, quiet=True).assistant_only_loss
+
+
+def test_sft_resumes_from_the_latest_checkpoint_and_ends_like_an_uninterrupted_run(tokenizer, tmp_path):
+    uninterrupted = _train(tokenizer, tmp_path / "whole", epochs=2)
+    interrupted = tmp_path / "cut"
+    _train(tokenizer, interrupted, epochs=1, checkpoint_every=1)
+    resumed = _train(tokenizer, interrupted, epochs=2, checkpoint_every=1)
+    assert resumed.resumed_from is not None and resumed.resumed_from.name == "checkpoint-2"
+    assert resumed.optimizer_steps == uninterrupted.optimizer_steps == 4
+    for a, b in zip(resumed.model.parameters(), uninterrupted.model.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_lora_trains_adapters_and_returns_a_plain_merged_model(tokenizer, tmp_path):
+    result = _train(
+        tokenizer, tmp_path / "lora", epochs=1, lora=LoraKnobs(rank=4, target_modules=("q_proj", "v_proj"))
+    )
+    assert not any("lora" in name for name, _ in result.model.named_parameters())
+    assert type(result.model).__name__ == "LlamaForCausalLM"
+
+
+def test_a_saved_student_loads_from_safetensors_only(tokenizer, tmp_path):
+    model = tiny_llama(tokenizer, SHAPE, seed=0)
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    loaded, _ = load_causal_lm(tmp_path / "m")
+    assert torch.equal(next(loaded.parameters()), next(model.parameters()))
+    (tmp_path / "m" / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"no \.safetensors"):
+        load_causal_lm(tmp_path / "m")
