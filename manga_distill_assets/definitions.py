@@ -36,12 +36,10 @@ from manga_distill_assets.assets.queries.schedules import (
     nightly_inputs,
     nightly_refresh,
 )
-from manga_distill_assets.resources.assistant_teacher import OfflineAssistantTeacher
 from manga_distill_assets.resources.io_manager import S3TableIOManager, TableIOManager
 from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.logit_cache import LogitCache
 from manga_distill_assets.resources.model_store import LocalModelStore, S3ModelStore
-from manga_distill_assets.resources.paraphraser import BedrockParaphraser, OfflineParaphraser, Paraphraser
 from manga_distill_assets.resources.qa_source import MangaQASource
 from manga_distill_assets.resources.query_log import (
     LocalQueryLog,
@@ -50,6 +48,7 @@ from manga_distill_assets.resources.query_log import (
     SimulatedQueryLog,
 )
 from manga_distill_assets.resources.workspace import TrainingWorkspace
+from manga_distill_assets.settings import bedrock_resources
 
 
 def artifacts_dir() -> Path:
@@ -69,28 +68,6 @@ def labeled_source_from_env() -> LabeledIntentsSource:
     )
 
 
-# Bedrock knobs a deployment sets without a code change: variable -> BedrockParaphraser field.
-BEDROCK_VARIABLES = {
-    "MANGA_BEDROCK_MODEL_ID": "model_id",
-    "MANGA_BEDROCK_API": "api",
-    "MANGA_BEDROCK_MAX_CONCURRENCY": "max_concurrency",
-    "MANGA_BEDROCK_MAX_RUN_USD": "max_run_usd",
-    "MANGA_BEDROCK_MAX_RUN_TOKENS": "max_run_tokens",
-}
-
-
-def paraphraser_from_env(root: Path) -> Paraphraser:
-    """`MANGA_PARAPHRASER=bedrock` sends train texts (PII scrubbed) to Claude on Bedrock; credentials come
-    only from the standard AWS chain, never from these variables."""
-    cache_path = str(root / "paraphrase_cache.sqlite")
-    if os.environ.get("MANGA_PARAPHRASER", "offline") != "bedrock":
-        return OfflineParaphraser(cache_path=cache_path)
-    settings = {field: os.environ[name] for name, field in BEDROCK_VARIABLES.items() if os.environ.get(name)}
-    return BedrockParaphraser(
-        cache_path=cache_path, region_name=os.environ.get("AWS_REGION", "us-east-1"), **settings
-    )
-
-
 def query_log_from_env() -> QueryLogSource:
     root = os.environ.get("MANGA_QUERY_LOG_ROOT")
     return LocalQueryLog(root=root) if root else SimulatedQueryLog()
@@ -104,11 +81,10 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         "query_log": query_log_from_env(),
         "labeled_source": labeled_source_from_env(),
         "model_store": LocalModelStore(root=str(root / "models")),
-        "paraphraser": paraphraser_from_env(root),
+        **bedrock_resources(root),
         "logit_cache": LogitCache(path=str(root / "logit_cache.sqlite")),
         "training_workspace": TrainingWorkspace(root=str(root / "work")),
         "qa_source": MangaQASource(path=os.environ.get("MANGA_QA_PATH", "")),
-        "assistant_teacher": OfflineAssistantTeacher(cache_path=str(root / "teacher_answer_cache.sqlite")),
     }
 
 

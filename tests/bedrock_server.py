@@ -9,23 +9,26 @@ error parsing, through an ``endpoint_url``.
 The model is a stand-in: it answers ``Paraphrase i of: <message>`` for i = 1..n, where the message is the text
 between the prompt's ``<message>`` tags and n the number the prompt asks for. It bills one input token per
 word of the prompt and one output token per word of the answer, and keeps, per message: requests received,
-answers billed, and requests abandoned (the client hung up, after a timeout or a kill, before the answer was
-ready). Abandoned requests are not billed here; Bedrock may bill them, which is why the paraphraser commits
-each answer the moment it arrives and a timeout should sit well above the model's latency.
+answers billed, answers delivered, and requests abandoned (the client hung up, after a timeout or a kill,
+before the answer was ready). Abandoned requests are not billed unless ``bills_abandoned`` is set: Bedrock may
+bill them (the model ran), and a test of the spend cap sets it so that they are billed as if answered.
 
-Faults are scripted per test with ``BedrockServer.inject``. Use the ``bedrock_server`` fixture (list
-"tests.bedrock_server" in the root conftest's ``pytest_plugins``): it gives a server with no faults and zeroed
-counts, and dummy credentials in the environment for that test only. Where the server cannot start, the test
-is skipped locally with the reason, but fails when ``CI`` is set.
+Faults are scripted per test with ``BedrockServer.inject``, or drawn at random for every request with
+``BedrockServer.randomise`` (a fault mix such as 30% throttling, 5% 5xx, 3% malformed, 20% slow). Use the
+``bedrock_server`` fixture (list "tests.bedrock_server" in the root conftest's ``pytest_plugins``): it gives a
+server with no faults and zeroed counts, and dummy credentials in the environment for that test only. Where
+the server cannot start, the test is skipped locally with the reason, but fails when ``CI`` is set.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import select
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -39,7 +42,15 @@ import pytest
 
 LOCAL_HOSTS = "127.0.0.1,localhost"
 FaultKind = Literal[
-    "throttle", "unavailable", "internal", "access_denied", "slow", "malformed", "wrong_count", "garbled"
+    "throttle",
+    "unavailable",
+    "internal",
+    "access_denied",
+    "validation",
+    "slow",
+    "malformed",
+    "wrong_count",
+    "garbled",
 ]
 # (status, x-amzn-ErrorType) of each error fault, as in botocore's bedrock-runtime service model.
 ERRORS: dict[str, tuple[int, str]] = {
@@ -47,6 +58,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "unavailable": (503, "ServiceUnavailableException"),
     "internal": (500, "InternalServerException"),
     "access_denied": (403, "AccessDeniedException"),
+    "validation": (400, "ValidationException"),
 }
 MALFORMED_ANSWER = "Sure! Here are a few ways a customer might say that:\n1. Where's my stuff?"
 _ROUTE = re.compile(r"^/model/(?P<model_id>[^/]+)/(?P<operation>converse|invoke)$")
@@ -87,16 +99,26 @@ class BedrockServer:
         self._faults: list[Fault] = []
         self.requests: Counter[str] = Counter()
         self.billed: Counter[str] = Counter()
+        self.delivered: Counter[str] = Counter()
         self.abandoned: Counter[str] = Counter()
         self.waiting: Counter[str] = Counter()
         self.operations: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
         self.model_ids: set[str] = set()
         self.bodies: list[dict[str, Any]] = []
         self.input_tokens = 0
         self.output_tokens = 0
         self.in_flight = 0
         self.peak_in_flight = 0
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.bills_abandoned = False
+        self.latency_s = 0.0
+        self._fault_mix: dict[FaultKind, float] = {}
+        self._slow_delay_s = 0.0
+        self._rng = random.Random(0)
+        self._quota_per_s = 0.0
+        self._quota_tokens = 0.0
+        self._quota_at = 0.0
+        self._http = _QuietHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._http.daemon_threads = True
         self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True)
 
@@ -115,17 +137,69 @@ class BedrockServer:
     def reset(self) -> None:
         with self._lock:
             self._faults.clear()
-            for counter in (self.requests, self.billed, self.abandoned, self.waiting, self.operations):
+            for counter in (
+                self.requests,
+                self.billed,
+                self.delivered,
+                self.abandoned,
+                self.waiting,
+                self.operations,
+                self.errors,
+            ):
                 counter.clear()
             self.model_ids.clear()
             self.bodies.clear()
             self.input_tokens = self.output_tokens = 0
             self.peak_in_flight = self.in_flight
+            self.bills_abandoned = False
+            self.latency_s = 0.0
+            self._fault_mix = {}
+            self._quota_per_s = 0.0
 
     def inject(self, *faults: Fault) -> None:
         """Queue faults; each request takes the first one that matches its text and has times left."""
         with self._lock:
             self._faults.extend(faults)
+
+    def randomise(self, mix: dict[FaultKind, float], slow_delay_s: float = 0.0, seed: int = 0) -> None:
+        """Give every request not taken by a scripted fault one of these faults, each with its probability
+        (a "slow" answer waits ``slow_delay_s``); the draws are repeatable for a seed."""
+        if sum(mix.values()) > 1:
+            raise ValueError(f"Fault probabilities {mix} add up to more than 1.")
+        with self._lock:
+            self._fault_mix = dict(mix)
+            self._slow_delay_s = slow_delay_s
+            self._rng = random.Random(seed)
+
+    def limit_rate(self, per_s: float) -> None:
+        """Throttle what exceeds ``per_s`` requests per second (a token bucket holding one second's worth), as
+        Bedrock's on-demand quota does."""
+        with self._lock:
+            self._quota_per_s = per_s
+            self._quota_tokens = per_s
+            self._quota_at = time.monotonic()
+
+    def _over_quota(self) -> bool:
+        """Call with the lock held."""
+        if not self._quota_per_s:
+            return False
+        now = time.monotonic()
+        self._quota_tokens = min(
+            self._quota_per_s, self._quota_tokens + (now - self._quota_at) * self._quota_per_s
+        )
+        self._quota_at = now
+        if self._quota_tokens < 1:
+            return True
+        self._quota_tokens -= 1
+        return False
+
+    def wait_until_idle(self, timeout_s: float = 30.0) -> None:
+        """Wait for every request to be answered or abandoned, so that the counts are final."""
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.in_flight} requests still open after {timeout_s} s")
+            time.sleep(0.01)
 
     @property
     def tokens_billed(self) -> int:
@@ -141,7 +215,18 @@ class BedrockServer:
                 if fault.times > 0 and fault.text in (None, message):
                     fault.times -= 1
                     return fault
+            if self._over_quota():
+                return Fault("throttle")
+            draw = self._rng.random()
+            for kind, probability in self._fault_mix.items():
+                if draw < probability:
+                    return Fault(kind, delay_s=self._slow_delay_s)
+                draw -= probability
         return None
+
+    def _deliver(self, message: str) -> None:
+        with self._lock:
+            self.delivered[message] += 1
 
     def _bill(self, message: str, prompt: str, answer: str) -> tuple[int, int]:
         tokens = (len(prompt.split()), len(answer.split()))
@@ -163,6 +248,13 @@ class BedrockServer:
             if not stays:
                 self.abandoned[message] += 1
         return stays
+
+
+class _QuietHTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Silent when a client hung up (a timeout, a kill): that is a scripted fault, not a server bug."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _client_stays(connection: socket.socket, delay_s: float) -> bool:
@@ -211,22 +303,24 @@ def _handler_for(server: BedrockServer) -> type[BaseHTTPRequestHandler]:
             fault = server._receive(operation, model_id, body, message)
             if fault is not None and fault.kind in ERRORS:
                 status, error_type = ERRORS[fault.kind]
+                with server._lock:
+                    server.errors[fault.kind] += 1
                 self._send_json(status, {"message": f"Injected {error_type}."}, error_type)
                 return
-            if (
-                fault is not None
-                and fault.kind == "slow"
-                and not server._wait(message, fault.delay_s, self.connection)
-            ):
+            delay_s = server.latency_s + (fault.delay_s if fault is not None and fault.kind == "slow" else 0)
+            answer = _answer_for(fault, message, n)
+            if delay_s and not server._wait(message, delay_s, self.connection):
+                if server.bills_abandoned:
+                    server._bill(message, prompt, answer)
                 self.close_connection = True
                 return
-            answer = _answer_for(fault, message, n)
             input_tokens, output_tokens = server._bill(message, prompt, answer)
             payload = _response_body(operation, model_id, answer, input_tokens, output_tokens)
             if fault is not None and fault.kind == "garbled":
                 self._send_bytes(200, json.dumps(payload).encode()[:-7])
                 return
             self._send_json(200, payload)
+            server._deliver(message)
 
         def _send_json(self, status: int, payload: dict[str, Any], error_type: str | None = None) -> None:
             self._send_bytes(status, json.dumps(payload).encode(), error_type)

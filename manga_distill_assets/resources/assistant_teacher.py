@@ -1,10 +1,9 @@
-"""The teacher that writes the assistant's answers: offline from the catalogue, or Claude on Bedrock.
+"""The teacher that writes the assistant's answers: Claude on Bedrock, or offline from the catalogue.
 
-Whatever the backend, a question is asked once per backend, model and system-prompt version: answers (refusals
-included, so they are not paid for again) are committed to a SQLite cache as they arrive. Before anything is
-sent, each uncached question's worst case (its prompt plus `max_tokens` of answer, at the configured prices)
-is added up, and questions past `max_run_usd` are not sent but counted. Refusals, empty and over-long answers
-are dropped and counted; the rest are the student's training targets.
+Claude goes through the one shared client (`BedrockClaude`): PII scrubbed before sending, bounded concurrency,
+retries, a hard run budget, every answer committed to its cache as it arrives and never paid for twice. The
+request key is a hash of the system prompt's version and the question, so a new prompt version is asked
+again. Refusals, empty and over-long answers are dropped and counted; the rest are the student's targets.
 """
 
 from __future__ import annotations
@@ -14,31 +13,24 @@ from abc import abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from hashlib import sha256
 
 import dagster as dg
 from pydantic import Field
 
+from manga_distill_assets.bedrock.errors import BedrockBudgetExceeded
+from manga_distill_assets.bedrock.requests import ChatRequest, ChatRun
 from manga_distill_assets.data.assistant_prompt import SystemPrompt, system_prompt
 from manga_distill_assets.data.catalogue_assistant import OFFLINE_VOICE_VERSION, catalogue_answer, is_refusal
-from manga_distill_assets.resources.paraphrase_cache import CacheKey, ParaphraseCache
+from manga_distill_assets.resources.claude import BedrockClaude
 
 _LOGGER = logging.getLogger(__name__)
-# Tokens a chat request adds around its texts (role markers); a generous bound, for the worst case.
-_REQUEST_OVERHEAD_TOKENS = 32
-
-
-@dataclass(frozen=True)
-class BackendReply:
-    """One question's raw answer and its billed tokens."""
-
-    text: str
-    input_tokens: int = 0
-    output_tokens: int = 0
 
 
 @dataclass
 class TeacherRun:
-    """What one call brought back: kept answers by question, and counts of everything else."""
+    """What one call brought back: kept answers by question, and counts of everything else. `over_budget`
+    counts questions not sent because the budget stopped the run; `failed` those Bedrock never answered."""
 
     answers: dict[str, str] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
@@ -53,17 +45,13 @@ class TeacherRun:
 
 
 class AssistantTeacher(dg.ConfigurableResource):
-    """A cached, budgeted teacher; subclasses say how one batch of questions is answered."""
+    """What every teacher shares: the versioned system prompt and the rules for a usable answer."""
 
-    cache_path: str = ".artifacts/teacher_answer_cache.sqlite"
     prompt_version: str | None = Field(
         default=None, description="System prompt version (assistant_system_prompts.csv); None: the newest."
     )
     max_tokens: int = Field(default=256, gt=0, description="Answer length limit sent with each request.")
     max_answer_words: int = Field(default=80, gt=0, description="Longer answers are dropped as over-long.")
-    max_run_usd: float = Field(default=5.0, ge=0, description="No request is sent past this worst case.")
-    input_usd_per_mtok: float = Field(default=0.0, ge=0, description="Price of a million input tokens.")
-    output_usd_per_mtok: float = Field(default=0.0, ge=0, description="Price of a million output tokens.")
 
     @property
     @abstractmethod
@@ -74,61 +62,11 @@ class AssistantTeacher(dg.ConfigurableResource):
     def model_id(self) -> str: ...
 
     @abstractmethod
-    def ask(
-        self, system: SystemPrompt, questions: Sequence[str], log: logging.Logger
-    ) -> dict[str, BackendReply]:
-        """Answers for the questions that were answered; a question missing from the result failed."""
+    def answer_all(self, questions: Sequence[str], log: logging.Logger = _LOGGER) -> TeacherRun:
+        """Kept answers to the distinct questions, and counts of what was sent, cached, dropped, paid."""
 
     def prompt(self) -> SystemPrompt:
         return system_prompt(self.prompt_version)
-
-    def usd(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok) / 1e6
-
-    def worst_case_usd(self, system: SystemPrompt, question: str) -> float:
-        """A bound on one request's cost: words over-count nothing a tokenizer would split less."""
-        prompt_tokens = 2 * (len(system.text.split()) + len(question.split())) + _REQUEST_OVERHEAD_TOKENS
-        return self.usd(prompt_tokens, self.max_tokens)
-
-    def answer_all(self, questions: Sequence[str], log: logging.Logger = _LOGGER) -> TeacherRun:
-        system = self.prompt()
-        cache = ParaphraseCache(self.cache_path)
-        keys = {question: self._key(system, question) for question in dict.fromkeys(questions)}
-        found = cache.get_many(keys.values())
-        raw = {question: found[key][0] for question, key in keys.items() if key in found}
-        run = TeacherRun(cached=len(raw))
-        to_send = []
-        for question in keys:
-            if question in raw:
-                continue
-            worst = self.worst_case_usd(system, question)
-            if run.worst_case_usd + worst > self.max_run_usd:
-                run.over_budget += 1
-                continue
-            run.worst_case_usd += worst
-            to_send.append(question)
-        if run.over_budget:
-            log.warning(
-                f"{run.over_budget} questions not sent: their worst case would pass "
-                f"max_run_usd={self.max_run_usd}. "
-                "Raise max_run_usd to send them; the cache keeps what was answered."
-            )
-        if to_send:
-            replies = self.ask(system, to_send, log)
-            cache.put_many({keys[question]: [reply.text] for question, reply in replies.items()})
-            run.sent = len(to_send)
-            run.failed = len(to_send) - len(replies)
-            run.input_tokens = sum(reply.input_tokens for reply in replies.values())
-            run.output_tokens = sum(reply.output_tokens for reply in replies.values())
-            run.spent_usd = self.usd(run.input_tokens, run.output_tokens)
-            raw |= {question: reply.text for question, reply in replies.items()}
-        for question, text in raw.items():
-            verdict = self.verdict(text)
-            if verdict:
-                run.dropped[verdict] += 1
-            else:
-                run.answers[question] = text.strip()
-        return run
 
     def verdict(self, text: str) -> str:
         """Why an answer is not a training target ("" when it is one)."""
@@ -140,12 +78,18 @@ class AssistantTeacher(dg.ConfigurableResource):
             return "over_long"
         return ""
 
-    def _key(self, system: SystemPrompt, question: str) -> CacheKey:
-        return CacheKey(self.backend, self.model_id, system.version, question, 1)
+    def _keep(self, run: TeacherRun, raw: dict[str, str]) -> TeacherRun:
+        for question, text in raw.items():
+            verdict = self.verdict(text)
+            if verdict:
+                run.dropped[verdict] += 1
+            else:
+                run.answers[question] = text.strip()
+        return run
 
 
 class OfflineAssistantTeacher(AssistantTeacher):
-    """Answers from the catalogue in the assistant's voice (data/catalogue_assistant.py): no AWS needed."""
+    """Answers from the catalogue in the assistant's voice (data/catalogue_assistant.py): no AWS, no cost."""
 
     @property
     def backend(self) -> str:
@@ -155,11 +99,64 @@ class OfflineAssistantTeacher(AssistantTeacher):
     def model_id(self) -> str:
         return OFFLINE_VOICE_VERSION
 
-    def ask(
-        self, system: SystemPrompt, questions: Sequence[str], log: logging.Logger
-    ) -> dict[str, BackendReply]:
-        replies = {}
-        for question in questions:
-            text = catalogue_answer(question)
-            replies[question] = BackendReply(text, len(question.split()), len(text.split()))
-        return replies
+    def answer_all(self, questions: Sequence[str], log: logging.Logger = _LOGGER) -> TeacherRun:
+        raw = {question: catalogue_answer(question) for question in dict.fromkeys(questions)}
+        run = TeacherRun(
+            sent=len(raw),
+            input_tokens=sum(len(question.split()) for question in raw),
+            output_tokens=sum(len(answer.split()) for answer in raw.values()),
+        )
+        return self._keep(run, raw)
+
+
+class BedrockAssistantTeacher(AssistantTeacher):
+    """Claude on Bedrock (temperature 0 unless the client says otherwise) through the shared client."""
+
+    claude: BedrockClaude = Field(description="The Bedrock client every asset that calls Claude shares.")
+
+    @property
+    def backend(self) -> str:
+        return "bedrock"
+
+    @property
+    def model_id(self) -> str:
+        return self.claude.model_id
+
+    def answer_all(self, questions: Sequence[str], log: logging.Logger = _LOGGER) -> TeacherRun:
+        system = self.prompt()
+        by_key = {self.request_key(system, question): question for question in dict.fromkeys(questions)}
+        requests = [
+            ChatRequest(key, system.text, question, self.max_tokens) for key, question in by_key.items()
+        ]
+        over_budget = 0
+        try:
+            chat: ChatRun = self.claude.chat(requests, log)
+        except BedrockBudgetExceeded as stop:
+            chat = stop.run  # type: ignore[assignment]
+            over_budget = len(requests) - len(chat.answers) - len(chat.failed)
+        for key, reason in list(chat.failed.items())[:5]:
+            log.warning(f"Claude gave no answer to {by_key[key]!r}: {reason}")
+        run = TeacherRun(
+            sent=chat.sent,
+            cached=chat.cached,
+            over_budget=over_budget,
+            failed=len(chat.failed),
+            input_tokens=chat.input_tokens,
+            output_tokens=chat.output_tokens,
+            spent_usd=chat.spent_usd,
+            worst_case_usd=chat.worst_case_usd,
+        )
+        run.dropped["over_long"] += sum(
+            answer.stop_reason == "max_tokens" for answer in chat.answers.values()
+        )
+        raw = {
+            by_key[key]: answer.text
+            for key, answer in chat.answers.items()
+            if answer.stop_reason != "max_tokens"
+        }
+        return self._keep(run, raw)
+
+    @staticmethod
+    def request_key(system: SystemPrompt, question: str) -> str:
+        """A hash, never the customer's text: the key is stored in the cache as given."""
+        return sha256(f"{system.version}\n{question}".encode()).hexdigest()

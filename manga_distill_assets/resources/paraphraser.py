@@ -5,32 +5,18 @@ it was never sent before with the same backend, model, prompt version and number
 are committed to the cache as they arrive, so a run killed half-way has lost nothing it paid for.
 """
 
-import json
+import hashlib
 import logging
-import random
-import time
 from abc import abstractmethod
-from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
 from dagster import ConfigurableResource
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
+from manga_distill_assets.bedrock.budget import RunBudget
+from manga_distill_assets.bedrock.errors import BedrockError
+from manga_distill_assets.bedrock.requests import ChatAnswer, ChatRequest
 from manga_distill_assets.data.paraphrase import (
     OFFLINE_RULES_VERSION,
     build_prompt,
@@ -39,30 +25,11 @@ from manga_distill_assets.data.paraphrase import (
     parse_paraphrases,
 )
 from manga_distill_assets.data.pii import scrub_pii
+from manga_distill_assets.resources.claude import BedrockClaude
 from manga_distill_assets.resources.paraphrase_cache import CacheKey, ParaphraseCache
 
 _LOGGER = logging.getLogger(__name__)
 
-ANTHROPIC_VERSION = "bedrock-2023-05-31"
-# Tokens a Claude message adds around its text (role markers and the like); a generous bound, for budgeting.
-_MESSAGE_OVERHEAD_TOKENS = 32
-# Bedrock errors that say "not now" rather than "not ever": worth asking again after a pause.
-_TRANSIENT_ERROR_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "ServiceUnavailableException",
-        "InternalServerException",
-        "ModelTimeoutException",
-        "ModelNotReadyException",
-    }
-)
-_TRANSIENT_TRANSPORT_ERRORS = (
-    ReadTimeoutError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ConnectionClosedError,
-    ResponseStreamingError,
-)
 # Progress is logged about this many times per run, whatever its size.
 _PROGRESS_STEPS = 20
 
@@ -71,8 +38,8 @@ _PROGRESS_STEPS = 20
 class ParaphraseBatch:
     """The paraphrases of one call, and what the call cost; cached texts cost nothing.
 
-    ``retries`` counts requests this paraphraser sent again (after botocore gave up, or for an answer that
-    was not a JSON list); botocore's own retries are not in it. ``unusable`` counts texts whose every answer
+    ``retries`` counts requests sent again (after throttling, a 5xx, a timeout, or for an answer that was
+    not a JSON list). ``unusable`` counts texts whose every answer
     was unusable: they are cached as having no paraphrases, so they are not paid for again.
     """
 
@@ -113,14 +80,6 @@ class _Tally:
         self.dropped += sum(result.dropped for result in results)
         self.input_tokens += sum(result.input_tokens for result in results)
         self.output_tokens += sum(result.output_tokens for result in results)
-
-
-class BedrockParaphraseError(RuntimeError):
-    """A Bedrock call failed; the message names the model, the region and what to change."""
-
-
-class BedrockBudgetExceeded(BedrockParaphraseError):
-    """The run's token or dollar budget would not cover the next request, so nothing more was sent."""
 
 
 class Paraphraser(ConfigurableResource):
@@ -243,308 +202,60 @@ class OfflineParaphraser(Paraphraser):
         return answers
 
 
-@dataclass(frozen=True)
-class _Cost:
-    tokens: int
-    usd: float
-
-
-@dataclass(frozen=True)
-class _Exchange:
-    """One request's answer text and what it was billed, with the retries it took to get it."""
-
-    answer: str
-    input_tokens: int
-    output_tokens: int
-    retries: int = 0
-
-
 class BedrockParaphraser(Paraphraser):
-    """Claude on AWS Bedrock, through the Converse API or InvokeModel with an Anthropic messages body.
+    """Claude on AWS Bedrock, through the shared ``BedrockClaude`` client (its budget, retries and cache).
 
-    Credentials come only from the standard AWS chain (environment, profile, SSO, instance role); they are
-    never fields of this resource and never logged. PII is scrubbed before a text leaves the machine, and
-    the cache stores only the scrubbed form.
-
-    Up to ``max_concurrency`` requests are in flight at once. Throttling, 5xx errors and timeouts are retried
-    by botocore's adaptive retry mode (which also slows the client down while throttled), then, when botocore
-    gives up, up to ``extra_retries`` more times after a jittered exponential pause. Every answer is committed
-    to the cache the moment it arrives (``batch_size`` answers at a time). A request is sent only while the
-    run's budget covers its worst case (the whole prompt, as UTF-8 bytes, as input tokens, plus
-    ``max_tokens`` of output) on top of what is spent and what requests in flight may still cost, so the
-    budget is never overrun; when it would be, sending stops, what came back is kept, and the run fails
-    saying how far it got.
-
+    PII is scrubbed before a text leaves the machine, and this cache stores only the scrubbed form.
     Answers are validated: one that is not a JSON list is asked for again up to ``malformed_retries`` times
-    and then cached as unusable (no paraphrases), so it is not paid for again; a list with too few good items
-    (wrong count, copies of the source, too short or too long) keeps the good ones, counts the rest as
-    dropped, and is not asked again. Change ``prompt_version`` to ask again for every text.
-
-    A client set with ``use_client`` lives on this instance only: Dagster re-creates a resource from its
-    config for each run, so code that materialises assets overrides ``client()`` in a subclass instead.
+    (under a new request key, so the client's cache does not serve the bad answer back) and then cached as
+    unusable (no paraphrases), so it is not paid for again; a list with too few good items (wrong count,
+    copies of the source, too short or too long) keeps the good ones, counts the rest as dropped, and is not
+    asked again. Change ``prompt_version`` to ask again for every text. All the requests of one
+    ``paraphrase`` call share one budget of the client's ``max_run_usd`` / ``max_run_tokens``.
     """
 
-    model_id: str = Field(
-        default="anthropic.claude-3-5-sonnet-20241022-v2:0",
-        description="Bedrock model id or inference profile id; it must be enabled in the region.",
-    )
-    region_name: str = Field(default="us-east-1", description="AWS region of the Bedrock endpoint.")
-    endpoint_url: str | None = Field(
-        default=None, description="Overrides the bedrock-runtime endpoint, e.g. a VPC endpoint."
-    )
-    api: Literal["converse", "invoke_model"] = Field(
-        default="converse",
-        description="converse: the Converse API; invoke_model: InvokeModel with an Anthropic messages body.",
-    )
+    claude: BedrockClaude = Field(description="The Bedrock client every asset that calls Claude shares.")
     prompt_version: str = Field(
         default="v1", description="Names the prompt wording; a new version asks again for every text."
     )
     max_tokens: int = Field(default=512, ge=1, description="Largest answer, in tokens, per text.")
-    temperature: float = Field(
-        default=0.8, description="Sampling temperature; higher gives more varied wording."
-    )
-    input_usd_per_mtok: float = Field(default=3.0, description="Price of a million input tokens, in USD.")
-    output_usd_per_mtok: float = Field(default=15.0, description="Price of a million output tokens, in USD.")
     batch_size: int = Field(
-        default=1,
-        description="Answers committed to the cache together; 1 commits each paid answer as it arrives.",
+        default=32,
+        description="Parsed answers committed to this cache together. The Claude client has already "
+        "committed each paid answer as it arrived, so a run killed mid-batch re-reads them for free.",
     )
-    max_concurrency: int = Field(default=4, ge=1, description="Requests in flight at once.")
-    retry_mode: Literal["adaptive", "standard"] = Field(
-        default="adaptive",
-        description="botocore's retry mode; adaptive also slows this client down while it is throttled.",
-    )
-    max_attempts: int = Field(
-        default=5, ge=1, description="Attempts per request, the first included, in botocore's retry mode."
-    )
-    extra_retries: int = Field(
-        default=3,
-        ge=0,
-        description="Further tries, after a jittered exponential pause, when botocore gives up on a "
-        "throttled, failed or timed-out request.",
-    )
-    backoff_base_s: float = Field(
-        default=2.0, ge=0, description="Longest pause before the first extra retry; it doubles each time."
-    )
-    backoff_max_s: float = Field(default=60.0, ge=0, description="Longest pause between two extra retries.")
-    read_timeout_s: float = Field(
-        default=60.0, gt=0, description="Seconds to wait for an answer before the request is retried."
-    )
-    connect_timeout_s: float = Field(default=10.0, gt=0, description="Seconds to wait for a connection.")
     malformed_retries: int = Field(
         default=1,
         ge=0,
         description="Times a text is asked again when the answer is not a JSON list; after that it is "
         "cached as unusable.",
     )
-    max_run_tokens: int = Field(
-        default=0, ge=0, description="Input plus output tokens one run may spend (0: no limit)."
-    )
-    max_run_usd: float = Field(
-        default=20.0, ge=0, description="Estimated dollars one run may spend (0: no limit)."
-    )
-
-    _client: Any = PrivateAttr(default=None)
-
-    def use_client(self, client: Any) -> None:
-        """Send requests through this bedrock-runtime client (e.g. one wrapped in a botocore Stubber)."""
-        self._client = client
-
-    def client(self) -> Any:
-        """The bedrock-runtime client, created on first use from the standard AWS credential chain."""
-        if self._client is None:
-            self._client = boto3.client(
-                "bedrock-runtime",
-                region_name=self.region_name,
-                endpoint_url=self.endpoint_url,
-                config=Config(
-                    retries={"mode": self.retry_mode, "total_max_attempts": self.max_attempts},
-                    read_timeout=self.read_timeout_s,
-                    connect_timeout=self.connect_timeout_s,
-                    max_pool_connections=max(10, self.max_concurrency),
-                ),
-            )
-        return self._client
 
     def _cache_identity(self) -> tuple[str, str, str]:
-        return "bedrock", self.model_id, self.prompt_version
+        return "bedrock", self.claude.model_id, self.prompt_version
 
     def _outbound_text(self, text: str) -> str:
         return scrub_pii(text)
 
     def _estimated_cost_usd(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok) / 1e6
+        return self.claude.prices().spend(input_tokens, output_tokens).usd
 
     def _send(self, keys: dict[str, CacheKey], n: int, cache: ParaphraseCache, log: logging.Logger) -> _Tally:
-        self.client()  # created once here, as creating a boto3 client is not thread-safe
-        return _Dispatch(self, keys, n, cache, log).run()
+        return _ParaphraseRounds(self, keys, n, cache, log).run()
 
-    def _worst_case(self, text: str, n: int) -> _Cost:
-        """The most one request for this text can cost: a token per prompt byte, and a full answer."""
-        input_tokens = len(build_prompt(text, n, self.prompt_version).encode()) + _MESSAGE_OVERHEAD_TOKENS
-        return _Cost(
-            tokens=input_tokens + self.max_tokens,
-            usd=self._estimated_cost_usd(input_tokens, self.max_tokens),
-        )
-
-    def _exchange(self, text: str, n: int, log: logging.Logger) -> _Exchange:
-        """One answer for a text, asking again after a pause while botocore gives up on transient errors."""
-        prompt = build_prompt(text, n, self.prompt_version)
-        retry = 0
-        while True:
-            try:
-                exchange = self._request(prompt)
-            except (ClientError, BotoCoreError) as error:
-                if retry == self.extra_retries or not _is_transient(error):
-                    raise self._explain(error) from error
-                pause_s = random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2**retry))
-                retry += 1
-                log.warning(
-                    "Bedrock request for %s failed (%s) after botocore's retries; trying again in %.2f s "
-                    "(extra retry %d of %d).",
-                    self.model_id,
-                    _error_name(error),
-                    pause_s,
-                    retry,
-                    self.extra_retries,
-                )
-                time.sleep(pause_s)
-            else:
-                return replace(exchange, retries=retry)
-
-    def _request(self, prompt: str) -> _Exchange:
-        if self.api == "invoke_model":
-            return self._invoke_model(prompt)
-        response = self.client().converse(
-            modelId=self.model_id,
-            messages=[{"role": "user", "content": [{"text": prompt}]}],
-            inferenceConfig={"maxTokens": self.max_tokens, "temperature": self.temperature},
-        )
-        usage = response.get("usage", {})
-        return _Exchange(
-            answer=_converse_text(response),
-            input_tokens=usage.get("inputTokens", 0),
-            output_tokens=usage.get("outputTokens", 0),
-        )
-
-    def _invoke_model(self, prompt: str) -> _Exchange:
-        body = {
-            "anthropic_version": ANTHROPIC_VERSION,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
-        }
-        response = self.client().invoke_model(
-            modelId=self.model_id,
-            body=json.dumps(body),
-            contentType="application/json",
-            accept="application/json",
-        )
-        answer = _json_object(response["body"].read())
-        usage = answer.get("usage")
-        usage = usage if isinstance(usage, dict) else {}
-        return _Exchange(
-            answer=_messages_text(answer),
-            input_tokens=usage.get("input_tokens", 0),
-            output_tokens=usage.get("output_tokens", 0),
-        )
-
-    def _explain(self, error: ClientError | BotoCoreError) -> BedrockParaphraseError:
-        where = f"model '{self.model_id}' in region '{self.region_name}'"
-        tries = self.max_attempts * (self.extra_retries + 1)
-        if isinstance(error, NoCredentialsError):
-            return BedrockParaphraseError(
-                f"No AWS credentials were found for Bedrock ({where}). Provide them through the standard AWS "
-                "chain: AWS_PROFILE or ~/.aws/credentials, environment variables, SSO, or an instance role."
-            )
-        if isinstance(error, ReadTimeoutError):
-            return BedrockParaphraseError(
-                f"Bedrock did not answer within read_timeout_s={self.read_timeout_s:g} s for {where}, "
-                f"in {tries} tries. Raise read_timeout_s if the model needs longer, or re-run later."
-            )
-        if not isinstance(error, ClientError):
-            return BedrockParaphraseError(
-                f"Could not call Bedrock for {where}: {error}. Check network access to the bedrock-runtime "
-                f"endpoint ({self.endpoint_url or 'the default for the region'})."
-            )
-        code = error.response.get("Error", {}).get("Code", "Unknown")
-        message = error.response.get("Error", {}).get("Message", "")
-        if code == "AccessDeniedException":
-            return BedrockParaphraseError(
-                f"Bedrock denied access to {where} ({code}: {message}). The AWS identity in use needs the "
-                "bedrock:InvokeModel permission on this model, and the model must be enabled under "
-                f"'Model access' in the Bedrock console for {self.region_name}."
-            )
-        if code in {"ResourceNotFoundException", "ValidationException"}:
-            return BedrockParaphraseError(
-                f"Bedrock rejected the request for {where} ({code}: {message}). Check that model_id names a "
-                f"model or inference profile available in {self.region_name} that supports api="
-                f"'{self.api}', and that max_tokens and temperature are within that model's limits."
-            )
-        if code == "ThrottlingException":
-            return BedrockParaphraseError(
-                f"Bedrock kept throttling requests for {where} ({code}: {message}), in {tries} tries. Lower "
-                f"max_concurrency (now {self.max_concurrency}), ask for a higher on-demand "
-                "requests-per-minute quota for this model in Service Quotas, or re-run later."
-            )
-        if _is_transient(error):
-            return BedrockParaphraseError(
-                f"Bedrock kept failing for {where} ({code}: {message}), in {tries} tries. The fault is on "
-                "the service's side: re-run later."
-            )
-        return BedrockParaphraseError(f"Bedrock call for {where} failed ({code}: {message}).")
-
-    def _budget_message(self, done: int, total: int, budget: "_Budget", next_request: _Cost) -> str:
-        limits = ", ".join(
-            [
-                f"max_run_tokens={self.max_run_tokens:,}" if self.max_run_tokens else "no token limit",
-                f"max_run_usd=${self.max_run_usd:g}" if self.max_run_usd else "no dollar limit",
-            ]
-        )
-        return (
-            f"Stopped sending to Bedrock ({self.model_id}) at this run's budget ({limits}): {done}/{total} "
-            f"new texts paraphrased, {total - done} not sent; this run spent {budget.spent.tokens:,} tokens, "
-            f"about ${budget.spent.usd:.4f}. The next request could cost up to {next_request.tokens:,} "
-            f"tokens, about ${next_request.usd:.4f}, which the budget no longer covers. The {done} answers "
-            "are cached and will not be paid for again: re-run to go on from here with a fresh budget, or "
-            "raise max_run_tokens / max_run_usd to send more in one run."
+    def _request(self, text: str, n: int, asked_before: int) -> ChatRequest:
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        return ChatRequest(
+            key=f"paraphrase/{self.prompt_version}/n={n}/ask={asked_before}/{digest}",
+            system="",
+            user=build_prompt(text, n, self.prompt_version),
+            max_tokens=self.max_tokens,
         )
 
 
-@dataclass
-class _Budget:
-    """One run's spend, and what requests in flight may still add: their worst case, until they answer."""
-
-    max_tokens: int
-    max_usd: float
-    spent: _Cost = _Cost(0, 0.0)
-    reserved: _Cost = _Cost(0, 0.0)
-
-    def covers(self, cost: _Cost) -> bool:
-        tokens = self.spent.tokens + self.reserved.tokens + cost.tokens
-        usd = self.spent.usd + self.reserved.usd + cost.usd
-        within_tokens = not self.max_tokens or tokens <= self.max_tokens
-        return within_tokens and (not self.max_usd or usd <= self.max_usd)
-
-    def reserve(self, cost: _Cost) -> None:
-        self.reserved = _Cost(self.reserved.tokens + cost.tokens, self.reserved.usd + cost.usd)
-
-    def settle(self, reserved: _Cost, spent: _Cost) -> None:
-        self.reserved = _Cost(self.reserved.tokens - reserved.tokens, self.reserved.usd - reserved.usd)
-        self.spent = _Cost(self.spent.tokens + spent.tokens, self.spent.usd + spent.usd)
-
-
-@dataclass(frozen=True)
-class _Request:
-    text: str
-    asked_before: int
-    worst_case: _Cost
-
-
-class _Dispatch:
-    """One run's requests to Bedrock: a bounded number in flight, answers committed as they arrive, and
-    nothing sent that the budget might not cover. On a failure or a budget stop it sends nothing more,
-    waits for the requests in flight (they are paid for), commits their answers, then raises."""
+class _ParaphraseRounds:
+    """The texts go to Claude in rounds sharing one budget: the first asks every text, each later one asks
+    again only the texts whose answer was not a JSON list. Answers reach the cache as they arrive."""
 
     def __init__(
         self,
@@ -560,74 +271,60 @@ class _Dispatch:
         self.cache = cache
         self.log = log
         self.tally = _Tally()
-        self.budget = _Budget(max_tokens=paraphraser.max_run_tokens, max_usd=paraphraser.max_run_usd)
-        self.queue: deque[tuple[str, int]] = deque((text, 0) for text in keys)
-        self.in_flight: dict[Future[_Exchange], _Request] = {}
+        self.asked_before = dict.fromkeys(keys, 0)
         self.uncommitted: dict[CacheKey, list[str]] = {}
-        self.failure: BedrockParaphraseError | None = None
-        self.unaffordable: _Cost | None = None
+        self.failures: dict[str, str] = {}
 
     def run(self) -> _Tally:
-        try:
-            with ThreadPoolExecutor(self.paraphraser.max_concurrency, thread_name_prefix="bedrock") as pool:
-                self._submit_what_fits(pool)
-                while self.in_flight:
-                    done, _ = wait(self.in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        self._collect(future)
-                    self._submit_what_fits(pool)
-        finally:
-            self._keep_answers_in_flight()
-            self._commit()
-        self._raise_if_stopped()
+        budget = self.paraphraser.claude.new_budget()
+        pending = list(self.keys)
+        while pending:
+            pending = self._round(pending, budget)
+        if self.failures:
+            done, total = len(self.tally.answers), len(self.keys)
+            raise BedrockError(
+                f"{next(iter(self.failures.values()))} {done}/{total} new texts were paraphrased and cached "
+                "before this; a re-run sends only the rest."
+            )
         return self.tally
 
-    def _submit_what_fits(self, pool: ThreadPoolExecutor) -> None:
-        while self.queue and len(self.in_flight) < self.paraphraser.max_concurrency and not self._stopped():
-            text, asked_before = self.queue[0]
-            worst_case = self.paraphraser._worst_case(text, self.n)
-            if not self.budget.covers(worst_case):
-                if not self.in_flight:  # else their answers may free enough of what they reserved
-                    self.unaffordable = worst_case
-                return
-            self.queue.popleft()
-            self.budget.reserve(worst_case)
-            future = pool.submit(self.paraphraser._exchange, text, self.n, self.log)
-            self.in_flight[future] = _Request(text, asked_before, worst_case)
-
-    def _collect(self, future: Future[_Exchange]) -> None:
-        request = self.in_flight.pop(future)
+    def _round(self, texts: list[str], budget: RunBudget) -> list[str]:
+        """Ask Claude about the texts; the texts to ask again come back."""
+        requests = [self.paraphraser._request(text, self.n, self.asked_before[text]) for text in texts]
+        texts_by_key = {request.key: text for request, text in zip(requests, texts, strict=True)}
+        again: list[str] = []
         try:
-            exchange = future.result()
-        except BedrockParaphraseError as error:
-            self.budget.settle(request.worst_case, _Cost(0, 0.0))
-            self.failure = self.failure or error
-            return
-        spent = self.paraphraser._estimated_cost_usd(exchange.input_tokens, exchange.output_tokens)
-        self.budget.settle(request.worst_case, _Cost(exchange.input_tokens + exchange.output_tokens, spent))
-        self.tally.input_tokens += exchange.input_tokens
-        self.tally.output_tokens += exchange.output_tokens
-        self.tally.retries += exchange.retries
-        if is_list_answer(exchange.answer):
-            self._keep(request.text, exchange.answer)
-        elif request.asked_before < self.paraphraser.malformed_retries:
+            run = self.paraphraser.claude.chat(
+                requests,
+                self.log,
+                budget=budget,
+                on_answer=lambda answer: self._answered(texts_by_key[answer.key], answer, again),
+            )
+        finally:
+            self._commit()
+        self.tally.retries += run.retries
+        self.failures |= {texts_by_key[key]: reason for key, reason in run.failed.items()}
+        for text in again:
+            self.asked_before[text] += 1
+        return again
+
+    def _answered(self, text: str, answer: ChatAnswer, again: list[str]) -> None:
+        if not answer.cached:
+            self.tally.input_tokens += answer.input_tokens
+            self.tally.output_tokens += answer.output_tokens
+        if is_list_answer(answer.text):
+            self._keep(text, answer.text)
+        elif self.asked_before[text] < self.paraphraser.malformed_retries:
             self.log.warning("Bedrock's answer was not a JSON list; asking again for one text.")
             self.tally.retries += 1
-            self.queue.appendleft((request.text, request.asked_before + 1))
+            again.append(text)
         else:
             self.log.warning(
                 "Bedrock's answer was not a JSON list %d times for one text; it is cached as unusable.",
-                request.asked_before + 1,
+                self.asked_before[text] + 1,
             )
             self.tally.unusable += 1
-            self._keep(request.text, exchange.answer)
-
-    def _keep_answers_in_flight(self) -> None:
-        """After an interruption (Ctrl-C, a Dagster run terminated), the pool has let running requests
-        finish: their answers are paid for, so they are kept too."""
-        for future in list(self.in_flight):
-            if future.done() and not future.cancelled() and future.exception() is None:
-                self._collect(future)
+            self._keep(text, answer.text)
 
     def _keep(self, text: str, answer: str) -> None:
         paraphrases, dropped = parse_paraphrases(answer, source=text, n=self.n)
@@ -644,57 +341,3 @@ class _Dispatch:
         if self.uncommitted:
             self.cache.put_many(self.uncommitted)
             self.uncommitted = {}
-
-    def _stopped(self) -> bool:
-        return self.failure is not None or self.unaffordable is not None
-
-    def _raise_if_stopped(self) -> None:
-        done, total = len(self.tally.answers), len(self.keys)
-        if self.failure is not None:
-            raise BedrockParaphraseError(
-                f"{self.failure} {done}/{total} new texts were paraphrased and cached before this; a re-run "
-                "sends only the rest."
-            ) from self.failure
-        if self.unaffordable is not None:
-            message = self.paraphraser._budget_message(done, total, self.budget, self.unaffordable)
-            self.log.error(message)
-            raise BedrockBudgetExceeded(message)
-
-
-def _is_transient(error: ClientError | BotoCoreError) -> bool:
-    if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        code = error.response.get("Error", {}).get("Code", "")
-        return code in _TRANSIENT_ERROR_CODES or status == 429 or status >= 500
-    return isinstance(error, _TRANSIENT_TRANSPORT_ERRORS)
-
-
-def _error_name(error: ClientError | BotoCoreError) -> str:
-    if isinstance(error, ClientError):
-        return error.response.get("Error", {}).get("Code", "Unknown")
-    return type(error).__name__
-
-
-def _converse_text(response: dict[str, Any]) -> str:
-    """The text of the first text block of a Converse answer; an answer with none parses as unusable."""
-    content = response.get("output", {}).get("message", {}).get("content", [])
-    return next((block["text"] for block in content if "text" in block), "")
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    """An InvokeModel body as a dict; one that is not a JSON object reads as empty, hence unusable."""
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _messages_text(answer: dict[str, Any]) -> str:
-    """The text of the first text block of an Anthropic messages answer."""
-    content = answer.get("content")
-    blocks = content if isinstance(content, list) else []
-    return next(
-        (block["text"] for block in blocks if isinstance(block, dict) and isinstance(block.get("text"), str)),
-        "",
-    )

@@ -6,8 +6,9 @@ import dagster as dg
 import pytest
 
 from manga_distill_assets.assets.queries.schedules import nightly_refresh
-from manga_distill_assets.definitions import defs, paraphraser_from_env
+from manga_distill_assets.definitions import defs
 from manga_distill_assets.resources.paraphraser import BedrockParaphraser, OfflineParaphraser
+from manga_distill_assets.settings import bedrock_resources
 
 
 def test_every_asset_has_a_code_version():
@@ -64,7 +65,7 @@ def test_nightly_refresh_lands_yesterday_at_two_utc():
 
 def test_the_paraphraser_is_offline_unless_bedrock_is_asked_for(tmp_path, monkeypatch):
     monkeypatch.delenv("MANGA_PARAPHRASER", raising=False)
-    assert isinstance(paraphraser_from_env(tmp_path), OfflineParaphraser)
+    assert isinstance(bedrock_resources(tmp_path)["paraphraser"], OfflineParaphraser)
 
 
 def test_bedrock_knobs_come_from_the_environment(tmp_path, monkeypatch: pytest.MonkeyPatch):
@@ -73,7 +74,9 @@ def test_bedrock_knobs_come_from_the_environment(tmp_path, monkeypatch: pytest.M
     monkeypatch.setenv("MANGA_BEDROCK_API", "invoke_model")
     monkeypatch.setenv("MANGA_BEDROCK_MAX_CONCURRENCY", "2")
     monkeypatch.setenv("MANGA_BEDROCK_MAX_RUN_USD", "1.5")
-    paraphraser = paraphraser_from_env(tmp_path)
+    resources = bedrock_resources(tmp_path)
+    paraphraser, claude = resources["paraphraser"], resources["claude"]
     assert isinstance(paraphraser, BedrockParaphraser)
-    assert (paraphraser.region_name, paraphraser.api) == ("eu-west-1", "invoke_model")
-    assert (paraphraser.max_concurrency, paraphraser.max_run_usd) == (2, 1.5)
+    assert paraphraser.claude is claude
+    assert (claude.region_name, claude.api) == ("eu-west-1", "invoke_model")
+    assert (claude.max_concurrency, claude.max_run_usd) == (2, 1.5)

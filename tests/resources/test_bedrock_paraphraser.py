@@ -16,12 +16,10 @@ import boto3
 import dagster as dg
 import pytest
 
+from manga_distill_assets.bedrock.errors import BedrockBudgetExceeded, BedrockError
 from manga_distill_assets.data.paraphrase import build_prompt
-from manga_distill_assets.resources.paraphraser import (
-    BedrockBudgetExceeded,
-    BedrockParaphraseError,
-    BedrockParaphraser,
-)
+from manga_distill_assets.resources.claude import BedrockClaude
+from manga_distill_assets.resources.paraphraser import BedrockParaphraser
 from tests.bedrock_server import BedrockServer, Fault, FaultKind, paraphrases_for
 
 MODEL_ID = "anthropic.claude-3-5-sonnet-20241022-v2:0"
@@ -39,19 +37,24 @@ TEXTS = [
 ]
 
 
+PARAPHRASER_FIELDS = {"max_tokens", "malformed_retries", "prompt_version", "batch_size"}
+
+
 def _paraphraser(server: BedrockServer, tmp_path: Path, **settings: Any) -> BedrockParaphraser:
-    """A paraphraser pointed at the test server, quick to give up and quick to retry."""
+    """A paraphraser pointed at the test server, quick to give up and quick to retry; ``settings`` go to the
+    paraphraser or to its Claude client, whichever has the field."""
     fast = {
-        "cache_path": str(tmp_path / "cache" / "paraphrases.sqlite"),
+        "cache_path": str(tmp_path / "claude.sqlite"),
         "endpoint_url": server.endpoint,
-        "retry_mode": "standard",
-        "max_attempts": 1,
+        "max_retries": 0,
         "backoff_base_s": 0.001,
         "read_timeout_s": 2.0,
         "connect_timeout_s": 2.0,
         "max_concurrency": 2,
     }
-    return BedrockParaphraser(**(fast | settings))
+    own = {name: value for name, value in settings.items() if name in PARAPHRASER_FIELDS}
+    claude = BedrockClaude(**(fast | {n: v for n, v in settings.items() if n not in PARAPHRASER_FIELDS}))
+    return BedrockParaphraser(cache_path=str(tmp_path / "cache" / "paraphrases.sqlite"), claude=claude, **own)
 
 
 def _own_log_lines(caplog: pytest.LogCaptureFixture) -> str:
@@ -154,14 +157,12 @@ def test_no_more_than_max_concurrency_requests_are_in_flight(
     assert bedrock_server.peak_in_flight == 3
 
 
-def test_the_client_uses_botocores_adaptive_retries_and_the_timeouts_by_default(tmp_path: Path) -> None:
-    paraphraser = BedrockParaphraser(
-        cache_path=str(tmp_path / "cache.sqlite"), read_timeout_s=45, connect_timeout_s=5, max_attempts=7
-    )
+def test_botocore_makes_one_attempt_so_it_never_resends_a_request_that_may_be_billed(tmp_path: Path) -> None:
+    claude = BedrockClaude(cache_path=str(tmp_path / "claude.sqlite"), read_timeout_s=45, connect_timeout_s=5)
 
-    config = paraphraser.client().meta.config
+    config = claude.client().meta.config
 
-    assert config.retries == {"mode": "adaptive", "total_max_attempts": 7}
+    assert config.retries == {"mode": "standard", "total_max_attempts": 1}
     assert (config.read_timeout, config.connect_timeout) == (45, 5)
 
 
@@ -173,32 +174,18 @@ def test_a_burst_of_transient_errors_is_retried_to_success(
     bedrock_server: BedrockServer, tmp_path: Path, kind: FaultKind
 ) -> None:
     bedrock_server.inject(Fault(kind, times=3, text=ORDER))
-    paraphraser = _paraphraser(bedrock_server, tmp_path, max_attempts=2, extra_retries=1)
+    paraphraser = _paraphraser(bedrock_server, tmp_path, max_retries=3)
 
     batch = paraphraser.paraphrase([ORDER, STOCK], n=2)
 
     assert batch.paraphrases[ORDER] == paraphrases_for(ORDER, 2)
-    assert bedrock_server.requests[ORDER] == 4
+    assert (bedrock_server.requests[ORDER], batch.retries) == (4, 3)
     assert bedrock_server.billed == {ORDER: 1, STOCK: 1}
-
-
-def test_botocore_retries_server_errors_itself_in_adaptive_mode(
-    bedrock_server: BedrockServer, tmp_path: Path
-) -> None:
-    bedrock_server.inject(Fault("internal", times=2))
-    paraphraser = _paraphraser(
-        bedrock_server, tmp_path, retry_mode="adaptive", max_attempts=3, extra_retries=0
-    )
-
-    batch = paraphraser.paraphrase([ORDER], n=2)
-
-    assert batch.paraphrases == {ORDER: paraphrases_for(ORDER, 2)}
-    assert (bedrock_server.requests[ORDER], batch.retries) == (3, 0)
 
 
 def test_a_slow_answer_times_out_and_is_asked_again(bedrock_server: BedrockServer, tmp_path: Path) -> None:
     bedrock_server.inject(Fault("slow", text=ORDER, delay_s=2.0))
-    paraphraser = _paraphraser(bedrock_server, tmp_path, read_timeout_s=0.2, extra_retries=1)
+    paraphraser = _paraphraser(bedrock_server, tmp_path, read_timeout_s=0.2, max_retries=1)
 
     batch = paraphraser.paraphrase([ORDER], n=2)
 
@@ -210,9 +197,9 @@ def test_a_model_that_never_answers_in_time_fails_naming_the_read_timeout(
     bedrock_server: BedrockServer, tmp_path: Path
 ) -> None:
     bedrock_server.inject(Fault("slow", times=2, delay_s=2.0))
-    paraphraser = _paraphraser(bedrock_server, tmp_path, read_timeout_s=0.2, extra_retries=1)
+    paraphraser = _paraphraser(bedrock_server, tmp_path, read_timeout_s=0.2, max_retries=1)
 
-    with pytest.raises(BedrockParaphraseError, match=r"read_timeout_s=0\.2"):
+    with pytest.raises(BedrockError, match=r"read_timeout_s=0\.2"):
         paraphraser.paraphrase([ORDER], n=2)
 
 
@@ -220,9 +207,9 @@ def test_throttling_that_outlasts_every_retry_fails_with_what_to_change(
     bedrock_server: BedrockServer, tmp_path: Path
 ) -> None:
     bedrock_server.inject(Fault("throttle", times=100))
-    paraphraser = _paraphraser(bedrock_server, tmp_path, max_attempts=1, extra_retries=2)
+    paraphraser = _paraphraser(bedrock_server, tmp_path, max_retries=2)
 
-    with pytest.raises(BedrockParaphraseError) as raised:
+    with pytest.raises(BedrockError) as raised:
         paraphraser.paraphrase([ORDER], n=2)
 
     assert "ThrottlingException" in str(raised.value)
@@ -234,8 +221,8 @@ def test_a_failed_run_keeps_every_answer_and_its_rerun_pays_for_nothing_twice(
     bedrock_server: BedrockServer, tmp_path: Path
 ) -> None:
     bedrock_server.inject(Fault("internal", times=100, text=TEXTS[3]))
-    with pytest.raises(BedrockParaphraseError, match=r"new texts were paraphrased and cached"):
-        _paraphraser(bedrock_server, tmp_path, extra_retries=1).paraphrase(TEXTS, n=2)
+    with pytest.raises(BedrockError, match=r"new texts were paraphrased and cached"):
+        _paraphraser(bedrock_server, tmp_path, max_retries=1).paraphrase(TEXTS, n=2)
     billed_by_failed_run = Counter(bedrock_server.billed)
     cached_after_failure = _cached_texts(tmp_path)
     bedrock_server.reset()
@@ -282,12 +269,12 @@ def test_a_malformed_answer_is_asked_again(bedrock_server: BedrockServer, tmp_pa
     assert (bedrock_server.billed[ORDER], batch.retries, batch.unusable) == (2, 1, 0)
 
 
-def test_an_invoke_model_body_that_is_not_json_counts_as_a_malformed_answer(
+def test_an_invoke_model_body_that_is_not_json_is_asked_again(
     bedrock_server: BedrockServer, tmp_path: Path
 ) -> None:
     bedrock_server.inject(Fault("garbled", text=ORDER))
 
-    batch = _paraphraser(bedrock_server, tmp_path, api="invoke_model").paraphrase([ORDER], n=2)
+    batch = _paraphraser(bedrock_server, tmp_path, api="invoke_model", max_retries=1).paraphrase([ORDER], n=2)
 
     assert batch.paraphrases == {ORDER: paraphrases_for(ORDER, 2)}
     assert (bedrock_server.billed[ORDER], batch.retries) == (2, 1)
@@ -322,7 +309,7 @@ def test_access_denied_names_the_model_region_and_permission_and_no_secret(
 ) -> None:
     bedrock_server.inject(Fault("access_denied", times=100))
 
-    with caplog.at_level(logging.DEBUG), pytest.raises(BedrockParaphraseError) as raised:
+    with caplog.at_level(logging.DEBUG), pytest.raises(BedrockError) as raised:
         _paraphraser(bedrock_server, tmp_path, region_name="eu-central-1").paraphrase([ORDER], n=2)
 
     message = str(raised.value)
@@ -338,7 +325,7 @@ def test_after_access_is_granted_the_denied_text_is_sent_again(
     bedrock_server: BedrockServer, tmp_path: Path
 ) -> None:
     bedrock_server.inject(Fault("access_denied"))
-    with pytest.raises(BedrockParaphraseError):
+    with pytest.raises(BedrockError):
         _paraphraser(bedrock_server, tmp_path).paraphrase([ORDER], n=2)
 
     batch = _paraphraser(bedrock_server, tmp_path).paraphrase([ORDER], n=2)
@@ -362,7 +349,7 @@ def test_spend_stops_within_the_token_budget_and_what_was_paid_for_is_kept(
     assert bedrock_server.tokens_billed <= 1600
     assert 0 < len(answered) < len(TEXTS)
     assert set(bedrock_server.billed) == answered
-    assert f"{len(answered)}/{len(TEXTS)} new texts paraphrased" in str(raised.value)
+    assert f"{len(answered)}/{len(TEXTS)} requests answered" in str(raised.value)
     assert f"{bedrock_server.tokens_billed:,} tokens" in str(raised.value)
     assert "max_run_tokens=1,600" in str(raised.value)
 
@@ -409,7 +396,7 @@ def test_a_dollar_budget_too_small_for_one_request_sends_nothing_and_says_so(
         paraphraser.paraphrase([ORDER, STOCK], n=2)
 
     assert bedrock_server.requests == {}
-    assert "0/2 new texts paraphrased" in str(raised.value)
+    assert "0/2 requests answered" in str(raised.value)
     assert "max_run_usd=$0.001" in str(raised.value)
 
 
@@ -434,15 +421,16 @@ def test_a_subclass_overriding_client_serves_a_dagster_run(
 ) -> None:
     own_client = boto3.client("bedrock-runtime", endpoint_url=bedrock_server.endpoint)
 
-    class OwnClientParaphraser(BedrockParaphraser):
+    class OwnClientClaude(BedrockClaude):
         def client(self) -> Any:
             return own_client
 
     @dg.asset
-    def paraphrased(paraphraser: OwnClientParaphraser) -> dict[str, list[str]]:
+    def paraphrased(paraphraser: BedrockParaphraser) -> dict[str, list[str]]:
         return paraphraser.paraphrase([ORDER], n=2).paraphrases
 
-    resource = OwnClientParaphraser(cache_path=str(tmp_path / "cache.sqlite"))
+    claude = OwnClientClaude(cache_path=str(tmp_path / "claude.sqlite"))
+    resource = BedrockParaphraser(cache_path=str(tmp_path / "cache.sqlite"), claude=claude)
     result = dg.materialize([paraphrased], resources={"paraphraser": resource})
 
     assert result.output_for_node("paraphrased") == {ORDER: paraphrases_for(ORDER, 2)}
@@ -451,10 +439,9 @@ def test_a_subclass_overriding_client_serves_a_dagster_run(
 def test_a_client_given_with_use_client_sends_the_requests(
     bedrock_server: BedrockServer, tmp_path: Path
 ) -> None:
-    paraphraser = BedrockParaphraser(
-        cache_path=str(tmp_path / "cache.sqlite"), endpoint_url="http://unused.invalid"
-    )
-    paraphraser.use_client(boto3.client("bedrock-runtime", endpoint_url=bedrock_server.endpoint))
+    claude = BedrockClaude(cache_path=str(tmp_path / "claude.sqlite"), endpoint_url="http://unused.invalid")
+    claude.use_client(boto3.client("bedrock-runtime", endpoint_url=bedrock_server.endpoint))
+    paraphraser = BedrockParaphraser(cache_path=str(tmp_path / "cache.sqlite"), claude=claude)
 
     paraphraser.paraphrase([ORDER], n=2)
 

@@ -12,6 +12,7 @@ import pytest
 from pydantic import PrivateAttr
 
 from manga_distill_assets.data.paraphrase import offline_paraphrases
+from manga_distill_assets.resources.claude import BedrockClaude
 from manga_distill_assets.resources.paraphrase_cache import CacheKey, ParaphraseCache
 from manga_distill_assets.resources.paraphraser import (
     BackendAnswer,
@@ -239,9 +240,11 @@ def test_offline_paraphraser_serves_an_asset_in_a_dagster_run(tmp_path: Path) ->
 def test_bedrock_paraphraser_config_reaches_an_asset_in_a_dagster_run(tmp_path: Path) -> None:
     @dg.asset
     def configured(paraphraser: BedrockParaphraser) -> tuple[str, str, str | None]:
-        return paraphraser.model_id, paraphraser.region_name, paraphraser.endpoint_url
+        claude = paraphraser.claude
+        return claude.model_id, claude.region_name, claude.endpoint_url
 
-    resource = BedrockParaphraser(cache_path=str(tmp_path / "cache.sqlite"), region_name="eu-central-1")
+    claude = BedrockClaude(cache_path=str(tmp_path / "claude.sqlite"), region_name="eu-central-1")
+    resource = BedrockParaphraser(cache_path=str(tmp_path / "cache.sqlite"), claude=claude)
     result = dg.materialize([configured], resources={"paraphraser": resource})
 
     assert result.output_for_node("configured") == (MODEL_ID, "eu-central-1", None)

@@ -127,8 +127,8 @@ def llm_eval(
     student_row, base_row = report["student"], report["base"]
     yield dg.AssetCheckResult(
         check_name="student_beats_base",
-        passed=student_row["fact_accuracy"] > base_row["fact_accuracy"]
-        and student_row["token_f1"] > base_row["token_f1"],
+        passed=student_row["token_f1"] > base_row["token_f1"]
+        and student_row["fact_accuracy"] >= base_row["fact_accuracy"],
         metadata={
             key: f"{student_row[key]:.3f} vs {base_row[key]:.3f}" for key in ("fact_accuracy", "token_f1")
         },
