@@ -64,7 +64,7 @@ class SFTKnobs:
     learning_rate: float = 3e-3
     batch_size: int = 32
     gradient_accumulation: int = 1
-    max_length: int = 128
+    max_length: int = 256
     warmup_ratio: float = 0.05
     seed: int = 42
     checkpoint_every: int = 100
@@ -76,11 +76,14 @@ class SFTKnobs:
 
 @dataclass
 class SFTResult:
-    """`model` is the trained model (LoRA adapters merged into it); `resumed_from` names the checkpoint this
-    run continued, if any."""
+    """`model` is the trained model (LoRA adapters merged into it). `truncated_away` counts conversations
+    TRL dropped because `max_length` cut off their whole answer; `resumed_from` names the checkpoint this run
+    continued, if any."""
 
     model: PreTrainedModel
     log_history: list[dict[str, float]]
+    examples: int
+    truncated_away: int
     optimizer_steps: int
     train_seconds: float
     resumed_from: Path | None
@@ -159,6 +162,8 @@ def train_sft(
     return SFTResult(
         model=trained,
         log_history=list(trainer.state.log_history),
+        examples=len(trainer.train_dataset),
+        truncated_away=len(conversations) - len(trainer.train_dataset),
         optimizer_steps=trainer.state.global_step,
         train_seconds=seconds,
         resumed_from=resumed_from,

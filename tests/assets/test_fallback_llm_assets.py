@@ -83,14 +83,6 @@ def test_teacher_responses_drop_and_count_refusals_and_report_tokens(built):
     assert metadata["output_tokens"] > 0 and metadata["spent_usd"] == 0.0
 
 
-def test_a_second_run_answers_every_prompt_from_the_cache(built):
-    graph, result, _ = built
-    graph.materialize("teacher_responses")
-    metadata = graph.metadata("teacher_responses")
-    assert metadata["sent"] == 0
-    assert metadata["cached"] == len(result.output_for_node("llm_prompts"))
-
-
 def test_llm_student_is_stored_with_its_untuned_base(built):
     graph, result, _ = built
     value = result.output_for_node("llm_student")

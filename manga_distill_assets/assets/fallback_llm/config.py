@@ -44,7 +44,7 @@ class LlmStudentConfig(dg.Config):
     learning_rate: float = Field(default=3e-3, gt=0)
     batch_size: int = Field(default=32, gt=0)
     gradient_accumulation: int = Field(default=1, gt=0)
-    max_length: int = Field(default=128, gt=16)
+    max_length: int = Field(default=256, gt=16, description="Tokens per chat; longer ones are cut.")
     checkpoint_every: int = Field(default=100, ge=0, description="Steps between checkpoints (0: none).")
     seed: int = 42
     bf16: bool = False

@@ -78,11 +78,17 @@ def llm_student(
         config.sft_knobs(),
         progress=log_progress(context, "sft"),
     )
+    if result.truncated_away:
+        context.log.warning(
+            f"llm_student: {result.truncated_away} chats were longer than max_length={config.max_length} "
+            "tokens up to their answer and were left out; raise max_length to train on them."
+        )
     ref = _put(model_store, result.model, tokenizer, "llm_student", {"final_loss": result.final_loss})
     output = ref_output(
         ref,
         {
             "conversations": len(questions),
+            "truncated_away": result.truncated_away,
             "parameters": count_parameters(result.model),
             "optimizer_steps": result.optimizer_steps,
             "train_seconds": round(result.train_seconds, 1),
