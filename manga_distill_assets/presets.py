@@ -46,7 +46,16 @@ def smoke_run_config() -> dg.RunConfig:
             "eval_report": EvalConfig(latency_runs=10, retention_floor=0.0),
             "llm_prompts": LlmPromptsConfig(max_real_queries=40),
             "llm_student": LlmStudentConfig(
-                hidden_size=64, layers=1, heads=4, kv_heads=2, vocab_size=512, epochs=2.0, checkpoint_every=0
+                hidden_size=64,
+                layers=1,
+                heads=4,
+                kv_heads=2,
+                vocab_size=512,
+                max_conversations=200,
+                epochs=3.0,
+                batch_size=16,
+                learning_rate=5e-3,
+                checkpoint_every=0,
             ),
             "llm_eval": LlmEvalConfig(
                 max_questions=16, max_new_tokens=24, latency_new_tokens=8, latency_runs=3

@@ -40,6 +40,9 @@ class LlmStudentConfig(dg.Config):
     heads: int = Field(default=6, gt=0)
     kv_heads: int = Field(default=2, gt=0)
     vocab_size: int = Field(default=2048, gt=256, description="BPE vocabulary trained on the corpus.")
+    max_conversations: int = Field(
+        default=0, ge=0, description="Train on a seeded sample of this many teacher answers (0: all)."
+    )
     epochs: float = Field(default=10.0, gt=0)
     learning_rate: float = Field(default=3e-3, gt=0)
     batch_size: int = Field(default=32, gt=0)

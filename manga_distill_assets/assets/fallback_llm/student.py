@@ -56,6 +56,8 @@ def llm_student(
     resumes from the last checkpoint in the training workspace.
     """
     system = assistant_teacher.prompt().text
+    if config.max_conversations and len(teacher_responses) > config.max_conversations:
+        teacher_responses = teacher_responses.sample(config.max_conversations, random_state=config.seed)
     questions, answers = teacher_responses["question"].tolist(), teacher_responses["answer"].tolist()
     if config.base_model:
         model, tokenizer = load_base(config.base_model, bf16=config.bf16, load_in_4bit=config.load_in_4bit)
