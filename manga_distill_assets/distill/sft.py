@@ -130,15 +130,15 @@ def sft_config(knobs: SFTKnobs, output_dir: Path, quiet: bool) -> SFTConfig:
     )
 
 
-def train_sft(
+def build_sft_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     conversations: Sequence[list[Message]],
     output_dir: Path,
     knobs: SFTKnobs,
     progress: Progress | None = None,
-) -> SFTResult:
-    """Fine-tune on `conversations`, resuming from the latest complete checkpoint in `output_dir`."""
+) -> SFTTrainer:
+    """TRL's trainer over the chats; its dataset holds the tokenised chats with the labels it trains on."""
     if not conversations:
         raise ValueError("train_sft got no conversations; the teacher kept no answers to learn from.")
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +152,19 @@ def train_sft(
     )
     if progress is not None:
         trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def train_sft(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: Sequence[list[Message]],
+    output_dir: Path,
+    knobs: SFTKnobs,
+    progress: Progress | None = None,
+) -> SFTResult:
+    """Fine-tune on `conversations`, resuming from the latest complete checkpoint in `output_dir`."""
+    trainer = build_sft_trainer(model, tokenizer, conversations, output_dir, knobs, progress)
     resumed_from = _latest_checkpoint(output_dir)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)

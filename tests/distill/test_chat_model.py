@@ -1,14 +1,14 @@
 """The offline student's tokenizer, chat template and assistant-only masking, and TRL SFT with resume."""
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from trl.chat_template_utils import is_chat_template_stop_token_trained
-from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from manga_distill_assets.distill.chat_model import LlamaShape, load_causal_lm, tiny_llama, train_tokenizer
-from manga_distill_assets.distill.sft import LoraKnobs, SFTKnobs, conversation, sft_config, train_sft
+from manga_distill_assets.distill.sft import LoraKnobs, SFTKnobs, build_sft_trainer, conversation, train_sft
 
 SYSTEM = "Answer briefly."
 PAIRS = [
@@ -73,26 +73,26 @@ def _train(tokenizer, folder: Path, epochs: float, checkpoint_every: int = 0, lo
 
 
 def test_trl_labels_only_the_assistant_turn_for_the_loss(tokenizer, tmp_path):
-    encoded = tokenizer.apply_chat_template(
-        conversation(SYSTEM, *PAIRS[0]), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-    )
-    collator = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)
-    labels = collator([{"input_ids": encoded["input_ids"], "assistant_masks": encoded["assistant_masks"]}])[
-        "labels"
-    ]
-    assert tokenizer.decode(labels[0][labels[0] != -100]) == "Berserk is by Kentaro Miura.<|end|>"
-    assert sft_config(SFTKnobs(), tmp_path, quiet=True).assistant_only_loss
+    model = tiny_llama(tokenizer, SHAPE, seed=0)
+    chats = [conversation(SYSTEM, q, a) for q, a in PAIRS]
+    trainer = build_sft_trainer(model, tokenizer, chats, tmp_path, SFTKnobs(), progress=lambda event: None)
+    for row, (_, answer) in zip(trainer.train_dataset, PAIRS, strict=True):
+        labels = torch.tensor(row["labels"])
+        assert tokenizer.decode(labels[labels != -100]) == f"{answer}<|end|>"
+    assert trainer.args.assistant_only_loss
 
 
-def test_sft_resumes_from_the_latest_checkpoint_and_ends_like_an_uninterrupted_run(tokenizer, tmp_path):
-    uninterrupted = _train(tokenizer, tmp_path / "whole", epochs=2)
-    interrupted = tmp_path / "cut"
-    _train(tokenizer, interrupted, epochs=1, checkpoint_every=1)
-    resumed = _train(tokenizer, interrupted, epochs=2, checkpoint_every=1)
-    assert resumed.resumed_from is not None and resumed.resumed_from.name == "checkpoint-2"
+def test_sft_resumes_from_the_latest_complete_checkpoint_and_ends_like_an_uninterrupted_run(
+    tokenizer, tmp_path
+):
+    uninterrupted = _train(tokenizer, tmp_path, epochs=2, checkpoint_every=1)
+    expected = [parameter.detach().clone() for parameter in uninterrupted.model.parameters()]
+    shutil.rmtree(tmp_path / "checkpoint-4")  # as if killed before the last checkpoint was written
+    resumed = _train(tokenizer, tmp_path, epochs=2, checkpoint_every=1)
+    assert resumed.resumed_from == tmp_path / "checkpoint-3"
     assert resumed.optimizer_steps == uninterrupted.optimizer_steps == 4
-    for a, b in zip(resumed.model.parameters(), uninterrupted.model.parameters(), strict=True):
-        assert torch.allclose(a, b, atol=1e-5)
+    for parameter, reference in zip(resumed.model.parameters(), expected, strict=True):
+        assert torch.allclose(parameter, reference, atol=1e-5)
 
 
 def test_lora_trains_adapters_and_returns_a_plain_merged_model(tokenizer, tmp_path):
