@@ -14,6 +14,8 @@ from manga_distill_assets.data.assistant_prompt import system_prompt
 from manga_distill_assets.data.catalogue_assistant import REFUSAL
 from manga_distill_assets.resources.assistant_teacher import BedrockAssistantTeacher, OfflineAssistantTeacher
 from manga_distill_assets.resources.claude import BedrockClaude
+from manga_distill_assets.resources.unusable import MisconfiguredResource
+from manga_distill_assets.settings import bedrock_resources
 from tests.bedrock_server import BedrockServer, Fault, paraphrases_for
 
 QUESTIONS = ["Who wrote Berserk?", "How many volumes does Monster have?", "Do you ship internationally?"]
@@ -116,3 +118,16 @@ def test_the_offline_teacher_drops_its_refusals_and_counts_them():
         "Who wrote Berserk?": "Berserk is by Kentaro Miura. Originally published by Hakusensha."
     }
     assert run.dropped == {"refusal": 1}
+
+
+def test_manga_llm_teacher_bedrock_shares_the_one_claude_client(monkeypatch, tmp_path):
+    monkeypatch.setenv("MANGA_LLM_TEACHER", "bedrock")
+    resources = bedrock_resources(tmp_path)
+    assert isinstance(resources["assistant_teacher"], BedrockAssistantTeacher)
+    assert resources["assistant_teacher"].claude is resources["claude"]
+
+
+def test_a_wrong_manga_llm_teacher_fails_runs_that_need_it_naming_the_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv("MANGA_LLM_TEACHER", "Claude")
+    teacher = bedrock_resources(tmp_path)["assistant_teacher"]
+    assert isinstance(teacher, MisconfiguredResource) and "MANGA_LLM_TEACHER='Claude'" in teacher.problem
