@@ -8,7 +8,9 @@ import pytest
 from manga_distill_assets.assets.intent_classifier.config import TeacherConfig
 from manga_distill_assets.data.manga_qa import generate_manga_qa
 from manga_distill_assets.distill.artifacts import save_model
+from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.model_store import ModelRef
+from manga_distill_assets.resources.qa_source import MangaQASource
 from tests.assets.harness import Graph, recent_days, write_day
 from tests.distill.tiny import tiny_teacher, tiny_tokenizer
 
@@ -123,8 +125,6 @@ def test_a_qa_file_without_the_answer_column_fails_naming_file_and_column(built,
     graph, _, _ = built
     path = tmp_path / "qa.csv"
     path.write_text("question,facts\nWho wrote Berserk?,Kentaro Miura\n", encoding="utf-8")
-    from manga_distill_assets.resources.qa_source import MangaQASource
-
     resources = {**graph.resources, "qa_source": MangaQASource(path=str(path))}
     result = dg.materialize(
         list(graph.defs.assets),
@@ -136,4 +136,31 @@ def test_a_qa_file_without_the_answer_column_fails_naming_file_and_column(built,
     failure = next(event for event in result.all_events if event.is_step_failure)
     message = str(failure.event_specific_data.error)
     assert str(path) in message and "'answer'" in message
-    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_llm_student_resumes_from_its_last_checkpoint_after_a_crash(built):
+    graph, _, _ = built
+    config = (
+        smoke_run_config()
+        .ops["llm_student"]
+        .model_copy(update={"max_conversations": 48, "epochs": 1.0, "checkpoint_every": 1})
+    )
+
+    def train() -> dict:
+        dg.materialize(
+            list(graph.defs.assets),
+            selection=dg.AssetSelection.assets("llm_student"),
+            instance=graph.instance,
+            resources=graph.resources,
+            run_config=dg.RunConfig(ops={"llm_student": config}),
+        )
+        return graph.metadata("llm_student")
+
+    first = train()
+    (folder,) = (graph.root / "artifacts" / "work" / "llm_student").glob(
+        f"*/checkpoint-{first['optimizer_steps']}"
+    )
+    shutil.rmtree(folder)  # as if killed while writing the last checkpoint
+    again = train()
+    assert again["resumed_from"].endswith(f"checkpoint-{first['optimizer_steps'] - 1}")
+    assert again["optimizer_steps"] == first["optimizer_steps"] == 3

@@ -2,6 +2,7 @@
 
 import json
 import time
+from hashlib import sha256
 
 import dagster as dg
 import numpy as np
@@ -68,6 +69,8 @@ def llm_eval(
     base, base_tokenizer = (
         load_base(base_ref["hub_id"]) if "hub_id" in base_ref else load_causal_lm(model_store.get(base_ref))
     )
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    student, base = student.to(device), base.to(device)
     report: dict = {"rubric": RUBRIC, "test_questions": len(test), "threads": config.threads}
 
     started = time.perf_counter()
@@ -156,9 +159,9 @@ def _teacher_usd(
 
 
 def _quality_version(report: dict) -> str:
-    """The report's content without timings, so a re-run with the same models keeps its data version."""
+    """A hash of the quality figures without timings, so a re-run with the same models keeps its version."""
     quality = {
         name: {key: round(report[name][key], 6) for key in ("fact_accuracy", "token_f1", "judge_score")}
         for name in ROWS
     }
-    return json.dumps(quality, sort_keys=True)
+    return sha256(json.dumps(quality, sort_keys=True).encode()).hexdigest()
