@@ -52,9 +52,9 @@ def smoke_run_config() -> dg.RunConfig:
                 kv_heads=2,
                 vocab_size=512,
                 max_conversations=200,
-                epochs=3.0,
+                epochs=4.0,
                 batch_size=16,
-                learning_rate=5e-3,
+                learning_rate=8e-3,
                 checkpoint_every=0,
             ),
             "llm_eval": LlmEvalConfig(

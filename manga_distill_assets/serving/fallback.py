@@ -27,7 +27,7 @@ from pathlib import Path
 import boto3
 import torch
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ReadTimeoutError
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from manga_distill_assets.data.manga_qa import MAX_QUESTION_CHARS, check_question
@@ -159,6 +159,8 @@ class BedrockClaude:
             raise ClaudeUnavailable(reason, f"{code or status}: {error}") from error
         except ReadTimeoutError as error:
             raise ClaudeUnavailable("timeout", str(error)) from error
+        except NoCredentialsError as error:
+            raise ClaudeUnavailable("no_credentials", str(error)) from error
         except BotoCoreError as error:
             raise ClaudeUnavailable("unreachable", str(error)) from error
         blocks = response.get("output", {}).get("message", {}).get("content", [])
@@ -238,6 +240,9 @@ class StudentModel:
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.system, self.max_new_tokens = system, max_new_tokens
         self._lock = threading.Lock()
+        generate_answers(
+            self.model, self.tokenizer, system, ["warm-up"], max_new_tokens=1
+        )  # first call is slow
 
     def __call__(self, question: str) -> str:
         with self._lock, torch.inference_mode():

@@ -84,8 +84,9 @@ class LlmStudentConfig(dg.Config):
 
 class LlmEvalConfig(dg.Config):
     max_questions: int = Field(
-        default=0, ge=0, description="Evaluate at most this many test questions (0: all)."
+        default=0, ge=0, description="Evaluate a seeded sample of this many test questions (0: all)."
     )
+    seed: int = 13
     max_new_tokens: int = Field(default=64, gt=0)
     latency_new_tokens: int = Field(default=32, gt=0, description="Fixed new tokens for p50/p99.")
     latency_runs: int = Field(default=30, gt=0)

@@ -55,8 +55,8 @@ def llm_eval(
     p50/p99 at a fixed number of new tokens and tokens/s on this machine; cost per 1,000 queries (Bedrock's
     token prices for the teacher, the serving machine's hourly price over measured time for the student)."""
     test = manga_qa[manga_qa["split"] == "test"].reset_index(drop=True)
-    if config.max_questions:
-        test = test.iloc[: config.max_questions]
+    if config.max_questions and len(test) > config.max_questions:
+        test = test.sample(config.max_questions, random_state=config.seed).reset_index(drop=True)
     if test.empty:
         raise dg.Failure(
             description="llm_eval: manga_qa has no test questions. Give the QA file a test split."
