@@ -32,7 +32,7 @@ def _folded(text: str) -> str:
 
 def facts_stated(answer: str, facts: Sequence[str]) -> float:
     """The share of `facts` the answer states (1.0 for no facts)."""
-    if not facts:
+    if len(facts) == 0:
         return 1.0
     folded = _folded(answer)
     return sum(_folded(fact) in folded for fact in facts) / len(facts)

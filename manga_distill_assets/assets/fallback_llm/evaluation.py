@@ -61,7 +61,11 @@ def llm_eval(
         raise dg.Failure(
             description="llm_eval: manga_qa has no test questions. Give the QA file a test split."
         )
-    questions, references, facts = test["question"].tolist(), test["answer"].tolist(), test["facts"].tolist()
+    questions, references, facts = (
+        test["question"].tolist(),
+        test["answer"].tolist(),
+        [list(facts) for facts in test["facts"]],
+    )
     torch.set_num_threads(config.threads)
     system = assistant_teacher.prompt().text
     student, tokenizer = load_causal_lm(model_store.get(llm_student))
