@@ -35,17 +35,17 @@ class LlmStudentConfig(dg.Config):
         default="",
         description="Causal LM folder or hub id to fine-tune; empty: a small Llama built here from a config.",
     )
-    hidden_size: int = Field(default=192, gt=0)
-    layers: int = Field(default=3, gt=0)
-    heads: int = Field(default=6, gt=0)
+    hidden_size: int = Field(default=128, gt=0)
+    layers: int = Field(default=2, gt=0)
+    heads: int = Field(default=4, gt=0)
     kv_heads: int = Field(default=2, gt=0)
-    vocab_size: int = Field(default=2048, gt=256, description="BPE vocabulary trained on the corpus.")
+    vocab_size: int = Field(default=1024, gt=256, description="BPE vocabulary trained on the corpus.")
     max_conversations: int = Field(
         default=0, ge=0, description="Train on a seeded sample of this many teacher answers (0: all)."
     )
-    epochs: float = Field(default=10.0, gt=0)
-    learning_rate: float = Field(default=3e-3, gt=0)
-    batch_size: int = Field(default=32, gt=0)
+    epochs: float = Field(default=4.0, gt=0)
+    learning_rate: float = Field(default=4e-3, gt=0)
+    batch_size: int = Field(default=16, gt=0)
     gradient_accumulation: int = Field(default=1, gt=0)
     max_length: int = Field(default=256, gt=16, description="Tokens per chat; longer ones are cut.")
     checkpoint_every: int = Field(default=100, ge=0, description="Steps between checkpoints (0: none).")
