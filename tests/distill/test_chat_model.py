@@ -8,6 +8,7 @@ import torch
 from trl.chat_template_utils import is_chat_template_stop_token_trained
 
 from manga_distill_assets.distill.chat_model import LlamaShape, load_causal_lm, tiny_llama, train_tokenizer
+from manga_distill_assets.distill.generation import generate_answers
 from manga_distill_assets.distill.sft import LoraKnobs, SFTKnobs, build_sft_trainer, conversation, train_sft
 
 SYSTEM = "Answer briefly."
@@ -112,3 +113,11 @@ def test_a_saved_student_loads_from_safetensors_only(tokenizer, tmp_path):
     (tmp_path / "m" / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=r"no \.safetensors"):
         load_causal_lm(tmp_path / "m")
+
+
+def test_a_student_fine_tuned_to_convergence_answers_in_the_taught_words_and_stops(tokenizer, tmp_path):
+    model = tiny_llama(tokenizer, SHAPE, seed=0)
+    knobs = SFTKnobs(epochs=150, batch_size=2, learning_rate=1e-2, checkpoint_every=0)
+    result = train_sft(model, tokenizer, [conversation(SYSTEM, q, a) for q, a in PAIRS], tmp_path, knobs)
+    answers = generate_answers(result.model, tokenizer, SYSTEM, [q for q, _ in PAIRS], max_new_tokens=24)
+    assert answers == [a for _, a in PAIRS]
