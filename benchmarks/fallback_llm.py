@@ -108,13 +108,15 @@ def fallback(
             tokenizer, LlamaShape(hidden_size=64, layers=1, heads=4, kv_heads=2, intermediate_size=192), 0
         )
 
-        def student(question: str) -> str:
-            return generate_answers(model, tokenizer, system, [question], max_new_tokens=24)[0]
+        def student(question: str, time_left_s: float) -> str:
+            return generate_answers(
+                model, tokenizer, system, [question], max_new_tokens=24, max_time_s=time_left_s
+            )[0]
 
     server = start_bedrock_server()
     try:
         rng = random.Random(0)
-        server.inject(*(Fault("throttle", text=q) for q in asked if rng.random() < throttled))
+        server.inject(*(Fault("throttle", text=q) for q in rng.sample(asked, round(throttled * questions))))
         claude = BedrockClaude(system, endpoint_url=server.endpoint, timeout_s=deadline_s - reserve_s)
         assistant = FallbackAssistant(claude, student, deadline_s=deadline_s, student_reserve_s=reserve_s)
         answers = [assistant.answer(question) for question in asked]

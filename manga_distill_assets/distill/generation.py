@@ -34,8 +34,10 @@ def generate_answers(
     *,
     max_new_tokens: int = 64,
     batch_size: int = 32,
+    max_time_s: float | None = None,
 ) -> list[str]:
-    """Greedy answers, one per question, decoded without special tokens."""
+    """Greedy answers, one per question, decoded without special tokens; `max_time_s` cuts each batch's
+    generation off after that many seconds (a deadline), leaving the answer as far as it got."""
     tokenizer.padding_side = "left"
     model.eval()
     answers: list[str] = []
@@ -54,6 +56,7 @@ def generate_answers(
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
+                max_time=max_time_s,
             )
             new_tokens = output[:, encoded["input_ids"].shape[1] :]
             answers.extend(

@@ -171,15 +171,20 @@ class BedrockClaude:
 
 
 class FallbackAssistant:
-    """Answers every question within `deadline_s`: Claude if it answers in time, the student otherwise."""
+    """Answers every question within `deadline_s`: Claude if it answers in time, the student otherwise.
+
+    The student generates until `student_margin_s` before the deadline (one decoding step and the decoding of
+    its text must still fit), so under load its answer may be cut short, but it is never late.
+    """
 
     def __init__(
         self,
         claude: Callable[[str], str],
-        student: Callable[[str], str],
+        student: Callable[[str, float], str],
         *,
         deadline_s: float = 1.5,
         student_reserve_s: float = 0.5,
+        student_margin_s: float = 0.1,
         breaker: CircuitBreaker | None = None,
         max_concurrency: int = 16,
         max_question_chars: int = MAX_QUESTION_CHARS,
@@ -191,6 +196,7 @@ class FallbackAssistant:
             )
         self.claude, self.student = claude, student
         self.deadline_s, self.student_reserve_s = deadline_s, student_reserve_s
+        self.student_margin_s = student_margin_s
         self.breaker = breaker or CircuitBreaker()
         self.max_question_chars = max_question_chars
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="claude")
@@ -213,9 +219,11 @@ class FallbackAssistant:
         return FallbackAnswer(reply, Source.CLAUDE, "", (time.perf_counter() - started) * 1000)
 
     def _from_student(self, question: str, reason: str, started: float) -> FallbackAnswer:
-        return FallbackAnswer(
-            self.student(question), Source.STUDENT, reason, (time.perf_counter() - started) * 1000
-        )
+        """The student gets what is left of the deadline, so its answer arrives in time even if cut short."""
+        elapsed_s = time.perf_counter() - started
+        time_left_s = max(self.deadline_s - elapsed_s - self.student_margin_s, 0.01)
+        text = self.student(question, time_left_s)
+        return FallbackAnswer(text, Source.STUDENT, reason, (time.perf_counter() - started) * 1000)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -244,10 +252,15 @@ class StudentModel:
             self.model, self.tokenizer, system, ["warm-up"], max_new_tokens=1
         )  # first call is slow
 
-    def __call__(self, question: str) -> str:
+    def __call__(self, question: str, time_left_s: float) -> str:
         with self._lock, torch.inference_mode():
             return generate_answers(
-                self.model, self.tokenizer, self.system, [question], max_new_tokens=self.max_new_tokens
+                self.model,
+                self.tokenizer,
+                self.system,
+                [question],
+                max_new_tokens=self.max_new_tokens,
+                max_time_s=time_left_s,
             )[0]
 
 

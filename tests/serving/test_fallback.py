@@ -26,7 +26,10 @@ def student():
     model = tiny_llama(
         tokenizer, LlamaShape(hidden_size=32, layers=1, heads=2, kv_heads=1, intermediate_size=64), 0
     )
-    return lambda question: generate_answers(model, tokenizer, SYSTEM, [question], max_new_tokens=8)[0] or "…"
+    return lambda question, time_left_s: (
+        generate_answers(model, tokenizer, SYSTEM, [question], max_new_tokens=24, max_time_s=time_left_s)[0]
+        or "…"
+    )
 
 
 def assistant_for(server, student, breaker: CircuitBreaker | None = None) -> FallbackAssistant:
@@ -145,4 +148,4 @@ def test_a_failed_probe_reopens_the_breaker_and_a_successful_one_closes_it():
 
 def test_the_student_reserve_must_fit_inside_the_deadline(student):
     with pytest.raises(ValueError, match="student_reserve_s"):
-        FallbackAssistant(lambda q: q, student, deadline_s=0.5, student_reserve_s=0.5)
+        FallbackAssistant(lambda question: question, student, deadline_s=0.5, student_reserve_s=0.5)
