@@ -46,7 +46,10 @@ def curve(shapes: list[str], test_questions: int, threads: int) -> list[dict]:
     torch.set_num_threads(threads)
     system = system_prompt().text
     qa = generate_manga_qa()
-    train, test = qa[qa["split"] == "train"], qa[qa["split"] == "test"].iloc[:test_questions]
+    train, test = (
+        qa[qa["split"] == "train"],
+        qa[qa["split"] == "test"].sample(test_questions, random_state=13),
+    )
     pairs = [(q, a) for q, a in ((q, catalogue_answer(q)) for q in train["question"]) if not is_refusal(a)]
     teacher = answer_quality(
         [catalogue_answer(q) for q in test["question"]], test["answer"].tolist(), test["facts"].tolist()
