@@ -23,6 +23,10 @@ from manga_distill_assets.assets.ensemble.study import ENSEMBLE_STUDY_JOB
 from manga_distill_assets.assets.experiments import report as experiment_report_assets
 from manga_distill_assets.assets.experiments import studies as experiment_studies
 from manga_distill_assets.assets.experiments.studies import STUDY_JOBS
+from manga_distill_assets.assets.fallback_llm import evaluation as llm_evaluation
+from manga_distill_assets.assets.fallback_llm import questions as llm_questions
+from manga_distill_assets.assets.fallback_llm import student as llm_student
+from manga_distill_assets.assets.fallback_llm import teacher as llm_teacher
 from manga_distill_assets.assets.intent_classifier import (
     evaluation,
     paraphrases,
@@ -45,6 +49,7 @@ from manga_distill_assets.resources.io_manager import S3TableIOManager, TableIOM
 from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.logit_cache import LogitCache
 from manga_distill_assets.resources.model_store import LocalModelStore, S3ModelStore
+from manga_distill_assets.resources.qa_source import MangaQASource
 from manga_distill_assets.resources.query_log import (
     LocalQueryLog,
     QueryLogSource,
@@ -90,6 +95,7 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         "logit_cache": LogitCache(path=str(root / "logit_cache.sqlite")),
         "training_workspace": TrainingWorkspace(root=str(root / "work")),
         "rerank_source": RerankPairsSource(path=os.environ.get("MANGA_RERANK_PATH", "")),
+        "qa_source": MangaQASource(path=os.environ.get("MANGA_QA_PATH", "")),
     }
 
 
@@ -166,6 +172,10 @@ defs = dg.Definitions(
             rerank_data,
             rerank_models,
             rerank_serving,
+            llm_questions,
+            llm_teacher,
+            llm_student,
+            llm_evaluation,
         ]
     ),
     jobs=[land_raw_queries, nightly_inputs, *STUDY_JOBS, ENSEMBLE_STUDY_JOB],

@@ -14,6 +14,12 @@ from manga_distill_assets.assets.ensemble.config import (
     EnsembleStudyConfig,
     TransformerMemberConfig,
 )
+from manga_distill_assets.assets.fallback_llm.config import (
+    LlmEvalConfig,
+    LlmPromptsConfig,
+    LlmStudentConfig,
+    LoraConfigKnobs,
+)
 from manga_distill_assets.assets.intent_classifier.config import (
     BaselineConfig,
     EvalConfig,
@@ -67,6 +73,45 @@ def smoke_run_config() -> dg.RunConfig:
             "ensemble_report": EnsembleReportConfig(latency_runs=5, retention_floor=0.0),
             "ensemble_vs_single_teacher_study": EnsembleStudyConfig(seeds=[0], training=_quick(0.5, 5e-4)),
             **_reranker_smoke(),
+            "llm_prompts": LlmPromptsConfig(max_real_queries=40),
+            "llm_student": LlmStudentConfig(
+                hidden_size=64,
+                layers=1,
+                heads=4,
+                kv_heads=2,
+                vocab_size=512,
+                max_conversations=200,
+                epochs=4.0,
+                batch_size=16,
+                learning_rate=8e-3,
+                checkpoint_every=0,
+            ),
+            "llm_eval": LlmEvalConfig(
+                max_questions=16, max_new_tokens=24, latency_new_tokens=8, latency_runs=3
+            ),
+        }
+    )
+
+
+def llama3_8b_qlora_run_config() -> dg.RunConfig:
+    """The real target on one GPU: Llama 3 8B Instruct, 4-bit base, LoRA r=16 on every projection, bf16,
+    gradient checkpointing. Needs the model in a local folder or the hub, CUDA and bitsandbytes."""
+    return dg.RunConfig(
+        ops={
+            "llm_student": LlmStudentConfig(
+                base_model="meta-llama/Meta-Llama-3-8B-Instruct",
+                load_in_4bit=True,
+                bf16=True,
+                gradient_checkpointing=True,
+                lora=LoraConfigKnobs(rank=16, alpha=32, dropout=0.05),
+                epochs=2.0,
+                learning_rate=2e-4,
+                batch_size=8,
+                gradient_accumulation=4,
+                max_length=512,
+                checkpoint_every=50,
+            ),
+            "llm_eval": LlmEvalConfig(max_new_tokens=128, latency_new_tokens=64, latency_runs=50),
         }
     )
 
@@ -153,4 +198,9 @@ def demo_run_config() -> dg.RunConfig:
     return dg.RunConfig(ops={})
 
 
-PRESETS = {"smoke": smoke_run_config, "demo": demo_run_config, "banking77": banking77_run_config}
+PRESETS = {
+    "smoke": smoke_run_config,
+    "demo": demo_run_config,
+    "banking77": banking77_run_config,
+    "llama3_8b_qlora": llama3_8b_qlora_run_config,
+}

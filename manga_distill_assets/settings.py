@@ -15,6 +15,11 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import ValidationError
 
+from manga_distill_assets.resources.assistant_teacher import (
+    AssistantTeacher,
+    BedrockAssistantTeacher,
+    OfflineAssistantTeacher,
+)
 from manga_distill_assets.resources.claude import BedrockClaude
 from manga_distill_assets.resources.paraphraser import BedrockParaphraser, OfflineParaphraser, Paraphraser
 from manga_distill_assets.resources.unusable import MisconfiguredResource
@@ -24,6 +29,7 @@ _LOGGER = logging.getLogger(__name__)
 # Choice variables: variable -> (allowed values, default).
 CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
     "MANGA_PARAPHRASER": (("offline", "bedrock"), "offline"),
+    "MANGA_LLM_TEACHER": (("offline", "bedrock"), "offline"),
 }
 # Bedrock knobs a deployment sets without a code change: variable -> BedrockClaude field.
 BEDROCK_VARIABLES = {
@@ -88,7 +94,7 @@ def paraphraser_from_env(root: Path, claude: BedrockClaude) -> Paraphraser:
 
 
 def bedrock_resources(root: Path) -> dict[str, ConfigurableResource]:
-    """``claude`` and ``paraphraser``. A resource whose variables are wrong becomes a
+    """``claude``, ``paraphraser`` and ``assistant_teacher``. A resource whose variables are wrong becomes a
     ``MisconfiguredResource`` that fails any run needing it with the one-line reason, and the reason is
     logged when definitions load."""
     try:
@@ -104,7 +110,22 @@ def bedrock_resources(root: Path) -> dict[str, ConfigurableResource]:
     except SettingError as error:
         _LOGGER.error("%s", error)
         paraphraser = MisconfiguredResource(problem=str(error))
-    return {"claude": claude, "paraphraser": paraphraser}
+    return {"claude": claude, "paraphraser": paraphraser, "assistant_teacher": _assistant_teacher(claude)}
+
+
+def _assistant_teacher(
+    claude: BedrockClaude | MisconfiguredResource,
+) -> AssistantTeacher | MisconfiguredResource:
+    """``MANGA_LLM_TEACHER=bedrock`` has Claude write the fallback student's training answers."""
+    try:
+        if choice("MANGA_LLM_TEACHER") != "bedrock":
+            return OfflineAssistantTeacher()
+    except SettingError as error:
+        _LOGGER.error("%s", error)
+        return MisconfiguredResource(problem=str(error))
+    if isinstance(claude, MisconfiguredResource):
+        return MisconfiguredResource(problem=claude.problem)
+    return BedrockAssistantTeacher(claude=claude)
 
 
 def _describe(error: ValidationError, fields: dict[str, Any]) -> str:
