@@ -41,14 +41,10 @@ from transformers import (
 
 from manga_distill_assets.distill.students import StudentSpec, from_config
 from manga_distill_assets.distill.training import TrainingConfig, train_stage2
-from manga_distill_assets.distill.training.common import (
-    build_trainer,
-    encode,
-    fit,
-    model_inputs,
-    training_arguments,
-)
+from manga_distill_assets.distill.training.config import training_arguments
+from manga_distill_assets.distill.training.data import encode, model_inputs
 from manga_distill_assets.distill.training.stage2 import Stage2Trainer
+from manga_distill_assets.distill.training.trainer import build_trainer, fit
 
 RESULTS = Path(__file__).parent / "results" / "stage2_throughput.json"
 BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77" / "train.csv"

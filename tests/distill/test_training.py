@@ -19,7 +19,7 @@ from manga_distill_assets.distill.training import (
     train_stage2,
     train_teacher,
 )
-from manga_distill_assets.distill.training.common import resolve_precision
+from manga_distill_assets.distill.training.config import resolve_precision
 from tests.distill.tiny import TINY_LABELS, TINY_TEXTS, tiny_teacher, tiny_tokenizer
 
 # Every text of a class carries its class's keyword, so a tiny model separates them within a few epochs.

@@ -12,17 +12,14 @@ lr, samples/s and every loss term, not only the total), resumes from the latest 
 `config.output_dir` when there is one, and returns a `TrainingResult` holding the model trained in place.
 """
 
+from manga_distill_assets.distill.training.callbacks import Progress
 from manga_distill_assets.distill.training.combined import train_combined
-from manga_distill_assets.distill.training.common import (
-    LabeledTexts,
-    Precision,
-    Progress,
-    TrainingConfig,
-    TrainingResult,
-)
+from manga_distill_assets.distill.training.config import Precision, TrainingConfig
+from manga_distill_assets.distill.training.data import LabeledTexts
 from manga_distill_assets.distill.training.stage1 import Stage1Result, train_stage1
 from manga_distill_assets.distill.training.stage2 import train_stage2
 from manga_distill_assets.distill.training.teacher import train_baseline, train_teacher
+from manga_distill_assets.distill.training.trainer import TrainingResult
 
 __all__ = [
     "LabeledTexts",

@@ -20,22 +20,15 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from manga_distill_assets.distill.intermediate import IntermediateLoss
 from manga_distill_assets.distill.layer_match import LayerMatch
 from manga_distill_assets.distill.losses import distillation_terms
-from manga_distill_assets.distill.training.common import (
-    LossTermTrainer,
-    Progress,
-    TrainingConfig,
-    build_trainer,
-    check_labels,
-    encode,
-    fit,
-    model_inputs,
-    training_arguments,
-)
+from manga_distill_assets.distill.training.callbacks import Progress
+from manga_distill_assets.distill.training.config import TrainingConfig, training_arguments
+from manga_distill_assets.distill.training.data import check_labels, encode, model_inputs
 from manga_distill_assets.distill.training.stage1 import (
     Stage1Result,
     intermediate_setup,
     with_projections,
 )
+from manga_distill_assets.distill.training.trainer import LossTermTrainer, build_trainer, fit
 
 INTERMEDIATE_TERMS = ("embeddings", "hidden", "attention")
 

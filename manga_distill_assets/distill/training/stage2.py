@@ -10,19 +10,10 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.distill.losses import distillation_terms
-from manga_distill_assets.distill.training.common import (
-    LabeledTexts,
-    LossTermTrainer,
-    Progress,
-    TrainingConfig,
-    TrainingResult,
-    build_trainer,
-    check_labels,
-    encode,
-    fit,
-    model_inputs,
-    training_arguments,
-)
+from manga_distill_assets.distill.training.callbacks import Progress
+from manga_distill_assets.distill.training.config import TrainingConfig, training_arguments
+from manga_distill_assets.distill.training.data import LabeledTexts, check_labels, encode, model_inputs
+from manga_distill_assets.distill.training.trainer import LossTermTrainer, TrainingResult, build_trainer, fit
 
 
 class Stage2Trainer(LossTermTrainer):

@@ -5,19 +5,10 @@ from __future__ import annotations
 
 from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase
 
-from manga_distill_assets.distill.training.common import (
-    CheckpointEverySteps,
-    LabeledTexts,
-    LossTermTrainer,
-    Progress,
-    TrainingConfig,
-    TrainingResult,
-    build_trainer,
-    check_labels,
-    encode,
-    fit,
-    training_arguments,
-)
+from manga_distill_assets.distill.training.callbacks import CheckpointEverySteps, Progress
+from manga_distill_assets.distill.training.config import TrainingConfig, training_arguments
+from manga_distill_assets.distill.training.data import LabeledTexts, check_labels, encode
+from manga_distill_assets.distill.training.trainer import LossTermTrainer, TrainingResult, build_trainer, fit
 
 
 def train_teacher(
