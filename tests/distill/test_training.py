@@ -20,6 +20,7 @@ from manga_distill_assets.distill.training import (
     train_teacher,
 )
 from manga_distill_assets.distill.training.config import resolve_precision
+from manga_distill_assets.distill.training.schedule import MIN_EVALUATION_INTERVAL
 from tests.distill.tiny import TINY_LABELS, TINY_TEXTS, tiny_teacher, tiny_tokenizer
 
 # Every text of a class carries its class's keyword, so a tiny model separates them within a few epochs.
@@ -137,14 +138,34 @@ def test_teacher_training_lowers_the_loss_and_raises_validation_accuracy(tmp_pat
 
 
 def test_teacher_training_stops_once_accuracy_stalls_for_the_patience(tmp_path, tokenizer):
-    stalled = config(tmp_path, epochs=10, learning_rate=1e-9, early_stopping_patience=2)
+    stalled = config(tmp_path, epochs=100, learning_rate=1e-9, early_stopping_patience=2)
 
     result = train_teacher(tiny_teacher(), tokenizer, SEPARABLE, SEPARABLE, stalled)
 
     # The last evaluation is the final one of the returned (best) model, not an epoch's.
     epoch_evaluations = [event for event in result.log_history if "eval_accuracy" in event][:-1]
     assert len(epoch_evaluations) == 3  # the first sets the best, two more without improvement stop it
-    assert result.optimizer_steps == 3 * 2
+    # An epoch of SEPARABLE is 2 steps, fewer than the least interval between validations on a tiny set.
+    assert result.optimizer_steps == 3 * MIN_EVALUATION_INTERVAL
+    assert result.stop_reason.startswith("validation accuracy stopped improving")
+
+
+def test_the_head_learns_at_its_own_rate_and_the_encoder_at_the_base_rate(tmp_path, tokenizer):
+    split_rates = config(tmp_path, epochs=1, learning_rate=1e-5, head_learning_rate=1e-2)
+    model = tiny_teacher()
+    before = snapshot(model)
+    train_teacher(model, tokenizer, SEPARABLE, SEPARABLE, split_rates)
+    after = snapshot(model)
+
+    head_change = largest_difference(
+        {k: v for k, v in before.items() if k.startswith("classifier.")},
+        {k: v for k, v in after.items() if k.startswith("classifier.")},
+    )
+    encoder_change = largest_difference(
+        {k: v for k, v in before.items() if ".encoder." in k},
+        {k: v for k, v in after.items() if ".encoder." in k},
+    )
+    assert head_change > 100 * encoder_change > 0.0
 
 
 def test_baseline_trains_the_student_on_hard_labels_and_reports_validation_accuracy(tmp_path, tokenizer):

@@ -10,6 +10,8 @@ from typing import Any, Literal, get_args
 import torch
 from transformers import TrainingArguments
 
+from manga_distill_assets.distill.training.schedule import SupervisedSchedule
+
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 CHECKPOINTS_KEPT = 2
 """The latest checkpoint (to resume from) and the best one (to load at the end); older ones only cost disk."""
@@ -25,7 +27,9 @@ class TrainingConfig:
     baseline) also save after every epoch, which picking the best epoch needs, and only they use
     `early_stopping_patience` (0 turns early stopping off). With `resume`, a run continues from the latest
     `checkpoint-*` in `output_dir`, so give every distinct run (other data, other settings) its own folder.
-    `log_every` is how many optimiser steps pass between log events.
+    `log_every` is how many optimiser steps pass between log events. `head_learning_rate` is the rate of
+    the classification head and pooler when they start untrained (None: `learning_rate`, as the encoder):
+    a fresh head over many classes needs a far larger step than pre-trained layers can take.
     """
 
     output_dir: Path
@@ -43,6 +47,7 @@ class TrainingConfig:
     resume: bool = True
     num_workers: int = 0
     log_every: int = 10
+    head_learning_rate: float | None = None
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
@@ -63,6 +68,10 @@ class TrainingConfig:
         for name in ("checkpoint_every", "early_stopping_patience", "num_workers", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainingConfig.{name} must not be negative, got {getattr(self, name)}.")
+        if self.head_learning_rate is not None and self.head_learning_rate <= 0:
+            raise ValueError(
+                f"TrainingConfig.head_learning_rate must be positive or None, got {self.head_learning_rate}."
+            )
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"TrainingConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
 
@@ -83,14 +92,16 @@ def training_arguments(
     evaluate: bool = False,
     keep_best: bool = False,
     quiet: bool = False,
+    schedule: SupervisedSchedule | None = None,
     **overrides: Any,
 ) -> TrainingArguments:
     """The one place where our settings become Trainer settings.
 
     `evaluate` runs validation after each epoch; `keep_best` also saves at each epoch end so that the best
     epoch (by validation accuracy) can be loaded at the end, which the Trainer allows only when saves follow
-    evaluations. Seeding alone makes CPU runs repeatable; `full_determinism` would switch the whole process to
-    deterministic kernels (and fail on some GPU ops), so it is left off.
+    evaluations. A `schedule` replaces epochs by its step cap and evaluates, saves and warms up at its
+    intervals instead. Seeding alone makes CPU runs repeatable; `full_determinism` would switch the whole
+    process to deterministic kernels (and fail on some GPU ops), so it is left off.
     """
     precision = resolve_precision(config.precision)
     if precision == "fp16" and not torch.cuda.is_available():
@@ -127,7 +138,23 @@ def training_arguments(
         "disable_tqdm": quiet,
         **_version_dependent_arguments(config),
     }
+    if schedule is not None:
+        arguments.update(_scheduled_arguments(schedule))
     return TrainingArguments(**{**arguments, **overrides})
+
+
+def _scheduled_arguments(schedule: SupervisedSchedule) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "max_steps": schedule.max_steps,
+        "eval_strategy": "steps",
+        "eval_steps": schedule.evaluation_interval,
+        "save_strategy": "steps",
+        "save_steps": schedule.evaluation_interval,
+        "warmup_steps": schedule.warmup_steps,
+    }
+    if "warmup_ratio" in _ARGUMENT_FIELDS:
+        arguments["warmup_ratio"] = 0.0
+    return arguments
 
 
 def _version_dependent_arguments(config: TrainingConfig) -> dict[str, Any]:

@@ -45,6 +45,8 @@ class TrainingResult:
     checkpoint_dir: Path
     optimizer_steps: int
     resumed_from: Path | None
+    epochs_run: float = field(default=0.0, kw_only=True)
+    stop_reason: str = field(default="", kw_only=True)
 
     @property
     def final_loss(self) -> float:
@@ -96,9 +98,36 @@ class LossTermTrainer(Trainer):
     # Every loss here is a per-batch mean, so the Trainer must divide it by the accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, head_learning_rate: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.head_learning_rate = head_learning_rate
         self._window = _LogWindow()
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The Trainer's optimiser, with the head (every parameter outside the pre-trained encoder, and its
+        pooler) in groups of their own at `head_learning_rate`. The scheduler scales each group's rate."""
+        if self.optimizer is None and self.head_learning_rate is not None:
+            network = self.model if model is None else model
+            decaying = set(self.get_decay_parameter_names(network))
+            groups = []
+            for in_head in (False, True):
+                for decays in (True, False):
+                    parameters = [
+                        parameter
+                        for name, parameter in network.named_parameters()
+                        if parameter.requires_grad
+                        and (name in decaying) == decays
+                        and _is_head(network, name) == in_head
+                    ]
+                    if parameters:
+                        group = {
+                            "params": parameters,
+                            "weight_decay": self.args.weight_decay if decays else 0.0,
+                        }
+                        groups.append({**group, "lr": self.head_learning_rate} if in_head else group)
+            optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, network)
+            self.optimizer = optimizer_class(groups, **optimizer_kwargs)
+        return super().create_optimizer(model)
 
     def loss_terms(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor], Any]:
         outputs = model(**model_inputs(inputs), labels=inputs["labels"])
@@ -167,6 +196,13 @@ def build_trainer(
     return trainer
 
 
+def _is_head(model: nn.Module, parameter_name: str) -> bool:
+    """Outside the encoder (`bert.`, `distilbert.`...) is the classifier; the pooler sits inside it but was
+    never trained in sentence-embedding checkpoints such as all-MiniLM-L6-v2."""
+    prefix = getattr(model, "base_model_prefix", "")
+    return not parameter_name.startswith(f"{prefix}.") or ".pooler." in parameter_name
+
+
 def fit(trainer: Trainer, config: TrainingConfig, model: PreTrainedModel) -> TrainingResult:
     """Train, resuming from the latest `checkpoint-*` in the output directory when `config.resume` allows it,
     then measure the final (or best) model on the validation set if there is one."""
@@ -182,7 +218,24 @@ def fit(trainer: Trainer, config: TrainingConfig, model: PreTrainedModel) -> Tra
         checkpoint_dir=config.output_dir,
         optimizer_steps=trainer.state.global_step,
         resumed_from=resumed_from,
+        epochs_run=float(trainer.state.epoch or 0.0),
+        stop_reason=_stop_reason(trainer),
     )
+
+
+def _stop_reason(trainer: Trainer) -> str:
+    state = trainer.state
+    if state.global_step < state.max_steps and state.best_global_step is not None:
+        return (
+            f"validation accuracy stopped improving: best {state.best_metric:.4f} at step "
+            f"{state.best_global_step}, stopped at step {state.global_step} of at most {state.max_steps}"
+        )
+    if state.best_global_step is not None:
+        return (
+            f"reached the cap of {state.max_steps} steps; best validation accuracy {state.best_metric:.4f} "
+            f"at step {state.best_global_step} (raise the epoch cap if it was still improving)"
+        )
+    return f"ran the configured {state.global_step} steps"
 
 
 def _latest_checkpoint(output_dir: Path) -> Path | None:
