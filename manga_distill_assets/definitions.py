@@ -18,6 +18,7 @@ from manga_distill_assets.assets.experiments import report as experiment_report_
 from manga_distill_assets.assets.experiments import studies as experiment_studies
 from manga_distill_assets.assets.experiments.studies import STUDY_JOBS
 from manga_distill_assets.assets.intent_classifier import (
+    baselines,
     evaluation,
     paraphrases,
     soft_labels,
@@ -165,6 +166,7 @@ defs = dg.Definitions(
             paraphrases,
             soft_labels,
             students,
+            baselines,
             onnx_assets,
             evaluation,
             experiment_studies,

@@ -30,12 +30,12 @@ from manga_distill_assets.assets.intent_classifier.common import (
     matching_ref,
     split,
 )
-from manga_distill_assets.assets.intent_classifier.students import build_student
 from manga_distill_assets.assets.markdown import markdown_table
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import classification_report, predict_logits
 from manga_distill_assets.distill.layer_match import uniform_layer_map
+from manga_distill_assets.distill.students import freeze_encoder
 from manga_distill_assets.distill.training import (
     LabeledTexts,
     TrainingConfig,
@@ -362,7 +362,7 @@ def _from_initial_student(
     progress: Callable[[dict], None],
 ) -> SeedRun:
     """output_only and combined start where student_stage1 started: the student `build_student` makes."""
-    student = build_student(config.student, inputs.teacher, inputs.id2label, seed)
+    student = config.student.build(inputs.teacher, inputs.id2label, seed)
     tokenizer = inputs.teacher_tokenizer
     texts, labels = rows["text"].tolist(), rows["label"].astype(int).tolist()
     started = time.perf_counter()
@@ -424,13 +424,6 @@ def _fit_head(inputs: StudyInputs, training: TrainingConfig, progress: Callable[
         progress=progress,
     )
     return SeedRun(result.model, tokenizer, result, time.perf_counter() - started, len(train))
-
-
-def freeze_encoder(model: PreTrainedModel) -> None:
-    """Everything under the base model (embeddings, layers, pooler) stops learning; the head does not."""
-    prefix = f"{model.base_model_prefix}."
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(not name.startswith(prefix))
 
 
 STUDY_JOBS = [

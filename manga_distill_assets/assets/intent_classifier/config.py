@@ -10,9 +10,10 @@ from typing import Literal
 
 import dagster as dg
 from pydantic import Field
+from transformers import PreTrainedModel
 
 from manga_distill_assets.distill.layer_match import LayerMatch, parse_layer_matches
-from manga_distill_assets.distill.students import StudentSpec
+from manga_distill_assets.distill.students import StudentSpec, build_student
 from manga_distill_assets.distill.training import TrainingConfig
 
 
@@ -105,6 +106,18 @@ class StudentShape(dg.Config):
             intermediate_size=self.intermediate_size,
         )
 
+    def build(self, source: PreTrainedModel, id2label: dict[int, str], seed: int) -> PreTrainedModel:
+        """This shape's student, with `source`'s layers where `init` is teacher."""
+        return build_student(
+            self.init,
+            source,
+            id2label,
+            seed,
+            layers=self.teacher_layers,
+            spec=self.spec(),
+            pretrained=self.pretrained,
+        )
+
 
 class LayerMatchConfig(dg.Config):
     student: int
@@ -146,6 +159,11 @@ class BaselineConfig(dg.Config):
     """Keep `student` and `training.seed` equal to stage 1's so both start from the same weights."""
 
     student: StudentShape = StudentShape()
+    base_model: str = Field(
+        default="",
+        description="baseline_student starts from this pre-trained model's layers; empty: the packaged "
+        "all-MiniLM-L6-v2, the teacher's default base. Set it to the teacher's base_model too.",
+    )
     prune_vocabulary: bool = True
     training: TrainingKnobs = TrainingKnobs(epochs=6.0, learning_rate=2e-4, batch_size=32)
 
