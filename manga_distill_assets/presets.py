@@ -21,7 +21,12 @@ from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
 
 def _quick(epochs: float, learning_rate: float) -> TrainingKnobs:
     return TrainingKnobs(
-        epochs=epochs, learning_rate=learning_rate, batch_size=16, max_length=32, checkpoint_every=0
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=16,
+        max_length=32,
+        checkpoint_every=0,
+        min_steps_per_label=0,
     )
 
 
@@ -36,8 +41,9 @@ def smoke_run_config() -> dg.RunConfig:
             "student_stage1": Stage1Config(max_transfer_texts=300, training=_quick(1.0, 5e-4)),
             "student_stage2": Stage2Config(training=_quick(1.0, 5e-4)),
             "baseline_student": BaselineConfig(training=_quick(1.0, 5e-4)),
+            "baseline_student_teacher_init": BaselineConfig(training=_quick(1.0, 5e-4)),
             "student_onnx": OnnxConfig(parity_floor=0.9),
-            "eval_report": EvalConfig(latency_runs=10, retention_floor=0.0),
+            "eval_report": EvalConfig(latency_runs=10, retention_floor=0.0, require_best_teacher=False),
         }
     )
 

@@ -38,6 +38,12 @@ def test_a_tiny_set_validates_every_20_steps_rather_than_every_epoch():
     assert schedule.warmup_steps == 12
 
 
+def test_the_least_steps_per_label_can_be_switched_off():
+    schedule = supervised_schedule(770, 77, 32, epochs_cap=1, min_steps_per_label=0)
+
+    assert schedule.max_steps == 25
+
+
 def test_an_empty_training_set_is_refused():
     with pytest.raises(ValueError, match="0 texts"):
         supervised_schedule(num_texts=0, num_labels=5, batch_size=32, epochs_cap=30)

@@ -10,7 +10,7 @@ from typing import Any, Literal, get_args
 import torch
 from transformers import TrainingArguments
 
-from manga_distill_assets.distill.training.schedule import SupervisedSchedule
+from manga_distill_assets.distill.training.schedule import MIN_STEPS_PER_LABEL, SupervisedSchedule
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 CHECKPOINTS_KEPT = 2
@@ -30,6 +30,7 @@ class TrainingConfig:
     `log_every` is how many optimiser steps pass between log events. `head_learning_rate` is the rate of
     the classification head and pooler when they start untrained (None: `learning_rate`, as the encoder):
     a fresh head over many classes needs a far larger step than pre-trained layers can take.
+    `min_steps_per_label` raises a supervised run's step cap to that many steps per class (`schedule.py`).
     """
 
     output_dir: Path
@@ -48,6 +49,7 @@ class TrainingConfig:
     num_workers: int = 0
     log_every: int = 10
     head_learning_rate: float | None = None
+    min_steps_per_label: int = MIN_STEPS_PER_LABEL
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
@@ -65,7 +67,13 @@ class TrainingConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"TrainingConfig.{name} must be positive, got {getattr(self, name)}.")
-        for name in ("checkpoint_every", "early_stopping_patience", "num_workers", "weight_decay"):
+        for name in (
+            "checkpoint_every",
+            "early_stopping_patience",
+            "num_workers",
+            "weight_decay",
+            "min_steps_per_label",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainingConfig.{name} must not be negative, got {getattr(self, name)}.")
         if self.head_learning_rate is not None and self.head_learning_rate <= 0:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-MIN_UPDATES_PER_LABEL = 20
-"""Optimiser steps the cap guarantees per class: a head over 150 classes needs more steps than one over 5."""
+MIN_STEPS_PER_LABEL = 20
+"""Optimiser steps the cap guarantees per class by default: a head over 150 classes needs more steps than
+one over 5 (`TrainingConfig.min_steps_per_label`)."""
 MIN_EVALUATION_INTERVAL = 20
 """Steps between validations on a tiny set, where one epoch is a few steps and its accuracy mostly noise."""
 MAX_EVALUATION_INTERVAL = 500
@@ -38,17 +39,21 @@ class SupervisedSchedule:
 
 
 def supervised_schedule(
-    num_texts: int, num_labels: int, batch_size: int, epochs_cap: float
+    num_texts: int,
+    num_labels: int,
+    batch_size: int,
+    epochs_cap: float,
+    min_steps_per_label: int = MIN_STEPS_PER_LABEL,
 ) -> SupervisedSchedule:
     """The schedule for `num_texts` training texts over `num_labels` classes at `batch_size` texts per
-    optimiser step, with at least `epochs_cap` epochs allowed."""
+    optimiser step, with at least `epochs_cap` epochs and `min_steps_per_label` steps per class allowed."""
     if num_texts < 1 or num_labels < 1 or batch_size < 1 or epochs_cap <= 0:
         raise ValueError(
             f"supervised_schedule needs positive sizes, got {num_texts} texts, {num_labels} labels, "
             f"batch size {batch_size} and an epoch cap of {epochs_cap}."
         )
     steps_per_epoch = math.ceil(num_texts / batch_size)
-    max_steps = max(math.ceil(epochs_cap * steps_per_epoch), MIN_UPDATES_PER_LABEL * num_labels)
+    max_steps = max(math.ceil(epochs_cap * steps_per_epoch), min_steps_per_label * num_labels)
     interval = min(max(steps_per_epoch, MIN_EVALUATION_INTERVAL), MAX_EVALUATION_INTERVAL, max_steps)
     warmup = min(interval, math.ceil(WARMUP_FRACTION * max_steps))
     return SupervisedSchedule(

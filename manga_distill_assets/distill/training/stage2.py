@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 from torch import Tensor, nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.distill.losses import distillation_terms
-from manga_distill_assets.distill.training.callbacks import Progress
+from manga_distill_assets.distill.training.callbacks import CheckpointEverySteps, Progress
 from manga_distill_assets.distill.training.config import TrainingConfig, training_arguments
 from manga_distill_assets.distill.training.data import LabeledTexts, check_labels, encode, model_inputs
+from manga_distill_assets.distill.training.schedule import supervised_schedule
 from manga_distill_assets.distill.training.trainer import LossTermTrainer, TrainingResult, build_trainer, fit
 
 
@@ -57,7 +58,10 @@ def train_stage2(
     validation: LabeledTexts | None = None,
 ) -> TrainingResult:
     """Distil cached teacher logits `[N, C]` into `student`; `labels` holds -100 for rows with no hard label
-    (unlabeled queries, paraphrases), which then teach through the KL term only."""
+    (unlabeled queries, paraphrases), which then teach through the KL term only.
+
+    With a `validation` set, training stops early and keeps the best model exactly as the teacher and the
+    baselines do (`supervised_schedule`, `config.early_stopping_patience`), so all are judged alike."""
     num_labels = student.config.num_labels
     _check_teacher_logits(teacher_logits, len(texts), num_labels)
     check_labels(labels, num_labels, "stage-2 transfer set", allow_unlabeled=True)
@@ -68,18 +72,35 @@ def train_stage2(
         labels=labels,
         teacher_logits=teacher_logits.astype(np.float32).tolist(),
     )
-    eval_rows = None
+    eval_rows, schedule, callbacks = None, None, []
     if validation is not None:
         check_labels(validation.labels, num_labels, "stage-2 validation set")
         eval_rows = encode(tokenizer, validation.texts, config.max_length, labels=validation.labels)
+        schedule = supervised_schedule(
+            len(texts),
+            num_labels,
+            config.batch_size * config.gradient_accumulation,
+            config.epochs,
+            config.min_steps_per_label,
+        )
+        callbacks = [CheckpointEverySteps(config.checkpoint_every)]
+        if config.early_stopping_patience:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     trainer = build_trainer(
         Stage2Trainer,
         model=student,
         tokenizer=tokenizer,
-        arguments=training_arguments(config, evaluate=eval_rows is not None, quiet=progress is not None),
+        arguments=training_arguments(
+            config,
+            evaluate=eval_rows is not None,
+            keep_best=eval_rows is not None,
+            quiet=progress is not None,
+            schedule=schedule,
+        ),
         train_rows=rows,
         eval_rows=eval_rows,
         progress=progress,
+        callbacks=callbacks,
         temperature=temperature,
         alpha=alpha,
     )

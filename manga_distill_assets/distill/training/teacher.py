@@ -36,7 +36,11 @@ def train_teacher(
     check_labels(train.labels, num_labels, "training split")
     check_labels(validation.labels, num_labels, "validation split")
     schedule = supervised_schedule(
-        len(train.texts), num_labels, config.batch_size * config.gradient_accumulation, config.epochs
+        len(train.texts),
+        num_labels,
+        config.batch_size * config.gradient_accumulation,
+        config.epochs,
+        config.min_steps_per_label,
     )
     callbacks = [CheckpointEverySteps(config.checkpoint_every)]
     if config.early_stopping_patience:
