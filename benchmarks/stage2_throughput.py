@@ -39,6 +39,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from manga_distill_assets.distill.losses import OutputDistillation
 from manga_distill_assets.distill.students import StudentSpec, from_config
 from manga_distill_assets.distill.training import TrainingConfig, train_stage2
 from manga_distill_assets.distill.training.config import training_arguments
@@ -207,8 +208,7 @@ def run_online(
         arguments=training_arguments(config, quiet=True),
         train_rows=encode(tokenizer, texts, config.max_length, labels=labels),
         progress=ignore,
-        temperature=4.0,
-        alpha=0.7,
+        output=OutputDistillation(),
         teacher=teacher,
     )
     seconds, result = timed(lambda: fit(trainer, config, student))

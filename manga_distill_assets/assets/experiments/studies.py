@@ -35,6 +35,7 @@ from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import classification_report, predict_logits
 from manga_distill_assets.distill.layer_match import uniform_layer_map
+from manga_distill_assets.distill.losses import OutputDistillation
 from manga_distill_assets.distill.students import freeze_encoder
 from manga_distill_assets.distill.training import (
     LabeledTexts,
@@ -94,6 +95,10 @@ class Variant:
     alpha: float
     recipe: Recipe = "two_stage"
     origins: tuple[str, ...] = ALL_ORIGINS
+
+    @property
+    def output(self) -> OutputDistillation:
+        return OutputDistillation(self.temperature, self.alpha)
 
 
 @dataclass(frozen=True)
@@ -326,8 +331,7 @@ def _train_variant(
         _logits(rows),
         rows["label"].astype(int).tolist(),
         training,
-        temperature=variant.temperature,
-        alpha=variant.alpha,
+        output=variant.output,
         progress=progress,
     )
     return SeedRun(result.model, tokenizer, result, time.perf_counter() - started, len(rows))
@@ -379,8 +383,7 @@ def _from_initial_student(
             labels,
             matches,
             training,
-            temperature=variant.temperature,
-            alpha=variant.alpha,
+            output=variant.output,
             beta=config.beta,
             gamma=config.gamma,
             progress=progress,
@@ -393,8 +396,7 @@ def _from_initial_student(
             _logits(rows),
             labels,
             training,
-            temperature=variant.temperature,
-            alpha=variant.alpha,
+            output=variant.output,
             progress=progress,
         )
     seconds = time.perf_counter() - started

@@ -13,6 +13,7 @@ from pydantic import Field
 from transformers import PreTrainedModel
 
 from manga_distill_assets.distill.layer_match import LayerMatch, parse_layer_matches
+from manga_distill_assets.distill.losses import OutputDistillation
 from manga_distill_assets.distill.students import StudentSpec, build_student
 from manga_distill_assets.distill.training import TrainingConfig
 
@@ -88,7 +89,11 @@ class SoftLabelConfig(dg.Config):
         description="A paraphrase is kept when the teacher's top class is its source "
         "label with at least this probability.",
     )
-    temperature: float = Field(default=4.0, gt=0, description="For the reported mean teacher entropy.")
+    entropy_temperature: float = Field(
+        default=OutputDistillation.temperature,
+        gt=0,
+        description="Only for the reported mean teacher entropy; stage 2's temperature is student_stage2's.",
+    )
     batch_size: int = Field(default=128, gt=0)
     max_unlabeled: int = Field(
         default=0, ge=0, description="Score only the N most frequent queries (0: all)."
@@ -162,11 +167,16 @@ class Stage1Config(dg.Config):
 
 
 class Stage2Config(dg.Config):
-    temperature: float = Field(default=4.0, gt=0)
-    alpha: float = Field(default=0.7, ge=0, le=1, description="Weight of the T²·KL term; 1-α weighs CE.")
+    temperature: float = Field(default=OutputDistillation.temperature, gt=0)
+    alpha: float = Field(
+        default=OutputDistillation.alpha, ge=0, le=1, description="Weight of the T²·KL term; 1-α weighs CE."
+    )
     use_paraphrases: bool = True
     use_unlabeled: bool = True
     training: TrainingKnobs = TrainingKnobs(epochs=2.0, learning_rate=3e-4, batch_size=64)
+
+    def output(self) -> OutputDistillation:
+        return OutputDistillation(self.temperature, self.alpha)
 
 
 class BaselineConfig(dg.Config):

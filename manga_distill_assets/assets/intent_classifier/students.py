@@ -170,8 +170,7 @@ def student_stage2(
                 "student_stage2", stage1_ref.sha256, lines_fingerprint(rows["text"]), config.model_dump_json()
             )
         ),
-        temperature=config.temperature,
-        alpha=config.alpha,
+        output=config.output(),
         progress=log_progress(context, "stage2"),
         validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
     )

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
@@ -66,6 +67,21 @@ def check_labels(labels: Sequence[int], num_labels: int, where: str, allow_unlab
                 f"{where}: row {row} has label {label}, but the model has {num_labels} labels ({allowed}). "
                 "Check that the data's label map matches the model's id2label."
             )
+
+
+def check_teacher_logits(teacher_logits: np.ndarray, num_texts: int, num_labels: int) -> None:
+    """Fail before training on logits of another shape or with NaN/inf rows, naming the rows."""
+    expected = (num_texts, num_labels)
+    if teacher_logits.ndim != 2 or teacher_logits.shape != expected:
+        raise ValueError(
+            f"teacher_logits has shape {teacher_logits.shape}, expected {expected} (one row per text, one "
+            "column per student label). Score the texts with a teacher whose label map matches the student."
+        )
+    bad_rows = np.flatnonzero(~np.isfinite(teacher_logits).all(axis=1))
+    if bad_rows.size:
+        raise ValueError(
+            f"teacher_logits rows {bad_rows[:10].tolist()} hold NaN or infinite values; re-score those texts."
+        )
 
 
 def model_inputs(batch: dict[str, Any]) -> dict[str, Tensor]:
