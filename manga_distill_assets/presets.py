@@ -82,6 +82,11 @@ def banking77_run_config() -> dg.RunConfig:
                     epochs=4.0, learning_rate=2e-4, batch_size=32, max_length=48, checkpoint_every=0
                 )
             ),
+            "baseline_student_teacher_init": BaselineConfig(
+                training=TrainingKnobs(
+                    epochs=4.0, learning_rate=2e-4, batch_size=32, max_length=48, checkpoint_every=0
+                )
+            ),
             "eval_report": EvalConfig(latency_runs=100),
         }
     )

@@ -303,7 +303,7 @@ def test_progress_receives_step_epoch_lr_throughput_and_each_loss_term(tmp_path,
     for event in training:
         assert {"epoch", "lr", "samples_per_second", "loss", "hard", "soft"} <= event.keys()
     # Two epochs of 5 steps are fewer than the least validation interval: validation comes at the end.
-    assert [event["epoch"] for event in events if "eval_accuracy" in event][0] == 2.0
+    assert next(event["epoch"] for event in events if "eval_accuracy" in event) == 2.0
 
 
 @pytest.mark.parametrize(("batch_size", "accumulation", "expected_steps"), [(8, 1, 3), (4, 2, 3), (4, 1, 6)])
