@@ -8,14 +8,15 @@ training, so the script runs in minutes on a CPU, yet the head has 77 real class
 
     PYTHONPATH=. python benchmarks/int8_many_classes.py
 
-Prints a table and writes benchmarks/results/int8_many_classes.json. Without ../shared/data/banking77 it
-says so and exits 0.
+Prints a table and writes benchmarks/results/int8_many_classes.json. The data is ../shared/data/banking77
+or $BANKING77_DIR; without it the script says so and exits 0.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import tempfile
 import time
@@ -38,7 +39,11 @@ from manga_distill_assets.distill.onnx_export import (
 from manga_distill_assets.distill.students import from_pretrained, from_teacher
 
 RESULTS = Path(__file__).parent / "results" / "int8_many_classes.json"
-BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77"
+BANKING77 = Path(
+    os.environ.get(
+        "BANKING77_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77"
+    )
+)
 PER_INTENT = 30
 VARIANTS = {
     "head fp32, per-channel (default)": {},

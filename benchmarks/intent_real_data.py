@@ -11,7 +11,8 @@ at all, and the eval report's figures are kept. The table gives mean ± sd over 
 
 Each run is kept under `--workdir` (default .artifacts/intent_real_data) with its result JSON, so a run that
 is done is not repeated and the table covers every run done so far. Prints a table and writes
-benchmarks/results/intent_real_data.json. Without ../shared/data/banking77 it says so and exits 0.
+benchmarks/results/intent_real_data.json. The data is ../shared/data/banking77 or $BANKING77_DIR; without
+it the script says so and exits 0.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ from typing import Any
 import dagster as dg
 
 RESULTS = Path(__file__).parent / "results" / "intent_real_data.json"
-BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77"
+BANKING77 = Path(
+    os.environ.get(
+        "BANKING77_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77"
+    )
+)
 LOG_DAYS = 7
 MODELS = ("teacher", "student", "baseline", "baseline_teacher_init", "student_onnx_int8")
 
