@@ -39,16 +39,13 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from manga_distill_assets.distill.losses import OutputDistillation
 from manga_distill_assets.distill.students import StudentSpec, from_config
 from manga_distill_assets.distill.training import TrainingConfig, train_stage2
-from manga_distill_assets.distill.training.common import (
-    build_trainer,
-    encode,
-    fit,
-    model_inputs,
-    training_arguments,
-)
+from manga_distill_assets.distill.training.config import training_arguments
+from manga_distill_assets.distill.training.data import encode, model_inputs
 from manga_distill_assets.distill.training.stage2 import Stage2Trainer
+from manga_distill_assets.distill.training.trainer import build_trainer, fit
 
 BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77" / "train.csv"
 NUM_LABELS = 10
@@ -208,8 +205,7 @@ def run_online(
         arguments=training_arguments(config, quiet=True),
         train_rows=encode(tokenizer, texts, config.max_length, labels=labels),
         progress=ignore,
-        temperature=4.0,
-        alpha=0.7,
+        output=OutputDistillation(),
         teacher=teacher,
     )
     seconds, result = timed(lambda: fit(trainer, config, student))

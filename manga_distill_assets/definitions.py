@@ -28,6 +28,7 @@ from manga_distill_assets.assets.fallback_llm import questions as llm_questions
 from manga_distill_assets.assets.fallback_llm import student as llm_student
 from manga_distill_assets.assets.fallback_llm import teacher as llm_teacher
 from manga_distill_assets.assets.intent_classifier import (
+    baselines,
     evaluation,
     paraphrases,
     soft_labels,
@@ -160,6 +161,7 @@ defs = dg.Definitions(
             paraphrases,
             soft_labels,
             students,
+            baselines,
             onnx_assets,
             evaluation,
             experiment_studies,

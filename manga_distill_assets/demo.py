@@ -66,6 +66,8 @@ def main() -> None:
     gate = gates["student_quality_gate"]
     retention, floor = gate.metadata["retention"].value, gate.metadata["floor"].value
     print(f"\nquality gate {'passed' if gate.passed else 'FAILED'}: retention {retention:.3f}, floor {floor}")
+    if not gate.passed:
+        print(gate.description)
     print(
         f"demo finished in {time.perf_counter() - started:.0f} s; `make ui` shows the graph at http://127.0.0.1:3000"
     )

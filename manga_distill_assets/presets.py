@@ -44,7 +44,12 @@ from manga_distill_assets.assets.reranker.config import (
 
 def _quick(epochs: float, learning_rate: float) -> TrainingKnobs:
     return TrainingKnobs(
-        epochs=epochs, learning_rate=learning_rate, batch_size=16, max_length=32, checkpoint_every=0
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=16,
+        max_length=32,
+        checkpoint_every=0,
+        min_steps_per_label=0,
     )
 
 
@@ -59,8 +64,9 @@ def smoke_run_config() -> dg.RunConfig:
             "student_stage1": Stage1Config(max_transfer_texts=300, training=_quick(1.0, 5e-4)),
             "student_stage2": Stage2Config(training=_quick(1.0, 5e-4)),
             "baseline_student": BaselineConfig(training=_quick(1.0, 5e-4)),
+            "baseline_student_teacher_init": BaselineConfig(training=_quick(1.0, 5e-4)),
             "student_onnx": OnnxConfig(parity_floor=0.9),
-            "eval_report": EvalConfig(latency_runs=10, retention_floor=0.0),
+            "eval_report": EvalConfig(latency_runs=10, retention_floor=0.0, require_best_teacher=False),
             "ensemble_members": EnsembleMembersConfig(
                 transformers=[
                     TransformerMemberConfig(
@@ -164,6 +170,11 @@ def banking77_run_config() -> dg.RunConfig:
                 ),
             ),
             "baseline_student": BaselineConfig(
+                training=TrainingKnobs(
+                    epochs=4.0, learning_rate=2e-4, batch_size=32, max_length=48, checkpoint_every=0
+                )
+            ),
+            "baseline_student_teacher_init": BaselineConfig(
                 training=TrainingKnobs(
                     epochs=4.0, learning_rate=2e-4, batch_size=32, max_length=48, checkpoint_every=0
                 )

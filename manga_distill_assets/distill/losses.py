@@ -11,6 +11,11 @@ Two published implementations differ from this on purpose:
 - torchdistill's α weights the cross-entropy term; here α weights the distillation (KL) term, as DistilBERT's.
 
 The teacher's logits are a fixed target: no gradient flows into them.
+
+T and α travel together as one validated `OutputDistillation`, whose defaults are the only place the default
+temperature and weight are written. `distillation_terms` checks its inputs for callers that have not; the
+training loops validate their data once before training and call `unchecked_distillation_terms` per batch,
+keeping one cheap finiteness check of the loss (`check_finite_loss`) instead of five host syncs per step.
 """
 
 import math
@@ -30,6 +35,38 @@ def soften(logits: Tensor, temperature: float) -> Tensor:
     return torch.softmax(logits / temperature, dim=-1)
 
 
+def _check_temperature(temperature: float) -> None:
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(
+            f"temperature must be a finite number > 0, got {temperature!r}; "
+            f"{OutputDistillation.temperature} is the default."
+        )
+
+
+def _check_alpha(alpha: float) -> None:
+    if not (0.0 <= alpha <= 1.0):
+        raise ValueError(
+            f"alpha must be in [0, 1] (the weight of the distillation term), got {alpha!r}; "
+            f"{OutputDistillation.alpha} is the default."
+        )
+
+
+@dataclass(frozen=True)
+class OutputDistillation:
+    """The two knobs of output distillation: the softening temperature T and the weight α of the T²·KL term
+    (1 - α weighs the cross-entropy). Checked once, when made."""
+
+    temperature: float = 4.0
+    alpha: float = 0.7
+
+    def __post_init__(self) -> None:
+        _check_temperature(self.temperature)
+        _check_alpha(self.alpha)
+
+
+DEFAULT_OUTPUT_DISTILLATION = OutputDistillation()
+
+
 @dataclass(frozen=True)
 class DistillationTerms:
     """The loss and its two parts, so training can log each part on its own.
@@ -47,8 +84,7 @@ def distillation_terms(
     student_logits: Tensor,
     teacher_logits: Tensor,
     labels: Tensor,
-    temperature: float = 4.0,
-    alpha: float = 0.7,
+    output: OutputDistillation = DEFAULT_OUTPUT_DISTILLATION,
 ) -> DistillationTerms:
     """Hard, soft and total distillation loss for a batch of `[B, C]` logits and `[B]` labels.
 
@@ -57,33 +93,51 @@ def distillation_terms(
     still count fully in the KL term, whose batch mean runs over all B rows, and α still scales that term for
     them. Nothing is renormalised: a batch with many unlabelled rows keeps the same α split as any other.
 
-    Raises ValueError for mismatched shapes, labels outside `[0, C)` other than -100, non-finite logits,
-    T <= 0, α outside [0, 1], or a term that overflows to a non-finite value.
+    Raises ValueError for mismatched shapes, labels outside `[0, C)` other than -100, non-finite logits, or
+    a term that overflows to a non-finite value (T and α were checked when `output` was made).
     """
-    _check_temperature(temperature)
-    _check_alpha(alpha)
     _check_shapes(student_logits, teacher_logits, labels)
     _check_finite_logits("student_logits", student_logits)
     _check_finite_logits("teacher_logits", teacher_logits)
     _check_label_values(labels, num_classes=student_logits.shape[1])
 
+    terms = unchecked_distillation_terms(student_logits, teacher_logits, labels, output)
+    _check_finite_term("hard (cross-entropy)", terms.hard, student_logits, teacher_logits)
+    _check_finite_term("soft (T²·KL)", terms.soft, student_logits, teacher_logits)
+    return terms
+
+
+def unchecked_distillation_terms(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    labels: Tensor,
+    output: OutputDistillation = DEFAULT_OUTPUT_DISTILLATION,
+) -> DistillationTerms:
+    """`distillation_terms` without its input checks and without a host sync: for training loops that
+    validated their data once before training and check the loss with `check_finite_loss`."""
     hard = _labelled_cross_entropy(student_logits, labels)
-    soft = _scaled_kl(student_logits, teacher_logits.detach(), temperature)
-    _check_finite_term("hard (cross-entropy)", hard, student_logits, teacher_logits)
-    _check_finite_term("soft (T²·KL)", soft, student_logits, teacher_logits)
-    total = (1.0 - alpha) * hard + alpha * soft
+    soft = _scaled_kl(student_logits, teacher_logits.detach(), output.temperature)
+    total = (1.0 - output.alpha) * hard + output.alpha * soft
     return DistillationTerms(total=total, hard=hard, soft=soft)
+
+
+def check_finite_loss(loss: Tensor, step: str) -> None:
+    """The per-step NaN guard: one host sync, before a non-finite loss silently ruins the weights."""
+    if not torch.isfinite(loss):
+        raise ValueError(
+            f"The {step} loss became {loss.item()}. Logits that large overflow; lower the learning rate or "
+            "check the teacher's stored logits."
+        )
 
 
 def distillation_loss(
     student_logits: Tensor,
     teacher_logits: Tensor,
     labels: Tensor,
-    temperature: float = 4.0,
-    alpha: float = 0.7,
+    output: OutputDistillation = DEFAULT_OUTPUT_DISTILLATION,
 ) -> Tensor:
     """(1 - α)·CE + α·T²·KL; see `distillation_terms` for how unlabelled (-100) rows are treated."""
-    return distillation_terms(student_logits, teacher_logits, labels, temperature, alpha).total
+    return distillation_terms(student_logits, teacher_logits, labels, output).total
 
 
 def _labelled_cross_entropy(student_logits: Tensor, labels: Tensor) -> Tensor:
@@ -99,19 +153,6 @@ def _scaled_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: floa
     teacher_log_probs = F.log_softmax(teacher_logits / temperature, dim=-1)
     kl = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True)
     return temperature**2 * kl
-
-
-def _check_temperature(temperature: float) -> None:
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}; 4.0 is the default.")
-
-
-def _check_alpha(alpha: float) -> None:
-    if not (0.0 <= alpha <= 1.0):
-        raise ValueError(
-            f"alpha must be in [0, 1] (the weight of the distillation term), got {alpha!r}; "
-            f"0.7 is the default."
-        )
 
 
 def _check_shapes(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor) -> None:

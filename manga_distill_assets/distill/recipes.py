@@ -22,6 +22,7 @@ import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.distill.layer_match import LayerMatch, uniform_layer_map
+from manga_distill_assets.distill.losses import OutputDistillation
 from manga_distill_assets.distill.training import (
     LabeledTexts,
     TrainingConfig,
@@ -54,8 +55,7 @@ class RecipeInputs:
     head_validation: LabeledTexts
     training: TrainingConfig
     head_training: TrainingConfig
-    temperature: float
-    alpha: float
+    output: OutputDistillation
     beta: float
     gamma: float
     matches: list[LayerMatch] | None
@@ -88,8 +88,7 @@ def _output_distillation(inputs: RecipeInputs) -> TrainingResult:
         inputs.transfer_logits,
         inputs.transfer_labels,
         inputs.training,
-        temperature=inputs.temperature,
-        alpha=inputs.alpha,
+        output=inputs.output,
         progress=inputs.progress,
     )
 
@@ -107,8 +106,7 @@ def _all_terms(inputs: RecipeInputs) -> TrainingResult:
         inputs.transfer_labels,
         matches,
         inputs.training,
-        temperature=inputs.temperature,
-        alpha=inputs.alpha,
+        output=inputs.output,
         beta=inputs.beta,
         gamma=inputs.gamma,
         progress=inputs.progress,

@@ -10,6 +10,7 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -97,6 +98,40 @@ def from_pretrained(name_or_path: str, id2label: dict[int, str]) -> PreTrainedMo
         attn_implementation=EAGER_ATTENTION,
     )
     return student.eval()
+
+
+StudentInit = Literal["config", "teacher", "pretrained"]
+
+
+def build_student(
+    init: StudentInit,
+    source: PreTrainedModel,
+    id2label: dict[int, str],
+    seed: int,
+    *,
+    layers: Sequence[int] = (2, 5),
+    spec: StudentSpec | None = None,
+    pretrained: str = "",
+) -> PreTrainedModel:
+    """A student built from `source` (the fine-tuned teacher, or the pre-trained base model for a baseline
+    that owes the teacher nothing): its `layers` (`teacher`), its family at `spec`'s shape (`config`, random
+    weights) or the `pretrained` checkpoint. The same arguments and seed always give the same weights, so
+    stage 1 and the baseline start alike."""
+    torch.manual_seed(seed)
+    if init == "config":
+        return from_config(spec or StudentSpec(), source.config, id2label)
+    if init == "teacher":
+        return from_teacher(source, layers)
+    if init == "pretrained":
+        return from_pretrained(pretrained, id2label)
+    raise ValueError(f"Unknown student init {init!r}: use config, teacher or pretrained.")
+
+
+def freeze_encoder(model: PreTrainedModel) -> None:
+    """Everything under the base model (embeddings, layers, pooler) stops learning; the head does not."""
+    prefix = f"{model.base_model_prefix}."
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(not name.startswith(prefix))
 
 
 def count_parameters(model: nn.Module) -> int:

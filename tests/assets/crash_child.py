@@ -33,6 +33,7 @@ def stage2_config() -> Stage2Config:
             batch_size=16,
             max_length=32,
             checkpoint_every=CHECKPOINT_EVERY,
+            min_steps_per_label=0,  # the epochs alone fix the step count the tests count on
         )
     )
 

@@ -57,6 +57,7 @@ def test_the_graph_matches_the_design():
         "student_stage2",
         "student_onnx",
         "baseline_student",
+        "baseline_student_teacher_init",
         "labeled_intents",
     }
 

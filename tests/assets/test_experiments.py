@@ -11,12 +11,11 @@ import pytest
 import torch
 
 from manga_distill_assets.assets.experiments.config import RecipeStudyConfig, smoke_study_ops
-from manga_distill_assets.assets.experiments.studies import freeze_encoder
 from manga_distill_assets.assets.intent_classifier.config import StudentShape
 from manga_distill_assets.definitions import defs, local_resources
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.distill.evaluation import predict_logits
-from manga_distill_assets.distill.students import from_teacher
+from manga_distill_assets.distill.students import freeze_encoder, from_teacher
 from manga_distill_assets.resources.io_manager import encode_value
 from tests.distill.tiny import TINY_LABEL_NAMES, TINY_LABELS, TINY_TEXTS, tiny_teacher, tiny_tokenizer
 

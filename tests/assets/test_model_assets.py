@@ -9,6 +9,7 @@ import pytest
 from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
 from manga_distill_assets.assets.intent_classifier.config import EvalConfig, TeacherConfig
 from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
+from manga_distill_assets.assets.intent_classifier.teacher import default_teacher_base
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.model_store import ModelRef
@@ -36,10 +37,10 @@ def built(tmp_path_factory):
     return graph, result
 
 
-def test_eval_report_compares_teacher_student_and_baseline(built):
+def test_eval_report_compares_teacher_student_and_both_baselines(built):
     _, result = built
     report = result.output_for_node("eval_report")
-    for name in ("teacher", "student", "baseline"):
+    for name in ("teacher", "student", "baseline", "baseline_teacher_init"):
         assert set(report[name]) >= {"accuracy", "macro_f1", "params", "size_bytes", "latency_ms"}
         assert set(report[name]["latency_ms"]) >= {"p50", "p99"}
     assert report["student"]["params"] < report["teacher"]["params"] / 2
@@ -47,6 +48,18 @@ def test_eval_report_compares_teacher_student_and_baseline(built):
     assert report["speedup_p50"] == pytest.approx(
         report["teacher"]["latency_ms"]["p50"] / report["student"]["latency_ms"]["p50"]
     )
+    assert report["distillation_gain"]["accuracy"] == pytest.approx(
+        report["student"]["accuracy"] - report["baseline"]["accuracy"]
+    )
+    assert report["distillation_gain"]["macro_f1"] == pytest.approx(
+        report["student"]["macro_f1"] - report["baseline"]["macro_f1"]
+    )
+
+
+def test_the_fair_baseline_starts_from_the_pretrained_base_and_the_second_from_the_teacher(built):
+    graph, _ = built
+    assert graph.metadata("baseline_student")["started_from"] == default_teacher_base()
+    assert graph.metadata("baseline_student_teacher_init")["started_from"].startswith("teacher ")
 
 
 def test_eval_report_adds_the_students_onnx_graphs_measured_like_the_pytorch_models(built):
@@ -64,7 +77,8 @@ def test_eval_report_adds_the_students_onnx_graphs_measured_like_the_pytorch_mod
         assert row["throughput_vs_teacher"] == pytest.approx(
             row["throughput_per_s"] / report["teacher"]["throughput_per_s"]
         )
-    assert report["student_onnx_int8"]["size_bytes"] < report["student_onnx_fp32"]["size_bytes"] / 2
+    # int8 encoder matmuls; the embedding table, pooler and classifier stay fp32
+    assert report["student_onnx_int8"]["size_bytes"] < 0.55 * report["student_onnx_fp32"]["size_bytes"]
 
 
 def test_eval_report_json_is_stored_beside_the_models(built):
@@ -101,7 +115,9 @@ def test_the_quality_gate_blocks_a_student_below_the_retention_floor(built):
         selection=dg.AssetSelection.assets("eval_report"),
         instance=graph.instance,
         resources=graph.resources,
-        run_config=dg.RunConfig(ops={"eval_report": EvalConfig(retention_floor=floor, latency_runs=5)}),
+        run_config=dg.RunConfig(
+            ops={"eval_report": EvalConfig(retention_floor=floor, latency_runs=5, require_best_teacher=False)}
+        ),
         raise_on_error=False,
     )
     assert not result.success

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from manga_distill_assets.distill.layer_match import uniform_layer_map
+from manga_distill_assets.distill.losses import OutputDistillation
 from manga_distill_assets.distill.training import TrainingConfig, train_combined
 from tests.distill.tiny import TINY_LABELS, TINY_TEXTS, tiny_teacher, tiny_tokenizer
 
@@ -46,7 +47,7 @@ def combined(tmp_path, name: str = "run", seed: int = 0, events: list | None = N
         LABELS,
         uniform_layer_map(2, 4),
         config(tmp_path, name, seed),
-        alpha=alpha,
+        output=OutputDistillation(alpha=alpha),
         progress=None if events is None else events.append,
     )
 

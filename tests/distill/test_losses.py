@@ -11,9 +11,12 @@ import torch.nn.functional as F
 
 from manga_distill_assets.distill.losses import (
     IGNORE_INDEX,
+    OutputDistillation,
+    check_finite_loss,
     distillation_loss,
     distillation_terms,
     soften,
+    unchecked_distillation_terms,
 )
 
 DESIGN_TEACHER_LOGITS = [5.2, 2.1, 1.8, 0.3, -1.5, -2.0, -2.4, -3.1, -3.5, -4.0]
@@ -89,11 +92,12 @@ def test_loss_matches_a_numpy_computation(temperature: float, alpha: float) -> N
     student, teacher = random_batch(seed=int(temperature * 10))
     labels = torch.tensor([3, IGNORE_INDEX, 0, 9, 4])
     expected = numpy_distillation_loss(student.numpy(), teacher.numpy(), labels.numpy(), temperature, alpha)
-    loss = distillation_loss(student, teacher, labels, temperature=temperature, alpha=alpha)
+    loss = distillation_loss(student, teacher, labels, OutputDistillation(temperature, alpha))
     assert float(loss) == pytest.approx(expected, rel=1e-10)
 
 
 def test_default_temperature_and_alpha_are_four_and_point_seven() -> None:
+    assert OutputDistillation() == OutputDistillation(temperature=4.0, alpha=0.7)
     student, teacher = random_batch(seed=1)
     labels = torch.tensor([1, 2, 3, 4, 5])
     expected = numpy_distillation_loss(student.numpy(), teacher.numpy(), labels.numpy(), 4.0, 0.7)
@@ -103,7 +107,7 @@ def test_default_temperature_and_alpha_are_four_and_point_seven() -> None:
 def test_alpha_zero_is_plain_cross_entropy() -> None:
     student, teacher = random_batch(seed=2)
     labels = torch.tensor([1, 0, 7, 7, 2])
-    loss = distillation_loss(student, teacher, labels, temperature=4.0, alpha=0.0)
+    loss = distillation_loss(student, teacher, labels, OutputDistillation(4.0, 0.0))
     assert torch.allclose(loss, F.cross_entropy(student, labels))
 
 
@@ -114,7 +118,7 @@ def test_alpha_one_is_temperature_squared_kl() -> None:
     p_teacher = soften(teacher, temperature)
     p_student = soften(student, temperature)
     kl = float((p_teacher * (p_teacher.log() - p_student.log())).sum(dim=-1).mean())
-    loss = distillation_loss(student, teacher, labels, temperature=temperature, alpha=1.0)
+    loss = distillation_loss(student, teacher, labels, OutputDistillation(temperature, 1.0))
     assert float(loss) == pytest.approx(temperature**2 * kl, rel=1e-10)
 
 
@@ -139,7 +143,7 @@ def test_unlabelled_rows_still_count_in_the_kd_term() -> None:
 def test_total_is_alpha_weighted_sum_of_terms_without_renormalising() -> None:
     student, teacher = random_batch(seed=6)
     labels = torch.tensor([IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, 8])
-    terms = distillation_terms(student, teacher, labels, temperature=2.0, alpha=0.25)
+    terms = distillation_terms(student, teacher, labels, OutputDistillation(2.0, 0.25))
     assert torch.allclose(terms.total, 0.75 * terms.hard + 0.25 * terms.soft)
 
 
@@ -159,7 +163,7 @@ def test_kd_gradient_is_temperature_times_probability_gap_over_batch(temperature
     student, teacher = random_batch(seed=8)
     student.requires_grad_(True)
     labels = torch.zeros(5, dtype=torch.long)
-    distillation_loss(student, teacher, labels, temperature=temperature, alpha=1.0).backward()
+    distillation_loss(student, teacher, labels, OutputDistillation(temperature, 1.0)).backward()
     p_student = torch.from_numpy(np.exp(numpy_log_softmax(student.detach().numpy() / temperature)))
     p_teacher = torch.from_numpy(np.exp(numpy_log_softmax(teacher.numpy() / temperature)))
     expected = temperature * (p_student - p_teacher) / student.shape[0]
@@ -206,15 +210,15 @@ def test_labels_outside_the_label_map_are_rejected_by_row() -> None:
 
 
 @pytest.mark.parametrize("temperature", [0.0, -2.0])
-def test_loss_rejects_a_non_positive_temperature(temperature: float) -> None:
+def test_output_distillation_rejects_a_non_positive_temperature(temperature: float) -> None:
     with pytest.raises(ValueError, match="temperature"):
-        distillation_loss(torch.randn(2, 3), torch.randn(2, 3), torch.zeros(2, dtype=torch.long), temperature)
+        OutputDistillation(temperature=temperature)
 
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.5])
-def test_alpha_outside_zero_one_is_rejected(alpha: float) -> None:
+def test_output_distillation_rejects_alpha_outside_zero_one(alpha: float) -> None:
     with pytest.raises(ValueError, match="alpha"):
-        distillation_loss(torch.randn(2, 3), torch.randn(2, 3), torch.zeros(2, dtype=torch.long), alpha=alpha)
+        OutputDistillation(alpha=alpha)
 
 
 def test_nan_in_teacher_logits_is_rejected_naming_the_row() -> None:
@@ -234,4 +238,23 @@ def test_nan_in_student_logits_is_rejected() -> None:
 def test_overflowing_term_is_named_by_the_nan_guard() -> None:
     student = torch.tensor([[3e38, -3e38]])
     with pytest.raises(ValueError, match=r"hard \(cross-entropy\) term .* became inf"):
-        distillation_loss(student, torch.zeros(1, 2), torch.tensor([1]), alpha=0.5)
+        distillation_loss(student, torch.zeros(1, 2), torch.tensor([1]), OutputDistillation(alpha=0.5))
+
+
+def test_the_unchecked_terms_are_the_checked_terms_without_the_checks() -> None:
+    student, teacher = random_batch(seed=11)
+    labels = torch.tensor([0, IGNORE_INDEX, 2, 1, IGNORE_INDEX])
+    output = OutputDistillation(temperature=2.0, alpha=0.4)
+    checked = distillation_terms(student, teacher, labels, output)
+    unchecked = unchecked_distillation_terms(student, teacher, labels, output)
+    for name in ("total", "hard", "soft"):
+        assert torch.equal(getattr(checked, name), getattr(unchecked, name))
+
+
+def test_the_per_step_nan_guard_names_the_step_and_the_value() -> None:
+    with pytest.raises(ValueError, match=r"The stage-2 distillation loss became nan"):
+        check_finite_loss(torch.tensor(math.nan), "stage-2 distillation")
+
+
+def test_a_finite_loss_passes_the_per_step_nan_guard() -> None:
+    check_finite_loss(torch.tensor(0.25), "stage-2 distillation")

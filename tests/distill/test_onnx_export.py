@@ -97,6 +97,24 @@ def test_int8_keeps_the_embedding_table_fp32_unless_asked(exported, tmp_path) ->
     assert smaller.stat().st_size < (folder / INT8_FILE).stat().st_size
 
 
+def _integer_matmul_weights(path: Path) -> set[str]:
+    """Names of the weights that int8 MatMulInteger nodes read (their quantised initialiser's name)."""
+    graph = onnx.load(str(path)).graph
+    return {name for node in graph.node if node.op_type == "MatMulInteger" for name in node.input}
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_int8_keeps_the_pooler_and_classifier_fp32_unless_asked(tmp_path, tokenizer, exporter) -> None:
+    folder = export_student(tiny_teacher(layers=1), tokenizer, tmp_path / "student", exporter=exporter)
+    kept = _integer_matmul_weights(folder / INT8_FILE)
+    assert kept  # the encoder's matmuls are int8
+    assert not any("classifier" in name or "pooler" in name for name in kept)
+    everything = quantize_int8(folder / FP32_FILE, tmp_path / "all.onnx", quantize_head=True)
+    quantised = _integer_matmul_weights(everything)
+    assert any("classifier" in name for name in quantised)
+    assert any("pooler" in name for name in quantised)
+
+
 def test_the_folder_holds_both_graphs_the_config_and_the_tokenizer(exported) -> None:
     folder, _ = exported
     names = {path.name for path in folder.iterdir()}

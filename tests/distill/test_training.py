@@ -11,6 +11,7 @@ from safetensors import safe_open
 from transformers import PreTrainedModel
 
 from manga_distill_assets.distill.layer_match import uniform_layer_map
+from manga_distill_assets.distill.losses import OutputDistillation
 from manga_distill_assets.distill.training import (
     LabeledTexts,
     TrainingConfig,
@@ -19,7 +20,8 @@ from manga_distill_assets.distill.training import (
     train_stage2,
     train_teacher,
 )
-from manga_distill_assets.distill.training.common import resolve_precision
+from manga_distill_assets.distill.training.config import resolve_precision
+from manga_distill_assets.distill.training.schedule import MIN_EVALUATION_INTERVAL
 from tests.distill.tiny import TINY_LABELS, TINY_TEXTS, tiny_teacher, tiny_tokenizer
 
 # Every text of a class carries its class's keyword, so a tiny model separates them within a few epochs.
@@ -137,14 +139,34 @@ def test_teacher_training_lowers_the_loss_and_raises_validation_accuracy(tmp_pat
 
 
 def test_teacher_training_stops_once_accuracy_stalls_for_the_patience(tmp_path, tokenizer):
-    stalled = config(tmp_path, epochs=10, learning_rate=1e-9, early_stopping_patience=2)
+    stalled = config(tmp_path, epochs=100, learning_rate=1e-9, early_stopping_patience=2)
 
     result = train_teacher(tiny_teacher(), tokenizer, SEPARABLE, SEPARABLE, stalled)
 
     # The last evaluation is the final one of the returned (best) model, not an epoch's.
     epoch_evaluations = [event for event in result.log_history if "eval_accuracy" in event][:-1]
     assert len(epoch_evaluations) == 3  # the first sets the best, two more without improvement stop it
-    assert result.optimizer_steps == 3 * 2
+    # An epoch of SEPARABLE is 2 steps, fewer than the least interval between validations on a tiny set.
+    assert result.optimizer_steps == 3 * MIN_EVALUATION_INTERVAL
+    assert result.stop_reason.startswith("validation accuracy stopped improving")
+
+
+def test_the_head_learns_at_its_own_rate_and_the_encoder_at_the_base_rate(tmp_path, tokenizer):
+    split_rates = config(tmp_path, epochs=1, learning_rate=1e-5, head_learning_rate=1e-2)
+    model = tiny_teacher()
+    before = snapshot(model)
+    train_teacher(model, tokenizer, SEPARABLE, SEPARABLE, split_rates)
+    after = snapshot(model)
+
+    head_change = largest_difference(
+        {k: v for k, v in before.items() if k.startswith("classifier.")},
+        {k: v for k, v in after.items() if k.startswith("classifier.")},
+    )
+    encoder_change = largest_difference(
+        {k: v for k, v in before.items() if ".encoder." in k},
+        {k: v for k, v in after.items() if ".encoder." in k},
+    )
+    assert head_change > 100 * encoder_change > 0.0
 
 
 def test_baseline_trains_the_student_on_hard_labels_and_reports_validation_accuracy(tmp_path, tokenizer):
@@ -192,7 +214,7 @@ def test_stage2_student_learns_the_cached_teacher_distribution(tmp_path, tokeniz
         one_hot_logits(teacher_choice),
         SEPARABLE.labels,
         settings,
-        alpha=1.0,
+        output=OutputDistillation(alpha=1.0),
     )
 
     agreement = np.mean(np.array(predictions(result.model, tokenizer, SEPARABLE.texts)) == teacher_choice)
@@ -203,7 +225,13 @@ def test_stage2_logs_the_hard_and_soft_terms_that_make_up_the_loss(tmp_path, tok
     alpha = 0.7
 
     result = train_stage2(
-        tiny_student(), tokenizer, TEXTS, one_hot_logits(LABELS), LABELS, config(tmp_path), alpha=alpha
+        tiny_student(),
+        tokenizer,
+        TEXTS,
+        one_hot_logits(LABELS),
+        LABELS,
+        config(tmp_path),
+        output=OutputDistillation(alpha=alpha),
     )
 
     events = training_events(result.log_history)
@@ -218,7 +246,13 @@ def test_unlabeled_rows_still_teach_through_the_soft_term(tmp_path, tokenizer):
     unlabeled = [UNLABELED] * len(TEXTS)
 
     result = train_stage2(
-        student, tokenizer, TEXTS, one_hot_logits(LABELS), unlabeled, config(tmp_path), alpha=0.7
+        student,
+        tokenizer,
+        TEXTS,
+        one_hot_logits(LABELS),
+        unlabeled,
+        config(tmp_path),
+        output=OutputDistillation(alpha=0.7),
     )
 
     assert largest_difference(before, snapshot(student)) > 0.0
@@ -231,7 +265,15 @@ def test_unlabeled_rows_add_nothing_to_the_hard_term(tmp_path, tokenizer):
     unlabeled = [UNLABELED] * len(TEXTS)
     hard_only = config(tmp_path, weight_decay=0.0)
 
-    train_stage2(student, tokenizer, TEXTS, one_hot_logits(LABELS), unlabeled, hard_only, alpha=0.0)
+    train_stage2(
+        student,
+        tokenizer,
+        TEXTS,
+        one_hot_logits(LABELS),
+        unlabeled,
+        hard_only,
+        output=OutputDistillation(alpha=0.0),
+    )
 
     assert largest_difference(before, snapshot(student)) == 0.0
 
@@ -255,7 +297,7 @@ def test_progress_receives_step_epoch_lr_throughput_and_each_loss_term(tmp_path,
         TEXTS,
         one_hot_logits(LABELS),
         LABELS,
-        config(tmp_path),
+        config(tmp_path, min_steps_per_label=0),
         progress=events.append,
         validation=SEPARABLE,
     )
@@ -264,7 +306,8 @@ def test_progress_receives_step_epoch_lr_throughput_and_each_loss_term(tmp_path,
     assert [event["step"] for event in training] == list(range(1, 11))
     for event in training:
         assert {"epoch", "lr", "samples_per_second", "loss", "hard", "soft"} <= event.keys()
-    assert [event["epoch"] for event in events if "eval_accuracy" in event][:2] == [1.0, 2.0]
+    # Two epochs of 5 steps are fewer than the least validation interval: validation comes at the end.
+    assert next(event["epoch"] for event in events if "eval_accuracy" in event) == 2.0
 
 
 @pytest.mark.parametrize(("batch_size", "accumulation", "expected_steps"), [(8, 1, 3), (4, 2, 3), (4, 1, 6)])

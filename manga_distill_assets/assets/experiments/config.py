@@ -12,6 +12,7 @@ from pydantic import Field
 
 from manga_distill_assets.assets.intent_classifier.config import LayerMatchConfig, StudentShape, TrainingKnobs
 from manga_distill_assets.distill.layer_match import LayerMatch, parse_layer_matches
+from manga_distill_assets.distill.losses import OutputDistillation
 
 STUDY_ASSETS = ("temperature_study", "alpha_study", "recipe_study", "data_study")
 
@@ -24,8 +25,12 @@ class StudyConfig(dg.Config):
         min_length=1,
         description="Every variant runs once per seed; the report gives mean ± std over them.",
     )
-    temperature: float = Field(default=4.0, gt=0, description="T wherever the study does not vary it.")
-    alpha: float = Field(default=0.7, ge=0, le=1, description="α wherever the study does not vary it.")
+    temperature: float = Field(
+        default=OutputDistillation.temperature, gt=0, description="T wherever the study does not vary it."
+    )
+    alpha: float = Field(
+        default=OutputDistillation.alpha, ge=0, le=1, description="α wherever the study does not vary it."
+    )
     training: TrainingKnobs = TrainingKnobs(
         epochs=0.25, learning_rate=3e-4, batch_size=64, checkpoint_every=0
     )

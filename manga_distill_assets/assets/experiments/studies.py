@@ -32,12 +32,13 @@ from manga_distill_assets.assets.intent_classifier.common import (
     matching_ref,
     split,
 )
-from manga_distill_assets.assets.intent_classifier.students import build_student
 from manga_distill_assets.assets.markdown import markdown_table
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import classification_report, predict_logits
+from manga_distill_assets.distill.losses import OutputDistillation
 from manga_distill_assets.distill.recipes import RECIPES, RecipeInputs, RecipeRun, StudentStart
+from manga_distill_assets.distill.students import freeze_encoder
 from manga_distill_assets.distill.training import LabeledTexts
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 from manga_distill_assets.resources.workspace import TrainingWorkspace
@@ -76,6 +77,10 @@ class Variant:
     alpha: float
     recipe: str = "two_stage"
     origins: tuple[str, ...] = ALL_ORIGINS
+
+    @property
+    def output(self) -> OutputDistillation:
+        return OutputDistillation(self.temperature, self.alpha)
 
 
 @dataclass(frozen=True)
@@ -287,8 +292,7 @@ def _train_variant(
             head_validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
             training=dataclasses.replace(settings.training.training_config(output_dir), **fresh),
             head_training=dataclasses.replace(settings.head_training.training_config(output_dir), **fresh),
-            temperature=variant.temperature,
-            alpha=variant.alpha,
+            output=variant.output,
             beta=settings.beta,
             gamma=settings.gamma,
             matches=settings.matches(),
@@ -306,11 +310,9 @@ def _starting_student(
     start: StudentStart, settings: RecipeStudyConfig, inputs: StudyInputs, seed: int
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The stage-1 student (its encoder frozen for feature_only), or the initial student that
-    `build_student` makes, where student_stage1 started."""
+    `StudentShape.build` makes, where student_stage1 started."""
     if start == "initial":
-        return build_student(
-            settings.student, inputs.teacher, inputs.id2label, seed
-        ), inputs.teacher_tokenizer
+        return settings.student.build(inputs.teacher, inputs.id2label, seed), inputs.teacher_tokenizer
     student, tokenizer = load_model(inputs.store.get(inputs.stage1_ref))
     if start == "stage1_frozen_encoder":
         freeze_encoder(student)
@@ -325,13 +327,6 @@ def transfer_rows(soft_labels: pd.DataFrame, origins: Sequence[str]) -> pd.DataF
 
 def _logits(rows: pd.DataFrame) -> np.ndarray:
     return np.stack(rows["logits"].to_numpy()).astype(np.float32)
-
-
-def freeze_encoder(model: PreTrainedModel) -> None:
-    """Everything under the base model (embeddings, layers, pooler) stops learning; the head does not."""
-    prefix = f"{model.base_model_prefix}."
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(not name.startswith(prefix))
 
 
 STUDY_JOBS = [

@@ -8,6 +8,7 @@ MODEL_ASSETS = (
     "student_stage1",
     "student_stage2",
     "baseline_student",
+    "baseline_student_teacher_init",
     "student_onnx",
     "eval_report",
 )

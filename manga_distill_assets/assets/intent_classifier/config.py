@@ -11,10 +11,11 @@ from typing import Annotated, Literal, Self
 
 import dagster as dg
 from pydantic import Field, field_validator, model_validator
-from transformers import AutoConfig
+from transformers import AutoConfig, PreTrainedModel
 
 from manga_distill_assets.distill.layer_match import LayerMatch, parse_layer_matches
-from manga_distill_assets.distill.students import StudentSpec
+from manga_distill_assets.distill.losses import OutputDistillation
+from manga_distill_assets.distill.students import StudentSpec, build_student
 from manga_distill_assets.distill.training import TrainingConfig
 
 
@@ -31,6 +32,15 @@ class TrainingKnobs(dg.Config):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         default="auto", description="auto: bf16/fp16 on GPU."
     )
+    head_learning_rate: float | None = Field(
+        default=None, gt=0, description="Rate of a freshly initialised head and pooler (None: learning_rate)."
+    )
+    early_stopping_patience: int = Field(
+        default=2, ge=0, description="Validations without improvement before training stops (0: never)."
+    )
+    min_steps_per_label: int = Field(
+        default=20, ge=0, description="The step cap is at least this many steps per class (epochs: a cap)."
+    )
 
     def training_config(self, output_dir: Path) -> TrainingConfig:
         return TrainingConfig(
@@ -43,6 +53,9 @@ class TrainingKnobs(dg.Config):
             max_length=self.max_length,
             checkpoint_every=self.checkpoint_every,
             precision=self.precision,
+            head_learning_rate=self.head_learning_rate,
+            early_stopping_patience=self.early_stopping_patience,
+            min_steps_per_label=self.min_steps_per_label,
         )
 
 
@@ -57,7 +70,9 @@ class TeacherConfig(dg.Config):
     )
     max_train_examples: int = Field(default=0, ge=0, description="Subsample the train split (0: all).")
     min_validation_accuracy: float = Field(default=0.80, ge=0, le=1)
-    training: TrainingKnobs = TrainingKnobs(epochs=3.0, learning_rate=8e-5)
+    training: TrainingKnobs = TrainingKnobs(epochs=20.0, learning_rate=1e-4, head_learning_rate=2e-3)
+    """`epochs` is a cap: validation decides when to stop. The packaged MiniLM's pooler was never trained
+    and the head starts random, so both learn at `head_learning_rate` (see docs/intent-on-real-data.md)."""
 
 
 class ParaphraseConfig(dg.Config):
@@ -77,7 +92,11 @@ class SoftLabelConfig(dg.Config):
         description="A paraphrase is kept when the teacher's top class is its source "
         "label with at least this probability.",
     )
-    temperature: float = Field(default=4.0, gt=0, description="For the reported mean teacher entropy.")
+    entropy_temperature: float = Field(
+        default=OutputDistillation.temperature,
+        gt=0,
+        description="Only for the reported mean teacher entropy; stage 2's temperature is student_stage2's.",
+    )
     batch_size: int = Field(default=128, gt=0)
     max_unlabeled: int = Field(
         default=0, ge=0, description="Score only the N most frequent queries (0: all)."
@@ -121,7 +140,7 @@ class StudentShape(dg.Config):
             )
         return self
 
-    def check_teacher_depth(self, teacher_folder: Path, setting: str) -> None:
+    def check_teacher_depth(self, teacher_folder: Path | str, setting: str) -> None:
         """The one bound that needs the teacher: read from its config.json, before its weights are loaded."""
         if self.init != "teacher":
             return
@@ -140,6 +159,18 @@ class StudentShape(dg.Config):
             hidden_size=self.hidden_size,
             num_heads=self.num_heads,
             intermediate_size=self.intermediate_size,
+        )
+
+    def build(self, source: PreTrainedModel, id2label: dict[int, str], seed: int) -> PreTrainedModel:
+        """This shape's student, with `source`'s layers where `init` is teacher."""
+        return build_student(
+            self.init,
+            source,
+            id2label,
+            seed,
+            layers=self.teacher_layers,
+            spec=self.spec(),
+            pretrained=self.pretrained,
         )
 
 
@@ -172,24 +203,40 @@ class Stage1Config(dg.Config):
 
 
 class Stage2Config(dg.Config):
-    temperature: float = Field(default=4.0, gt=0)
-    alpha: float = Field(default=0.7, ge=0, le=1, description="Weight of the T²·KL term; 1-α weighs CE.")
+    temperature: float = Field(default=OutputDistillation.temperature, gt=0)
+    alpha: float = Field(
+        default=OutputDistillation.alpha, ge=0, le=1, description="Weight of the T²·KL term; 1-α weighs CE."
+    )
     use_paraphrases: bool = True
     use_unlabeled: bool = True
     training: TrainingKnobs = TrainingKnobs(epochs=2.0, learning_rate=3e-4, batch_size=64)
 
+    def output(self) -> OutputDistillation:
+        return OutputDistillation(self.temperature, self.alpha)
+
 
 class BaselineConfig(dg.Config):
-    """Keep `student` and `training.seed` equal to stage 1's so both start from the same weights."""
+    """Keep `student` and `training.seed` equal to stage 1's so both start from the same weights. Both
+    baselines train like the teacher: until validation stops improving, with the epochs as a cap."""
 
     student: StudentShape = StudentShape()
+    base_model: str = Field(
+        default="",
+        description="baseline_student starts from this pre-trained model's layers; empty: the packaged "
+        "all-MiniLM-L6-v2, the teacher's default base. Set it to the teacher's base_model too.",
+    )
     prune_vocabulary: bool = True
-    training: TrainingKnobs = TrainingKnobs(epochs=6.0, learning_rate=2e-4, batch_size=32)
+    training: TrainingKnobs = TrainingKnobs(
+        epochs=20.0, learning_rate=2e-4, batch_size=32, head_learning_rate=2e-3
+    )
 
 
 class EvalConfig(dg.Config):
-    retention_floor: float = Field(
-        default=0.95, ge=0, description="Blocking gate: student accuracy / teacher accuracy."
+    retention_floor: float = Field(default=0.95, ge=0, description="Blocking gate: student/teacher accuracy.")
+    require_best_teacher: bool = Field(
+        default=True,
+        description="Blocking gate: the teacher must beat the pre-trained-init baseline on validation. Only "
+        "the smoke preset, whose models train for one epoch, turns it off.",
     )
     latency_threads: int = Field(default=1, ge=1)
     latency_runs: int = Field(default=100, ge=5)

@@ -1,5 +1,6 @@
-"""The report users read: teacher, distilled student, no-distillation baseline and the student's ONNX graphs
-(fp32 and int8) on the test split, every one timed the same way."""
+"""The report users read: teacher, distilled student, the two no-distillation baselines and the student's ONNX
+graphs (fp32 and int8) on the test split, every one timed the same way, and the quality gate that says
+whether the run may be served and, when not, what to change."""
 
 import base64
 import json
@@ -33,14 +34,14 @@ from manga_distill_assets.distill.onnx_export import (
 from manga_distill_assets.distill.students import count_parameters, model_size_bytes
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 
-TORCH_MODELS = ("teacher", "student", "baseline")
+TORCH_MODELS = ("teacher", "student", "baseline", "baseline_teacher_init")
 ONNX_MODELS = tuple(f"student_onnx_{variant}" for variant in VARIANT_FILES)
 MODELS = TORCH_MODELS + ONNX_MODELS
 
 
 @dg.asset(
     group_name="intent_classifier",
-    code_version="2",
+    code_version="3",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     check_specs=[dg.AssetCheckSpec("student_quality_gate", asset="eval_report", blocking=True)],
@@ -51,21 +52,32 @@ def eval_report(
     teacher_model: dict,
     student_stage2: dict,
     baseline_student: dict,
+    baseline_student_teacher_init: dict,
     student_onnx: dict,
     labeled_intents: pd.DataFrame,
     model_store: ModelStore,
 ):
-    """Accuracy, macro-F1, per-class F1, confusable pairs, retention, parameters, size and latency p50/p99,
-    measured on the same test texts with the same thread count for every model. The quality gate judges the
-    PyTorch student; the ONNX rows show what serving it through onnxruntime gains."""
+    """Accuracy, macro-F1, per-class F1, confusable pairs, retention, distillation gain, parameters, size and
+    latency p50/p99, measured on the same test texts with the same thread count for every model.
+
+    The quality gate fails, saying what to change, when the student keeps too little of the teacher, when the
+    teacher is no better than the baseline on validation (distillation cannot help then), or when an ONNX
+    graph failed its parity check (that graph must not be served; the report still shows every model)."""
     test = split(labeled_intents, "test")
     names = label_names(labeled_intents)
     truth = label_ids(test["label"], names)
     texts = test["text"].tolist()
-    refs = {"teacher": teacher_model, "student": student_stage2, "baseline": baseline_student}
+    refs = {
+        "teacher": teacher_model,
+        "student": student_stage2,
+        "baseline": baseline_student,
+        "baseline_teacher_init": baseline_student_teacher_init,
+    }
     report: dict = {}
+    validation_accuracy: dict[str, float] = {}
     for name in TORCH_MODELS:
         ref = matching_ref(refs[name], labeled_intents, "eval_report")
+        validation_accuracy[name] = float(ref.metrics.get("validation_accuracy", float("nan")))
         model, tokenizer = load_model(model_store.get(ref))
         predictions = predict_logits(model, tokenizer, texts).argmax(axis=1)
         if name == "teacher":
@@ -99,8 +111,16 @@ def eval_report(
         )
     report["retention"] = report["student"]["accuracy"] / max(report["teacher"]["accuracy"], 1e-12)
     report["speedup_p50"] = report["student"]["speedup_p50_vs_teacher"]
+    report["distillation_gain"] = _gain(report, "baseline")
+    report["gain_over_teacher_init_baseline"] = _gain(report, "baseline_teacher_init")
+    report["validation_accuracy"] = validation_accuracy
+    report["teacher_is_best"] = teacher_is_best(validation_accuracy)
     report["test_rows"] = len(test)
     report["latency_threads"] = config.latency_threads
+    problems = gate_problems(report, config.retention_floor, config.require_best_teacher)
+    report["quality_gate"] = {"passed": not problems, "problems": problems}
+    for problem in problems:
+        context.log.warning(f"quality gate: {problem}")
     stored, image = _store_beside_models(model_store, report, names)
     yield dg.Output(
         report,
@@ -110,6 +130,9 @@ def eval_report(
             "confusion_matrix": dg.MetadataValue.md(image),
             "retention": report["retention"],
             "speedup_p50": report["speedup_p50"],
+            "distillation_gain_accuracy": report["distillation_gain"]["accuracy"],
+            "distillation_gain_macro_f1": report["distillation_gain"]["macro_f1"],
+            "teacher_is_best": report["teacher_is_best"],
             **{f"{name}_accuracy": report[name]["accuracy"] for name in MODELS},
             **{f"{name}_p50_ms": report[name]["latency_ms"]["p50"] for name in MODELS},
             **{f"{name}_speedup_p50": report[name]["speedup_p50_vs_teacher"] for name in ONNX_MODELS},
@@ -118,9 +141,63 @@ def eval_report(
     )
     yield dg.AssetCheckResult(
         check_name="student_quality_gate",
-        passed=report["retention"] >= config.retention_floor,
-        metadata={"retention": report["retention"], "floor": config.retention_floor},
+        passed=not problems,
+        description=" ".join(problems)
+        or "The student keeps the teacher's quality; every graph may be served.",
+        metadata={
+            "retention": report["retention"],
+            "floor": config.retention_floor,
+            "teacher_is_best": report["teacher_is_best"],
+            "distillation_gain_accuracy": report["distillation_gain"]["accuracy"],
+        },
     )
+
+
+TEACHER_NOT_BEST = (
+    "The teacher is weaker than a 2-layer model trained on the labels; distillation cannot help. "
+    "Train the teacher longer (teacher_model training.epochs, early_stopping_patience), give its head a "
+    "higher rate (training.head_learning_rate), or start it from a stronger base_model, then re-materialise "
+    "it."
+)
+
+
+def teacher_is_best(validation_accuracy: dict[str, float]) -> bool:
+    """The teacher must beat the pre-trained-init baseline on validation, or it has nothing to teach."""
+    return validation_accuracy["teacher"] > validation_accuracy["baseline"]
+
+
+def gate_problems(report: dict, retention_floor: float, require_best_teacher: bool = True) -> list[str]:
+    """Every reason the run must not be served as it is, each with what to change."""
+    problems = []
+    if require_best_teacher and not report["teacher_is_best"]:
+        teacher, baseline = (
+            report["validation_accuracy"]["teacher"],
+            report["validation_accuracy"]["baseline"],
+        )
+        problems.append(
+            f"{TEACHER_NOT_BEST} (validation accuracy: teacher {teacher:.4f}, baseline {baseline:.4f})"
+        )
+    if report["retention"] < retention_floor:
+        problems.append(
+            f"The student keeps {report['retention']:.3f} of the teacher's accuracy, under the floor "
+            f"{retention_floor}: raise student_stage2 training.epochs or the transfer set (student_stage1 "
+            "max_transfer_texts), or a larger student."
+        )
+    for name in ONNX_MODELS:
+        parity = report[name]["parity"]
+        if not parity["passed"]:
+            problems.append(
+                f"{name} must not be served: it agrees with the PyTorch student on {parity['agreement']:.4f} "
+                f"of the test split, under the floor {parity['floor']}. Serve the PyTorch student (or a "
+                "graph that passed) until student_onnx passes onnx_parity."
+            )
+    return problems
+
+
+def _gain(report: dict, baseline: str) -> dict[str, float]:
+    return {
+        metric: report["student"][metric] - report[baseline][metric] for metric in ("accuracy", "macro_f1")
+    }
 
 
 def _onnx_rows(
@@ -145,6 +222,8 @@ def _onnx_rows(
         quality = classification_report(truth, logits.argmax(axis=1).tolist(), names)
         name = f"student_onnx_{variant}"
         rows[name] = _row(quality, latency, parameter_count(path), file_bytes(path), ref.sha256)
+        agreement, floor = ref.metrics[f"{variant}_agreement"], ref.metrics["parity_floor"]
+        rows[name]["parity"] = {"agreement": agreement, "floor": floor, "passed": agreement >= floor}
         context.log.info(f"{name}: accuracy {quality['accuracy']:.4f}, p50 {latency['p50_ms']:.2f} ms")
     return rows
 
@@ -179,7 +258,17 @@ def summary_markdown(report: dict) -> str:
         }
         for name in MODELS
     ]
-    footer = f"\n\nretention {report['retention']:.3f} · speed-up (p50) {report['speedup_p50']:.2f}×"
+    for row in rows:
+        parity = report[row["model"]].get("parity")
+        row["served"] = "no: parity failed" if parity and not parity["passed"] else "yes"
+    gain = report["distillation_gain"]
+    footer = (
+        f"\n\nretention {report['retention']:.3f} · speed-up (p50) {report['speedup_p50']:.2f}× · "
+        f"distillation gain over the pre-trained-init baseline {gain['accuracy']:+.4f} accuracy, "
+        f"{gain['macro_f1']:+.4f} macro-F1"
+    )
+    if not report["teacher_is_best"]:
+        footer += f"\n\n{TEACHER_NOT_BEST}"
     return markdown_table(rows) + footer
 
 

@@ -39,6 +39,10 @@ class OnnxConfig(dg.Config):
         description="torchscript: fast export, fused attention in onnxruntime; dynamo: torch.export.",
     )
     per_channel: bool = Field(default=True, description="Per-channel int8 weights: smaller logit error.")
+    quantize_head: bool = Field(
+        default=False,
+        description="int8 pooler and classifier too: flips near-tied predictions on many classes.",
+    )
     reduce_range: bool = Field(default=False, description="7-bit weights, for CPUs without VNNI.")
     quantize_embeddings: bool = Field(
         default=False, description="int8 embedding table too: about half the file, more flipped predictions."
@@ -47,10 +51,10 @@ class OnnxConfig(dg.Config):
 
 @dg.asset(
     group_name="intent_classifier",
-    code_version="2",
+    code_version="3",
     kinds={"onnx"},
     automation_condition=on_input_content_change(),
-    check_specs=[dg.AssetCheckSpec("onnx_parity", asset="student_onnx", blocking=True)],
+    check_specs=[dg.AssetCheckSpec("onnx_parity", asset="student_onnx")],
 )
 def student_onnx(
     context: dg.AssetExecutionContext,
@@ -60,7 +64,10 @@ def student_onnx(
     model_store: ModelStore,
 ):
     """The stage-2 student as ONNX graphs (fp32 and dynamically quantised int8) with its tokenizer, and how
-    closely each reproduces the PyTorch student's test-split predictions."""
+    closely each reproduces the PyTorch student's test-split predictions.
+
+    The parity check does not block: `eval_report` still judges the PyTorch models, marks a graph below the
+    floor as failed, and its quality gate says that graph must not be served."""
     student_ref = matching_ref(student_stage2, labeled_intents, "student_onnx")
     model, tokenizer = load_model(model_store.get(student_ref))
     texts = split(labeled_intents, "test")["text"].tolist()
@@ -79,13 +86,15 @@ def student_onnx(
             per_channel=config.per_channel,
             reduce_range=config.reduce_range,
             quantize_embeddings=config.quantize_embeddings,
+            quantize_head=config.quantize_head,
         )
         results = {
             variant: parity(reference, onnx_logits(open_session(folder / name), tokenizer, texts))
             for variant, name in VARIANT_FILES.items()
         }
         sizes = {variant: file_bytes(folder / name) for variant, name in VARIANT_FILES.items()}
-        ref = model_store.put(folder, kind=KIND, label_map=student_ref.label_map, metrics=_metrics(results))
+        metrics = {**_metrics(results), "parity_floor": config.parity_floor}
+        ref = model_store.put(folder, kind=KIND, label_map=student_ref.label_map, metrics=metrics)
     for variant, result in results.items():
         context.log.info(
             f"{variant}: agreement {result.agreement:.4f}, max |Δlogit| {result.max_abs_diff:.4g}, "
@@ -100,6 +109,7 @@ def student_onnx(
             "per_channel": config.per_channel,
             "reduce_range": config.reduce_range,
             "quantize_embeddings": config.quantize_embeddings,
+            "quantize_head": config.quantize_head,
             "test_rows": len(texts),
             **{f"{variant}_size_bytes": size for variant, size in sizes.items()},
             **_metrics(results),
@@ -127,5 +137,5 @@ def _verdict(failing: list[str], floor: float) -> str:
     return (
         f"The {' and '.join(failing)} ONNX graph(s) agree with the PyTorch student on less than {floor:.1%} "
         "of the test split. Try exporter=dynamo, or per_channel=true and quantize_embeddings=false for int8; "
-        "until then serve the PyTorch student."
+        "until then serve the PyTorch student, not the failing graph."
     )

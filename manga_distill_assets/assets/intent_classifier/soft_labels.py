@@ -60,7 +60,7 @@ def teacher_soft_labels(
     frame["keep"] = _keep(frame, logits, config.keep_threshold)
     frame = frame[SOFT_LABEL_COLUMNS]
     paraphrase_rows = frame["origin"] == "paraphrase"
-    probs = soften(torch.from_numpy(logits), config.temperature).numpy()
+    probs = soften(torch.from_numpy(logits), config.entropy_temperature).numpy()
     entropy = float(-(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1).mean())
     return dg.Output(
         frame,
@@ -73,7 +73,7 @@ def teacher_soft_labels(
             "paraphrase_keep_rate": float(frame.loc[paraphrase_rows, "keep"].mean())
             if paraphrase_rows.any()
             else 0.0,
-            f"mean_teacher_entropy_T{config.temperature:g}_nats": entropy,
+            f"mean_teacher_entropy_T{config.entropy_temperature:g}_nats": entropy,
             "teacher_sha256": ref.sha256,
         },
     )

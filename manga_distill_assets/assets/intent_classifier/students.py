@@ -1,4 +1,4 @@
-"""The students: stage 1 (intermediate layers), stage 2 (outputs), and the no-distillation baseline."""
+"""The distilled students: stage 1 (intermediate layers) and stage 2 (outputs)."""
 
 import tempfile
 from itertools import zip_longest
@@ -7,8 +7,6 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
-import torch
-from transformers import PreTrainedModel
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.intent_classifier.common import (
@@ -23,40 +21,23 @@ from manga_distill_assets.assets.intent_classifier.common import (
     split,
 )
 from manga_distill_assets.assets.intent_classifier.config import (
-    BaselineConfig,
     Stage1Config,
     Stage2Config,
-    StudentShape,
 )
 from manga_distill_assets.data.fingerprint import lines_fingerprint
 from manga_distill_assets.distill.artifacts import load_model, save_model
 from manga_distill_assets.distill.layer_match import uniform_layer_map
 from manga_distill_assets.distill.students import (
     count_parameters,
-    from_config,
-    from_pretrained,
-    from_teacher,
     model_size_bytes,
 )
-from manga_distill_assets.distill.training import LabeledTexts, train_baseline, train_stage1, train_stage2
+from manga_distill_assets.distill.training import LabeledTexts, train_stage1, train_stage2
 from manga_distill_assets.distill.vocab import prune_vocabulary
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 from manga_distill_assets.resources.workspace import TrainingWorkspace
 
 
-def build_student(shape: StudentShape, teacher: PreTrainedModel, id2label: dict[int, str], seed: int):
-    """The same shape and seed always give the same initial weights: stage 1 and the baseline start alike."""
-    torch.manual_seed(seed)
-    if shape.init == "config":
-        return from_config(shape.spec(), teacher.config, id2label)
-    if shape.init == "teacher":
-        return from_teacher(teacher, shape.teacher_layers)
-    if shape.init == "pretrained":
-        return from_pretrained(shape.pretrained, id2label)
-    raise dg.Failure(description=f"Unknown student init {shape.init!r}: use config, teacher or pretrained.")
-
-
-def _save_and_put(
+def save_and_put(
     store: ModelStore, model, tokenizer, kind: str, id2label, metrics, projections=None
 ) -> ModelRef:
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,7 +58,7 @@ def _transfer_texts(
     return texts[:cap] if cap else texts
 
 
-def _vocabulary_texts(labeled: pd.DataFrame, extra: list[str]) -> list[str]:
+def vocabulary_texts(labeled: pd.DataFrame, extra: list[str]) -> list[str]:
     """Tokens worth keeping: everything but the test split, which stays unseen."""
     return [*labeled.loc[labeled["split"] != "test", "text"], *extra]
 
@@ -109,7 +90,7 @@ def student_stage1(
     teacher, tokenizer = load_model(teacher_folder)
     id2label = {int(k): v for k, v in teacher_ref.label_map.items()}
     texts = _transfer_texts(labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts)
-    student = build_student(config.student, teacher, id2label, config.training.seed)
+    student = config.student.build(teacher, id2label, config.training.seed)
     matches = config.matches() or uniform_layer_map(
         student.config.num_hidden_layers, teacher.config.num_hidden_layers
     )
@@ -130,10 +111,10 @@ def student_stage1(
     )
     student, bytes_saved = result.model, 0
     if config.prune_vocabulary:
-        pruning = prune_vocabulary(student, tokenizer, _vocabulary_texts(labeled_intents, texts))
+        pruning = prune_vocabulary(student, tokenizer, vocabulary_texts(labeled_intents, texts))
         student, tokenizer, bytes_saved = pruning.model, pruning.tokenizer, pruning.bytes_saved
     final = result.log_history[-1] if result.log_history else {}
-    ref = _save_and_put(
+    ref = save_and_put(
         model_store,
         student,
         tokenizer,
@@ -191,13 +172,12 @@ def student_stage2(
                 "student_stage2", stage1_ref.sha256, lines_fingerprint(rows["text"]), config.model_dump_json()
             )
         ),
-        temperature=config.temperature,
-        alpha=config.alpha,
+        output=config.output(),
         progress=log_progress(context, "stage2"),
         validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
     )
     final = result.log_history[-1] if result.log_history else {}
-    ref = _save_and_put(
+    ref = save_and_put(
         model_store, result.model, tokenizer, "student_stage2", stage1_ref.label_map, dict(result.metrics)
     )
     return ref_output(
@@ -223,59 +203,3 @@ def _stage2_rows(soft_labels: pd.DataFrame, config: Stage2Config) -> pd.DataFram
     origins = {"labeled"} | ({"paraphrase"} if config.use_paraphrases else set())
     origins |= {"unlabeled"} if config.use_unlabeled else set()
     return soft_labels[soft_labels["keep"] & soft_labels["origin"].isin(origins)].reset_index(drop=True)
-
-
-@dg.asset(
-    group_name="intent_classifier",
-    code_version="1",
-    kinds={"pytorch"},
-    automation_condition=on_input_content_change(),
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-)
-def baseline_student(
-    context: dg.AssetExecutionContext,
-    config: BaselineConfig,
-    teacher_model: dict,
-    labeled_intents: pd.DataFrame,
-    model_store: ModelStore,
-    training_workspace: TrainingWorkspace,
-) -> dg.Output[dict]:
-    """The same student init trained on hard labels alone: what distillation has to beat."""
-    teacher_ref = matching_ref(teacher_model, labeled_intents, "baseline_student")
-    teacher_folder = model_store.get(teacher_ref)
-    config.student.check_teacher_depth(teacher_folder, "student")
-    teacher, tokenizer = load_model(teacher_folder)
-    names = label_names(labeled_intents)
-    id2label = dict(enumerate(names))
-    student = build_student(config.student, teacher, id2label, config.training.seed)
-    train, validation = split(labeled_intents, "train"), split(labeled_intents, "validation")
-    result = train_baseline(
-        student,
-        tokenizer,
-        LabeledTexts(train["text"].tolist(), label_ids(train["label"], names)),
-        LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
-        config.training.training_config(
-            training_workspace.folder(
-                "baseline_student",
-                teacher_ref.sha256,
-                lines_fingerprint(train["text"]),
-                config.model_dump_json(),
-            )
-        ),
-        progress=log_progress(context, "baseline"),
-    )
-    model, bytes_saved = result.model, 0
-    if config.prune_vocabulary:
-        pruning = prune_vocabulary(model, tokenizer, _vocabulary_texts(labeled_intents, []))
-        model, tokenizer, bytes_saved = pruning.model, pruning.tokenizer, pruning.bytes_saved
-    ref = _save_and_put(model_store, model, tokenizer, "baseline_student", id2label, dict(result.metrics))
-    return ref_output(
-        ref,
-        {
-            "parameters": count_parameters(model),
-            "vocabulary_bytes_saved": bytes_saved,
-            "loss_curve": loss_curve(result.log_history),
-            **{key: float(value) for key, value in result.metrics.items()},
-        },
-    )

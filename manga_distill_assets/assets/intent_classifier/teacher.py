@@ -37,7 +37,7 @@ def default_teacher_base() -> str:
 
 @dg.asset(
     group_name="intent_classifier",
-    code_version="1",
+    code_version="2",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     pool=GPU_POOL,
@@ -58,7 +58,7 @@ def teacher_model(
     if config.registered_checkpoint:
         model, tokenizer = _load_registered(config.registered_checkpoint)
         check_label_map(model, names, source=config.registered_checkpoint)
-        steps = 0
+        steps, epochs_run, stop_reason = 0, 0.0, "registered, not trained here"
     else:
         base = config.base_model or default_teacher_base()
         tokenizer = AutoTokenizer.from_pretrained(base)
@@ -75,6 +75,7 @@ def teacher_model(
             progress=log_progress(context, "teacher"),
         )
         model, steps = result.model, result.optimizer_steps
+        epochs_run, stop_reason = result.epochs_run, result.stop_reason
     validation = split(labeled_intents, "validation")
     accuracy = _accuracy(model, tokenizer, validation, names, config.training.max_length)
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,7 +83,9 @@ def teacher_model(
         ref = model_store.put(
             folder, kind="teacher", label_map=id2label, metrics={"validation_accuracy": accuracy}
         )
-    context.log.info(f"teacher validation accuracy {accuracy:.4f}")
+    context.log.info(
+        f"teacher validation accuracy {accuracy:.4f} after {epochs_run:.1f} epochs ({stop_reason})"
+    )
     yield ref_output(
         ref,
         {
@@ -91,6 +94,8 @@ def teacher_model(
             "size_bytes": model_size_bytes(model),
             "registered": bool(config.registered_checkpoint),
             "train_steps": steps,
+            "epochs_run": epochs_run,
+            "stop_reason": stop_reason,
         },
     )
     yield dg.AssetCheckResult(

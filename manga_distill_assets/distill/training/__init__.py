@@ -10,19 +10,21 @@ callbacks. We add the loss terms, their logging, and a data order that survives 
 Every loop takes a `TrainingConfig`, reports each log event to an optional `Progress` callable (step, epoch,
 lr, samples/s and every loss term, not only the total), resumes from the latest `checkpoint-*` in
 `config.output_dir` when there is one, and returns a `TrainingResult` holding the model trained in place.
+Supervised loops (teacher, baselines, stage 2 with a validation set) stop early and keep their best model.
+
+The shared parts are split as TRL splits them: `config` (TrainingConfig and its TrainingArguments),
+`schedule` (step cap, validation interval and warm-up from the data), `data` (rows, label checks, sampler),
+`callbacks` (progress, step checkpoints) and `trainer` (the loss-term Trainer, `fit`, the result).
 """
 
+from manga_distill_assets.distill.training.callbacks import Progress
 from manga_distill_assets.distill.training.combined import train_combined
-from manga_distill_assets.distill.training.common import (
-    LabeledTexts,
-    Precision,
-    Progress,
-    TrainingConfig,
-    TrainingResult,
-)
+from manga_distill_assets.distill.training.config import Precision, TrainingConfig
+from manga_distill_assets.distill.training.data import LabeledTexts
 from manga_distill_assets.distill.training.stage1 import Stage1Result, train_stage1
 from manga_distill_assets.distill.training.stage2 import train_stage2
 from manga_distill_assets.distill.training.teacher import train_baseline, train_teacher
+from manga_distill_assets.distill.training.trainer import TrainingResult
 
 __all__ = [
     "LabeledTexts",

@@ -19,23 +19,26 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.distill.intermediate import IntermediateLoss
 from manga_distill_assets.distill.layer_match import LayerMatch
-from manga_distill_assets.distill.losses import distillation_terms
-from manga_distill_assets.distill.training.common import (
-    LossTermTrainer,
-    Progress,
-    TrainingConfig,
-    build_trainer,
+from manga_distill_assets.distill.losses import (
+    DEFAULT_OUTPUT_DISTILLATION,
+    OutputDistillation,
+    check_finite_loss,
+    unchecked_distillation_terms,
+)
+from manga_distill_assets.distill.training.callbacks import Progress
+from manga_distill_assets.distill.training.config import TrainingConfig, training_arguments
+from manga_distill_assets.distill.training.data import (
     check_labels,
+    check_teacher_logits,
     encode,
-    fit,
     model_inputs,
-    training_arguments,
 )
 from manga_distill_assets.distill.training.stage1 import (
     Stage1Result,
     intermediate_setup,
     with_projections,
 )
+from manga_distill_assets.distill.training.trainer import LossTermTrainer, build_trainer, fit
 
 INTERMEDIATE_TERMS = ("embeddings", "hidden", "attention")
 
@@ -60,25 +63,21 @@ class CombinedTrainer(LossTermTrainer):
     """Logs every term on its own: `embeddings`, `hidden`, `attention`, `hard`, `soft`."""
 
     def __init__(
-        self, *args: Any, teacher: PreTrainedModel, temperature: float, alpha: float, **kwargs: Any
+        self, *args: Any, teacher: PreTrainedModel, output: OutputDistillation, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self.teacher = teacher.to(self.args.device)
-        self.temperature = temperature
-        self.alpha = alpha
+        self.output = output
 
     def loss_terms(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor], Any]:
         batch = model_inputs(inputs)
         with torch.no_grad(), self.accelerator.autocast():
             teacher_outputs = self.teacher(**batch, output_hidden_states=True, output_attentions=True)
         terms = model(teacher_outputs=teacher_outputs, **batch)
-        output_terms = distillation_terms(
-            terms["logits"].float(),
-            inputs["teacher_logits"].float(),
-            inputs["labels"],
-            temperature=self.temperature,
-            alpha=self.alpha,
+        output_terms = unchecked_distillation_terms(
+            terms["logits"].float(), inputs["teacher_logits"].float(), inputs["labels"], self.output
         )
+        check_finite_loss(output_terms.total, "combined output-distillation")
         logged = {name: terms[name] for name in INTERMEDIATE_TERMS}
         logged |= {"hard": output_terms.hard, "soft": output_terms.soft}
         return terms["loss"] + output_terms.total, logged, terms
@@ -94,8 +93,7 @@ def train_combined(
     matches: list[LayerMatch],
     config: TrainingConfig,
     *,
-    temperature: float = 4.0,
-    alpha: float = 0.7,
+    output: OutputDistillation = DEFAULT_OUTPUT_DISTILLATION,
     beta: float = 1.0,
     gamma: float = 1.0,
     progress: Progress | None = None,
@@ -106,11 +104,7 @@ def train_combined(
     Student and teacher must share `tokenizer`: the intermediate terms compare them token by token.
     """
     num_labels = student.config.num_labels
-    if teacher_logits.shape != (len(texts), num_labels):
-        raise ValueError(
-            f"teacher_logits has shape {teacher_logits.shape}, expected {(len(texts), num_labels)}: one row "
-            "per text, one column per student label."
-        )
+    check_teacher_logits(teacher_logits, len(texts), num_labels)
     check_labels(labels, num_labels, "combined transfer set", allow_unlabeled=True)
     intermediate_loss = intermediate_setup(student, teacher, matches, config.seed, beta, gamma)
     rows = encode(
@@ -128,7 +122,6 @@ def train_combined(
         train_rows=rows,
         progress=progress,
         teacher=teacher,
-        temperature=temperature,
-        alpha=alpha,
+        output=output,
     )
     return with_projections(fit(trainer, config, student), intermediate_loss)

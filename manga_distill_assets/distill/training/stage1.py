@@ -17,17 +17,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.distill.intermediate import IntermediateLoss
 from manga_distill_assets.distill.layer_match import LayerMatch
-from manga_distill_assets.distill.training.common import (
-    LossTermTrainer,
-    Progress,
-    TrainingConfig,
-    TrainingResult,
-    build_trainer,
-    encode,
-    fit,
-    model_inputs,
-    training_arguments,
-)
+from manga_distill_assets.distill.training.callbacks import Progress
+from manga_distill_assets.distill.training.config import TrainingConfig, training_arguments
+from manga_distill_assets.distill.training.data import encode, model_inputs
+from manga_distill_assets.distill.training.trainer import LossTermTrainer, TrainingResult, build_trainer, fit
 
 LOSS_TERMS = ("embeddings", "hidden", "attention")
 

@@ -7,34 +7,37 @@ from typing import Any
 
 import numpy as np
 from torch import Tensor, nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase
 
-from manga_distill_assets.distill.losses import distillation_terms
-from manga_distill_assets.distill.training.common import (
-    LabeledTexts,
-    LossTermTrainer,
-    Progress,
-    TrainingConfig,
-    TrainingResult,
-    build_trainer,
-    check_labels,
-    encode,
-    fit,
-    model_inputs,
-    training_arguments,
+from manga_distill_assets.distill.losses import (
+    DEFAULT_OUTPUT_DISTILLATION,
+    OutputDistillation,
+    check_finite_loss,
+    unchecked_distillation_terms,
 )
+from manga_distill_assets.distill.training.callbacks import CheckpointEverySteps, Progress
+from manga_distill_assets.distill.training.config import TrainingConfig, training_arguments
+from manga_distill_assets.distill.training.data import (
+    LabeledTexts,
+    check_labels,
+    check_teacher_logits,
+    encode,
+    model_inputs,
+)
+from manga_distill_assets.distill.training.schedule import supervised_schedule
+from manga_distill_assets.distill.training.trainer import LossTermTrainer, TrainingResult, build_trainer, fit
 
 
 class Stage2Trainer(LossTermTrainer):
-    """Loss = `distillation_terms` on the student's logits; logs `hard` and `soft` beside the total.
+    """Loss = the distillation terms of the student's logits; logs `hard` and `soft` beside the total. The
+    rows were validated once by `train_stage2`, so each step checks only that the loss is finite.
 
     The validation set, which has no teacher logits, is scored with plain cross-entropy.
     """
 
-    def __init__(self, *args: Any, temperature: float, alpha: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, output: OutputDistillation, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.temperature = temperature
-        self.alpha = alpha
+        self.output = output
 
     def teacher_logits_for(self, inputs: dict[str, Any]) -> Tensor:
         return inputs["teacher_logits"]
@@ -43,13 +46,10 @@ class Stage2Trainer(LossTermTrainer):
         if not model.training:
             return super().loss_terms(model, inputs)
         outputs = model(**model_inputs(inputs))
-        terms = distillation_terms(
-            outputs.logits.float(),
-            self.teacher_logits_for(inputs).float(),
-            inputs["labels"],
-            temperature=self.temperature,
-            alpha=self.alpha,
+        terms = unchecked_distillation_terms(
+            outputs.logits.float(), self.teacher_logits_for(inputs).float(), inputs["labels"], self.output
         )
+        check_finite_loss(terms.total, "stage-2 distillation")
         return terms.total, {"hard": terms.hard, "soft": terms.soft}, outputs
 
 
@@ -60,15 +60,17 @@ def train_stage2(
     teacher_logits: np.ndarray,
     labels: list[int],
     config: TrainingConfig,
-    temperature: float = 4.0,
-    alpha: float = 0.7,
+    output: OutputDistillation = DEFAULT_OUTPUT_DISTILLATION,
     progress: Progress | None = None,
     validation: LabeledTexts | None = None,
 ) -> TrainingResult:
     """Distil cached teacher logits `[N, C]` into `student`; `labels` holds -100 for rows with no hard label
-    (unlabeled queries, paraphrases), which then teach through the KL term only."""
+    (unlabeled queries, paraphrases), which then teach through the KL term only.
+
+    With a `validation` set, training stops early and keeps the best model exactly as the teacher and the
+    baselines do (`supervised_schedule`, `config.early_stopping_patience`), so all are judged alike."""
     num_labels = student.config.num_labels
-    _check_teacher_logits(teacher_logits, len(texts), num_labels)
+    check_teacher_logits(teacher_logits, len(texts), num_labels)
     check_labels(labels, num_labels, "stage-2 transfer set", allow_unlabeled=True)
     rows = encode(
         tokenizer,
@@ -77,33 +79,35 @@ def train_stage2(
         labels=labels,
         teacher_logits=teacher_logits.astype(np.float32).tolist(),
     )
-    eval_rows = None
+    eval_rows, schedule, callbacks = None, None, []
     if validation is not None:
         check_labels(validation.labels, num_labels, "stage-2 validation set")
         eval_rows = encode(tokenizer, validation.texts, config.max_length, labels=validation.labels)
+        schedule = supervised_schedule(
+            len(texts),
+            num_labels,
+            config.batch_size * config.gradient_accumulation,
+            config.epochs,
+            config.min_steps_per_label,
+        )
+        callbacks = [CheckpointEverySteps(config.checkpoint_every)]
+        if config.early_stopping_patience:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     trainer = build_trainer(
         Stage2Trainer,
         model=student,
         tokenizer=tokenizer,
-        arguments=training_arguments(config, evaluate=eval_rows is not None, quiet=progress is not None),
+        arguments=training_arguments(
+            config,
+            evaluate=eval_rows is not None,
+            keep_best=eval_rows is not None,
+            quiet=progress is not None,
+            schedule=schedule,
+        ),
         train_rows=rows,
         eval_rows=eval_rows,
         progress=progress,
-        temperature=temperature,
-        alpha=alpha,
+        callbacks=callbacks,
+        output=output,
     )
     return fit(trainer, config, student)
-
-
-def _check_teacher_logits(teacher_logits: np.ndarray, num_texts: int, num_labels: int) -> None:
-    expected = (num_texts, num_labels)
-    if teacher_logits.ndim != 2 or teacher_logits.shape != expected:
-        raise ValueError(
-            f"teacher_logits has shape {teacher_logits.shape}, expected {expected} (one row per text, one "
-            "column per student label). Score the texts with a teacher whose label map matches the student."
-        )
-    bad_rows = np.flatnonzero(~np.isfinite(teacher_logits).all(axis=1))
-    if bad_rows.size:
-        raise ValueError(
-            f"teacher_logits rows {bad_rows[:10].tolist()} hold NaN or infinite values; re-score those texts."
-        )

@@ -5,19 +5,11 @@ from __future__ import annotations
 
 from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase
 
-from manga_distill_assets.distill.training.common import (
-    CheckpointEverySteps,
-    LabeledTexts,
-    LossTermTrainer,
-    Progress,
-    TrainingConfig,
-    TrainingResult,
-    build_trainer,
-    check_labels,
-    encode,
-    fit,
-    training_arguments,
-)
+from manga_distill_assets.distill.training.callbacks import CheckpointEverySteps, Progress
+from manga_distill_assets.distill.training.config import TrainingConfig, training_arguments
+from manga_distill_assets.distill.training.data import LabeledTexts, check_labels, encode
+from manga_distill_assets.distill.training.schedule import supervised_schedule
+from manga_distill_assets.distill.training.trainer import LossTermTrainer, TrainingResult, build_trainer, fit
 
 
 def train_teacher(
@@ -28,10 +20,12 @@ def train_teacher(
     config: TrainingConfig,
     progress: Progress | None = None,
 ) -> TrainingResult:
-    """Fine-tune a sequence classifier on hard labels, scoring validation accuracy after every epoch.
+    """Fine-tune a sequence classifier on hard labels until validation accuracy stops improving.
 
-    Training stops once accuracy has not improved for `config.early_stopping_patience` epochs, and the model
-    that comes back holds the weights of the best epoch, not the last one.
+    `config.epochs` is a cap; `supervised_schedule` scales the validation interval, the warm-up and the least
+    number of steps from the data. Training stops once accuracy has not improved for
+    `config.early_stopping_patience` validations, and the model that comes back holds the weights of the best
+    validation, not the last one; `TrainingResult.stop_reason` says which of the two ended the run.
     """
     if not validation.texts:
         raise ValueError(
@@ -41,6 +35,13 @@ def train_teacher(
     num_labels = model.config.num_labels
     check_labels(train.labels, num_labels, "training split")
     check_labels(validation.labels, num_labels, "validation split")
+    schedule = supervised_schedule(
+        len(train.texts),
+        num_labels,
+        config.batch_size * config.gradient_accumulation,
+        config.epochs,
+        config.min_steps_per_label,
+    )
     callbacks = [CheckpointEverySteps(config.checkpoint_every)]
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
@@ -48,11 +49,14 @@ def train_teacher(
         LossTermTrainer,
         model=model,
         tokenizer=tokenizer,
-        arguments=training_arguments(config, evaluate=True, keep_best=True, quiet=progress is not None),
+        arguments=training_arguments(
+            config, evaluate=True, keep_best=True, quiet=progress is not None, schedule=schedule
+        ),
         train_rows=encode(tokenizer, train.texts, config.max_length, labels=train.labels),
         eval_rows=encode(tokenizer, validation.texts, config.max_length, labels=validation.labels),
         progress=progress,
         callbacks=callbacks,
+        head_learning_rate=config.head_learning_rate,
     )
     return fit(trainer, config, model)
 

@@ -1,0 +1,255 @@
+"""The intent graph with its DEFAULT config on a real set nobody tuned it for: BANKING77 (77 intents).
+
+For each size (labelled texts per intent: 10, 30, 100, or `full` for all 10,003 train texts) and each seed,
+the seed draws that many train texts per intent as the user's labelled file (validation is carved from it,
+as for any user file), BANKING77's test.csv is the test split, and the remaining train texts, without
+labels, are seven days of query log. Every asset of the intent graph is then materialised with no run config
+at all, and the eval report's figures are kept. The table gives mean ± sd over the seeds of a size.
+
+    PYTHONPATH=. python benchmarks/intent_real_data.py --per-intent 10 30 100 full --seeds 0 1 2
+    PYTHONPATH=. python benchmarks/intent_real_data.py --per-intent 10 --seeds 0    # one run, about 20 min
+
+Each run is kept under `--workdir` (default .artifacts/intent_real_data) with its result JSON, so a run that
+is done is not repeated and the table covers every run done so far. Prints a table and writes
+benchmarks/results/intent_real_data.json. The data is ../shared/data/banking77 or $BANKING77_DIR; without
+it the script says so and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import statistics
+import time
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+RESULTS = Path(__file__).parent / "results" / "intent_real_data.json"
+BANKING77 = Path(
+    os.environ.get(
+        "BANKING77_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77"
+    )
+)
+LOG_DAYS = 7
+MODELS = ("teacher", "student", "baseline", "baseline_teacher_init", "student_onnx_int8")
+
+
+def main() -> None:
+    arguments = parse_arguments()
+    if not (BANKING77 / "train.csv").is_file() or not (BANKING77 / "test.csv").is_file():
+        print(f"skipped: BANKING77 is not at {BANKING77} (train.csv and test.csv, columns text,category).")
+        return
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    workdir = Path(arguments.workdir)
+    for size in arguments.per_intent:
+        for seed in [0] if size == "full" else arguments.seeds:
+            result_file = workdir / "runs" / f"{size}-seed{seed}.json"
+            if result_file.is_file():
+                continue
+            result = run(workdir / f"{size}-seed{seed}", size, seed)
+            result_file.parent.mkdir(parents=True, exist_ok=True)
+            result_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    runs = [json.loads(path.read_text()) for path in sorted((workdir / "runs").glob("*.json"))]
+    summary = summarise(runs)
+    print_table(summary)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"summary": summary, "runs": runs}, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {RESULTS}")
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--per-intent", nargs="+", default=["10", "30", "100", "full"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--workdir", default=".artifacts/intent_real_data")
+    return parser.parse_args()
+
+
+def read_banking77(name: str) -> list[dict[str, str]]:
+    with (BANKING77 / name).open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def draw(rows: list[dict[str, str]], size: str, seed: int) -> tuple[list[dict[str, str]], list[str]]:
+    """`size` texts per intent drawn with `seed` (all for `full`), and the rest of the texts, unlabelled."""
+    if size == "full":
+        return rows, [row["text"] for row in rows]
+    by_intent: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_intent.setdefault(row["category"], []).append(row)
+    rng = random.Random(seed)
+    labelled = []
+    for intent in sorted(by_intent):
+        labelled += rng.sample(by_intent[intent], min(int(size), len(by_intent[intent])))
+    chosen = {id(row) for row in labelled}
+    return labelled, [row["text"] for row in rows if id(row) not in chosen]
+
+
+def write_query_log(root: Path, texts: list[str]) -> list[str]:
+    """The texts over the last `LOG_DAYS` days (ending yesterday, UTC) in the `LocalQueryLog` layout."""
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+    days = [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(LOG_DAYS))]
+    for index, day in enumerate(days):
+        folder = root / f"dt={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = [
+            json.dumps({"text": text, "ts": f"{day}T12:00:00Z", "session_id": f"b77-{index}-{row}"})
+            for row, text in enumerate(texts[index::LOG_DAYS])
+        ]
+        (folder / "part-0.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return days
+
+
+def run(root: Path, size: str, seed: int) -> dict[str, Any]:
+    from manga_distill_assets.definitions import defs, local_resources
+    from manga_distill_assets.resources.labeled_source import LabeledIntentsSource
+    from manga_distill_assets.resources.query_log import LocalQueryLog
+
+    labelled, unlabelled = draw(read_banking77("train.csv"), size, seed)
+    root.mkdir(parents=True, exist_ok=True)
+    labelled_file = root / "labelled.csv"
+    with labelled_file.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "category"])
+        writer.writeheader()
+        writer.writerows({"text": row["text"], "category": row["category"]} for row in labelled)
+    days = write_query_log(root / "query_log", unlabelled)
+    resources = {
+        **local_resources(root / "artifacts"),
+        "query_log": LocalQueryLog(root=str(root / "query_log")),
+        "labeled_source": LabeledIntentsSource(
+            path=str(labelled_file),
+            test_path=str(BANKING77 / "test.csv"),
+            label_column="category",
+            split_column=None,
+        ),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+
+    def materialize(selection: dg.AssetSelection, partition_key: str | None = None) -> None:
+        dg.materialize(
+            list(defs.assets),
+            selection=selection,
+            partition_key=partition_key,
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
+
+    started = time.perf_counter()
+    materialize(dg.AssetSelection.assets("labeled_intents"))
+    for day in days:
+        materialize(dg.AssetSelection.assets("raw_queries"), partition_key=day)
+    materialize(dg.AssetSelection.assets("unlabeled_queries"), partition_key=days[-1])
+    materialize(dg.AssetSelection.groups("intent_classifier"))
+    wall = time.perf_counter() - started
+    report = stored_report(instance)
+    teacher = latest_metadata(instance, "teacher_model")
+    return {
+        "per_intent": size,
+        "seed": seed,
+        "labelled_texts": len(labelled),
+        "unlabelled_texts": len(unlabelled),
+        "wall_seconds": wall,
+        "cpus": os.cpu_count(),
+        "teacher_epochs_run": teacher.get("epochs_run"),
+        "teacher_stop_reason": teacher.get("stop_reason"),
+        "accuracy": {name: report[name]["accuracy"] for name in MODELS},
+        "macro_f1": {name: report[name]["macro_f1"] for name in MODELS},
+        "validation_accuracy": report["validation_accuracy"],
+        "distillation_gain": report["distillation_gain"],
+        "retention": report["retention"],
+        "speedup_p50": {name: report[name]["speedup_p50_vs_teacher"] for name in MODELS[1:]},
+        "int8_agreement": report["student_onnx_int8"]["parity"]["agreement"],
+        "quality_gate": report["quality_gate"],
+    }
+
+
+def latest_metadata(instance: dg.DagsterInstance, key: str) -> dict[str, Any]:
+    records = instance.fetch_materializations(dg.AssetKey(key), limit=1).records
+    if not records:
+        raise SystemExit(f"{key} was not materialised; see the run log above.")
+    return {name: value.value for name, value in records[0].asset_materialization.metadata.items()}
+
+
+def stored_report(instance: dg.DagsterInstance) -> dict[str, Any]:
+    """The eval report as stored beside the models: it is there even when its quality gate failed."""
+    uri = latest_metadata(instance, "eval_report")["report_uri"]
+    return json.loads((Path(uri.removeprefix("file://")) / "eval_report.json").read_text())
+
+
+def mean_sd(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    summary = []
+    for size in dict.fromkeys(run["per_intent"] for run in runs):
+        group = [run for run in runs if run["per_intent"] == size]
+        summary.append(
+            {
+                "per_intent": size,
+                "seeds": [run["seed"] for run in group],
+                **{f"{name}_accuracy": mean_sd([run["accuracy"][name] for run in group]) for name in MODELS},
+                "gain_accuracy": mean_sd([run["distillation_gain"]["accuracy"] for run in group]),
+                "gain_macro_f1": mean_sd([run["distillation_gain"]["macro_f1"] for run in group]),
+                "retention": mean_sd([run["retention"] for run in group]),
+                "student_speedup_p50": mean_sd([run["speedup_p50"]["student"] for run in group]),
+                "int8_speedup_p50": mean_sd([run["speedup_p50"]["student_onnx_int8"] for run in group]),
+                "int8_agreement": mean_sd([run["int8_agreement"] for run in group]),
+                "teacher_epochs_run": mean_sd([run["teacher_epochs_run"] for run in group]),
+                "wall_minutes": mean_sd([run["wall_seconds"] / 60 for run in group]),
+                "gates_passed": sum(run["quality_gate"]["passed"] for run in group),
+            }
+        )
+    return summary
+
+
+def print_table(summary: list[dict[str, Any]]) -> None:
+    def cell(stat: dict[str, float], digits: int = 4) -> str:
+        return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
+
+    columns = [
+        "per intent",
+        "runs",
+        *(f"{name} acc" for name in MODELS),
+        "gain acc",
+        "gain F1",
+        "retention",
+        "int8 agree",
+        "speed-up student / int8",
+        "teacher epochs",
+        "wall min",
+        "gates passed",
+    ]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in summary:
+        cells = [
+            str(row["per_intent"]),
+            str(len(row["seeds"])),
+            *(cell(row[f"{name}_accuracy"]) for name in MODELS),
+            cell(row["gain_accuracy"]),
+            cell(row["gain_macro_f1"]),
+            cell(row["retention"], 3),
+            cell(row["int8_agreement"]),
+            f"{row['student_speedup_p50']['mean']:.2f}× / {row['int8_speedup_p50']['mean']:.2f}×",
+            cell(row["teacher_epochs_run"], 1),
+            cell(row["wall_minutes"], 1),
+            f"{row['gates_passed']}/{len(row['seeds'])}",
+        ]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The no-distillation baselines: the student's shape trained on hard labels alone, with the same budget and
+early stopping as the teacher, in two rows so the report can tell apart what the student owes to its start
+and what it owes to the teacher's soft labels.
+
+- `baseline_student` starts from the pre-trained base model's layers, as a user without a teacher would: the
+  gap between it and the distilled student is what distillation bought (`distillation_gain`).
+- `baseline_student_teacher_init` starts from the fine-tuned teacher's layers, as the distilled student does:
+  it already inherits the teacher's knowledge through its weights.
+"""
+
+import dagster as dg
+import pandas as pd
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from manga_distill_assets.assets.automation import on_input_content_change
+from manga_distill_assets.assets.intent_classifier.common import (
+    GPU_OP_TAGS,
+    GPU_POOL,
+    label_ids,
+    label_names,
+    log_progress,
+    loss_curve,
+    matching_ref,
+    ref_output,
+    split,
+)
+from manga_distill_assets.assets.intent_classifier.config import BaselineConfig
+from manga_distill_assets.assets.intent_classifier.students import save_and_put, vocabulary_texts
+from manga_distill_assets.assets.intent_classifier.teacher import default_teacher_base
+from manga_distill_assets.data.fingerprint import lines_fingerprint
+from manga_distill_assets.distill.artifacts import load_model
+from manga_distill_assets.distill.students import count_parameters, from_pretrained
+from manga_distill_assets.distill.training import LabeledTexts, train_baseline
+from manga_distill_assets.distill.vocab import prune_vocabulary
+from manga_distill_assets.resources.model_store import ModelRef, ModelStore
+from manga_distill_assets.resources.workspace import TrainingWorkspace
+
+
+def _pretrained_source(
+    config: BaselineConfig, teacher_ref: ModelRef, store: ModelStore, id2label: dict[int, str]
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """The base model the teacher was fine-tuned from, with a fresh head: no weight has seen a label."""
+    del teacher_ref, store
+    base = config.base_model or default_teacher_base()
+    config.student.check_teacher_depth(base, "student")
+    return from_pretrained(base, id2label), AutoTokenizer.from_pretrained(base), base
+
+
+def _teacher_source(
+    config: BaselineConfig, teacher_ref: ModelRef, store: ModelStore, id2label: dict[int, str]
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """The fine-tuned teacher, as stage 1 starts from it."""
+    del id2label
+    folder = store.get(teacher_ref)
+    config.student.check_teacher_depth(folder, "student")
+    model, tokenizer = load_model(folder)
+    return model, tokenizer, f"teacher {teacher_ref.sha256[:16]}"
+
+
+def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=name,
+        group_name="intent_classifier",
+        code_version="2",
+        kinds={"pytorch"},
+        automation_condition=on_input_content_change(),
+        pool=GPU_POOL,
+        op_tags=GPU_OP_TAGS,
+        description=description,
+    )
+    def baseline(
+        context: dg.AssetExecutionContext,
+        config: BaselineConfig,
+        teacher_model: dict,
+        labeled_intents: pd.DataFrame,
+        model_store: ModelStore,
+        training_workspace: TrainingWorkspace,
+    ) -> dg.Output[dict]:
+        teacher_ref = matching_ref(teacher_model, labeled_intents, name)
+        names = label_names(labeled_intents)
+        id2label = dict(enumerate(names))
+        start, tokenizer, started_from = source(config, teacher_ref, model_store, id2label)
+        student = config.student.build(start, id2label, config.training.seed)
+        train, validation = split(labeled_intents, "train"), split(labeled_intents, "validation")
+        result = train_baseline(
+            student,
+            tokenizer,
+            LabeledTexts(train["text"].tolist(), label_ids(train["label"], names)),
+            LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+            config.training.training_config(
+                training_workspace.folder(
+                    name, teacher_ref.sha256, lines_fingerprint(train["text"]), config.model_dump_json()
+                )
+            ),
+            progress=log_progress(context, name),
+        )
+        model, bytes_saved = result.model, 0
+        if config.prune_vocabulary:
+            pruning = prune_vocabulary(model, tokenizer, vocabulary_texts(labeled_intents, []))
+            model, tokenizer, bytes_saved = pruning.model, pruning.tokenizer, pruning.bytes_saved
+        validation_accuracy = float(result.metrics["eval_accuracy"])
+        context.log.info(
+            f"{name}: validation accuracy {validation_accuracy:.4f} after {result.epochs_run:.1f} epochs "
+            f"({result.stop_reason})"
+        )
+        metrics = {
+            **{k: float(v) for k, v in result.metrics.items()},
+            "validation_accuracy": validation_accuracy,
+        }
+        ref = save_and_put(model_store, model, tokenizer, name, id2label, metrics)
+        return ref_output(
+            ref,
+            {
+                "started_from": started_from,
+                "parameters": count_parameters(model),
+                "vocabulary_bytes_saved": bytes_saved,
+                "epochs_run": result.epochs_run,
+                "stop_reason": result.stop_reason,
+                "loss_curve": loss_curve(result.log_history),
+                **metrics,
+            },
+        )
+
+    return baseline
+
+
+baseline_student = _baseline_asset(
+    "baseline_student",
+    _pretrained_source,
+    "The student's shape from the pre-trained base model's layers, trained on hard labels alone: what a user "
+    "gets without a teacher, and what distillation has to beat.",
+)
+baseline_student_teacher_init = _baseline_asset(
+    "baseline_student_teacher_init",
+    _teacher_source,
+    "The student's shape from the fine-tuned teacher's layers, trained on hard labels alone: how much of the "
+    "student's quality its start inherits from the teacher, apart from the soft labels.",
+)
