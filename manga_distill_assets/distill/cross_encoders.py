@@ -32,7 +32,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.distill.ranking_losses import ranking_distillation_loss
-from manga_distill_assets.distill.training.common import Progress, ProgressReporter
+from manga_distill_assets.distill.training.callbacks import Progress, ProgressReporter
 
 RELEVANCE_LABEL = {0: "relevance"}
 PAIR_MAX_LENGTH = 48

@@ -19,12 +19,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
-from manga_distill_assets.distill.training.common import (
-    CHECKPOINTS_KEPT,
-    Progress,
-    ProgressReporter,
-    _latest_checkpoint,
-)
+from manga_distill_assets.distill.training.callbacks import Progress, ProgressReporter
+from manga_distill_assets.distill.training.config import CHECKPOINTS_KEPT
+from manga_distill_assets.distill.training.trainer import latest_checkpoint
 
 Message = dict[str, str]
 
@@ -165,7 +162,7 @@ def train_sft(
 ) -> SFTResult:
     """Fine-tune on `conversations`, resuming from the latest complete checkpoint in `output_dir`."""
     trainer = build_sft_trainer(model, tokenizer, conversations, output_dir, knobs, progress)
-    resumed_from = _latest_checkpoint(output_dir)
+    resumed_from = latest_checkpoint(output_dir)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)
     seconds = time.perf_counter() - started

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from manga_distill_assets.assets.intent_classifier.config import Stage2Config, TrainingKnobs
 from manga_distill_assets.distill.char_tfidf import CharTfidfSettings
+from manga_distill_assets.distill.losses import OutputDistillation
 
 
 class TransformerMemberConfig(dg.Config):
@@ -80,11 +81,14 @@ class EnsembleReportConfig(dg.Config):
 
 class EnsembleStudyConfig(dg.Config):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    temperature: float = Field(default=4.0, gt=0)
-    alpha: float = Field(default=0.7, ge=0, le=1)
+    temperature: float = Field(default=OutputDistillation.temperature, gt=0)
+    alpha: float = Field(default=OutputDistillation.alpha, ge=0, le=1)
     use_paraphrases: bool = True
     use_unlabeled: bool = True
     training: TrainingKnobs = Field(
         default=TrainingKnobs(epochs=0.5, learning_rate=3e-4, batch_size=64, checkpoint_every=0),
         description="A quarter of student_stage2's two epochs per seed: 2 partitions × 3 seeds fit on a CPU.",
     )
+
+    def output(self) -> OutputDistillation:
+        return OutputDistillation(self.temperature, self.alpha)

@@ -24,6 +24,7 @@ from manga_distill_assets.assets.intent_classifier.common import (
 )
 from manga_distill_assets.data.fingerprint import lines_fingerprint
 from manga_distill_assets.distill.artifacts import load_model, save_model
+from manga_distill_assets.distill.losses import OutputDistillation
 from manga_distill_assets.distill.students import count_parameters
 from manga_distill_assets.distill.training import LabeledTexts, TrainingConfig, TrainingResult, train_stage2
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
@@ -45,8 +46,7 @@ def distil_stage1_student(
     labeled: pd.DataFrame,
     store: ModelStore,
     training: TrainingConfig,
-    temperature: float,
-    alpha: float,
+    output: OutputDistillation,
     progress,
 ) -> tuple[TrainingResult, object]:
     """Stage 2 (`train_stage2`) from the stored stage-1 student on `rows`' targets; returns the result and
@@ -61,8 +61,7 @@ def distil_stage1_student(
         np.stack(rows["logits"].to_numpy()).astype(np.float32),
         rows["label"].astype(int).tolist(),
         training,
-        temperature=temperature,
-        alpha=alpha,
+        output=output,
         progress=progress,
         validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
     )
@@ -102,8 +101,7 @@ def ensemble_student(
         labeled_intents,
         model_store,
         config.training.training_config(folder),
-        config.temperature,
-        config.alpha,
+        config.output(),
         log_progress(context, "ensemble stage2"),
     )
     with tempfile.TemporaryDirectory() as tmp:

@@ -80,8 +80,7 @@ def ensemble_vs_single_teacher_study(
                 labeled_intents,
                 model_store,
                 training,
-                config.temperature,
-                config.alpha,
+                config.output(),
                 log_progress(context, f"{context.partition_key} seed {seed}"),
             )
             seconds = time.perf_counter() - started

@@ -206,7 +206,7 @@ def _is_head(model: nn.Module, parameter_name: str) -> bool:
 def fit(trainer: Trainer, config: TrainingConfig, model: PreTrainedModel) -> TrainingResult:
     """Train, resuming from the latest `checkpoint-*` in the output directory when `config.resume` allows it,
     then measure the final (or best) model on the validation set if there is one."""
-    resumed_from = _latest_checkpoint(config.output_dir) if config.resume else None
+    resumed_from = latest_checkpoint(config.output_dir) if config.resume else None
     output = trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)
     metrics = dict(output.metrics)
     if trainer.eval_dataset is not None:
@@ -238,7 +238,7 @@ def _stop_reason(trainer: Trainer) -> str:
     return f"ran the configured {state.global_step} steps"
 
 
-def _latest_checkpoint(output_dir: Path) -> Path | None:
+def latest_checkpoint(output_dir: Path) -> Path | None:
     """The newest checkpoint that was saved to the end. The Trainer writes `trainer_state.json` last, so a
     folder without it was cut off mid-save (a killed process) and would fail every later resume."""
     complete = {
