@@ -64,7 +64,6 @@ the permutations come from a seeded numpy generator, so the same texts give the 
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -72,19 +71,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from manga_distill_assets.data.normalize import dedup_key
+from manga_distill_assets.data.shingles import (
+    ShingleSets,
+    minhash_signatures,
+    mix64,
+    sorted_unique,
+    starts_of_runs,
+)
 
 EXACT_PAIR_LIMIT = 50_000
 MISS_WEIGHT = 0.9
 ESTIMATE_MISS = 0.01
 MAX_BUCKET = 2048
 
-# Code points are below 2**21, so a shingle of up to three characters packs into a uint64 without collisions;
-# longer shingles wrap around and become a 64-bit polynomial hash.
-_CODE_POINT_BASE = np.uint64(1 << 21)
-_MINHASH_BATCH_SHINGLES = 1 << 20
 _PAIR_CHUNK = 1 << 18
 _CANDIDATE_BUFFER = 1 << 22
-_VERIFY_CHUNK = 1 << 16
 
 # What the leader clustering knows about a distinct key.
 _UNDECIDED, _KEPT, _REMOVED = 0, 1, 2
@@ -193,7 +194,7 @@ def _near_duplicate_leaders(
     earlier, later = _candidate_pairs(comparable_keys, threshold, num_perm, shingle, seed)
     unpinned = comparable[later] >= pinned_keys
     earlier, later = earlier[unpinned], later[unpinned]
-    shingle_sets = _ShingleSets(comparable_keys, shingle)
+    shingle_sets = ShingleSets(comparable_keys, shingle)
     leaders = _leaders(
         len(comparable_keys),
         earlier,
@@ -229,7 +230,7 @@ def _leaders(
         earlier, later, confirmed = earlier[live], later[live], confirmed[live]
         # A key's earliest remaining partner decides it once that partner is kept (every earlier partner is
         # gone: removed, or no near duplicate after all); a key with no partner left is kept.
-        earliest = np.flatnonzero(_starts_of_runs(later))
+        earliest = np.flatnonzero(starts_of_runs(later))
         claimed = earliest[status[earlier[earliest]] == _KEPT]
         has_partner = np.zeros(count, dtype=bool)
         has_partner[later] = True
@@ -251,7 +252,7 @@ def _candidate_pairs(
     if n * (n - 1) // 2 <= EXACT_PAIR_LIMIT:
         later, earlier = np.tril_indices(n, k=-1)
         return earlier, later
-    signatures = _minhash_signatures(keys, shingle, num_perm, seed)
+    signatures = minhash_signatures(keys, shingle, num_perm, seed)
     low_bytes = signatures.astype(np.uint8)
     least_agreement = _least_agreement(threshold, num_perm)
     bands, rows = choose_bands(threshold, num_perm)
@@ -268,9 +269,9 @@ def _candidate_pairs(
             buffer.append(np.maximum(first, second) * n + np.minimum(first, second))
             buffered += len(first)
             if buffered >= _CANDIDATE_BUFFER:
-                packed = _sorted_unique(np.concatenate([packed, *buffer]))
+                packed = sorted_unique(np.concatenate([packed, *buffer]))
                 buffer, buffered = [], 0
-    packed = _sorted_unique(np.concatenate([packed, *buffer]))
+    packed = sorted_unique(np.concatenate([packed, *buffer]))
     return packed % n, packed // n
 
 
@@ -281,19 +282,6 @@ def _agreement(low_bytes: np.ndarray, first: np.ndarray, second: np.ndarray) -> 
         window = slice(start, start + _PAIR_CHUNK)
         shared[window] = (low_bytes[first[window]] == low_bytes[second[window]]).sum(axis=1)
     return shared
-
-
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    """`np.unique` by sorting: numpy 2.3+ hashes integers for `np.unique`, many times slower at this size."""
-    ordered = np.sort(values)
-    return ordered[_starts_of_runs(ordered)]
-
-
-def _starts_of_runs(ordered: np.ndarray) -> np.ndarray:
-    """True where a sorted array's value differs from the one before (and at the first element)."""
-    starts = np.ones(len(ordered), dtype=bool)
-    starts[1:] = ordered[1:] != ordered[:-1]
-    return starts
 
 
 def _least_agreement(threshold: float, num_perm: int) -> int:
@@ -322,63 +310,6 @@ def _least_agreement(threshold: float, num_perm: int) -> int:
     return num_perm
 
 
-def _shingle_ids(keys: list[str], shingle: int) -> tuple[np.ndarray, np.ndarray]:
-    """All shingles of all keys as uint64 ids, and where each key's shingles start (each key has one)."""
-    code_points = np.frombuffer("".join(keys).encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(
-        np.uint64
-    )
-    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
-    window_ids = np.zeros(len(code_points) - shingle + 1, dtype=np.uint64)
-    for offset in range(shingle):
-        window_ids *= _CODE_POINT_BASE
-        window_ids += code_points[offset : offset + len(window_ids)]
-    counts = lengths - shingle + 1
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    text_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    positions = np.arange(counts.sum()) - np.repeat(starts - text_starts, counts)
-    return window_ids[positions], starts
-
-
-def _mix64(values: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser: spreads structured ids evenly over 64 bits."""
-    values = values ^ (values >> np.uint64(30))
-    values *= np.uint64(0xBF58476D1CE4E5B9)
-    values ^= values >> np.uint64(27)
-    values *= np.uint64(0x94D049BB133111EB)
-    values ^= values >> np.uint64(31)
-    return values
-
-
-def _minhash_signatures(keys: list[str], shingle: int, num_perm: int, seed: int) -> np.ndarray:
-    """(len(keys), num_perm) uint32 MinHash signatures of the keys' shingle sets.
-
-    Permutation k maps a 32-bit shingle hash x to the top 32 bits of (a_k * x + b_k) mod 2**64, the
-    multiply-add-shift family, which is strongly universal for 32-bit keys.
-    """
-    rng = np.random.default_rng(seed)
-    multipliers = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True)
-    increments = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True)
-    signatures = np.empty((len(keys), num_perm), dtype=np.uint32)
-    for first, last in _batches(keys, shingle):
-        ids, starts = _shingle_ids(keys[first:last], shingle)
-        hashes = _mix64(ids) >> np.uint64(32)
-        permuted = np.empty_like(hashes)
-        for k in range(num_perm):
-            np.multiply(hashes, multipliers[k], out=permuted)
-            permuted += increments[k]
-            permuted >>= np.uint64(32)
-            signatures[first:last, k] = np.minimum.reduceat(permuted, starts)
-    return signatures
-
-
-def _batches(keys: list[str], shingle: int) -> list[tuple[int, int]]:
-    """Consecutive key ranges of about `_MINHASH_BATCH_SHINGLES` shingles each, to bound memory."""
-    shingle_counts = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)) - shingle + 1
-    batch_of_key = np.cumsum(shingle_counts) // _MINHASH_BATCH_SHINGLES
-    boundaries = np.flatnonzero(np.diff(batch_of_key)) + 1
-    return list(itertools.pairwise([0, *boundaries.tolist(), len(keys)]))
-
-
 def _band_groups(
     signatures: np.ndarray, band_columns: range, spare_columns: list[int]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -389,13 +320,13 @@ def _band_groups(
     """
     keys = np.zeros(len(signatures), dtype=np.uint64)
     for column in band_columns:
-        keys = _mix64(keys ^ signatures[:, column].astype(np.uint64))
+        keys = mix64(keys ^ signatures[:, column].astype(np.uint64))
     members, sizes = _groups(keys)
     for column in spare_columns:
         if sizes.max(initial=0) <= MAX_BUCKET:
             break
         oversized = members[np.repeat(sizes > MAX_BUCKET, sizes)]
-        keys[oversized] = _mix64(keys[oversized] ^ signatures[oversized, column].astype(np.uint64))
+        keys[oversized] = mix64(keys[oversized] ^ signatures[oversized, column].astype(np.uint64))
         members, sizes = _groups(keys)
     return members, sizes
 
@@ -404,7 +335,7 @@ def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Indices sharing a key, group after group, and the group sizes; groups of one are left out."""
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
-    starts = np.flatnonzero(_starts_of_runs(sorted_keys))
+    starts = np.flatnonzero(starts_of_runs(sorted_keys))
     sizes = np.diff(np.append(starts, len(keys)))
     shared = sizes > 1
     return order[np.repeat(shared, sizes)], sizes[shared]
@@ -416,7 +347,7 @@ def _pairs_within_groups(members: np.ndarray, sizes: np.ndarray) -> Iterator[tup
     pair_counts = np.where(star, sizes - 1, sizes * (sizes - 1) // 2)
     group_starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     chunk_of_group = np.cumsum(pair_counts) // _PAIR_CHUNK
-    for chunk in _sorted_unique(chunk_of_group):
+    for chunk in sorted_unique(chunk_of_group):
         in_chunk = chunk_of_group == chunk
         yield _pairs_of(members, group_starts[in_chunk], sizes[in_chunk], star[in_chunk])
 
@@ -432,54 +363,3 @@ def _pairs_of(
     left = np.repeat(position, partners)
     offset = np.arange(len(left)) - np.repeat(np.cumsum(partners) - partners, partners)
     return members[left], members[left + 1 + offset]
-
-
-class _ShingleSets:
-    """Every key's distinct shingles as sorted ids into one shared vocabulary, for exact Jaccard at scale.
-
-    Python sets of shingle strings would cost about 2 GB and minutes for a million queries; sorted integer
-    arrays let numpy intersect a whole chunk of pairs at once.
-    """
-
-    def __init__(self, keys: list[str], shingle: int) -> None:
-        batches = _batches(keys, shingle)
-        self._vocabulary = _sorted_unique(
-            np.concatenate(
-                [_sorted_unique(_shingle_ids(keys[first:last], shingle)[0]) for first, last in batches]
-            )
-        )
-        tokens, sizes = [], []
-        for first, last in batches:
-            ids, starts = _shingle_ids(keys[first:last], shingle)
-            text = np.repeat(np.arange(last - first), np.diff(np.append(starts, len(ids))))
-            distinct = _sorted_unique(text * len(self._vocabulary) + np.searchsorted(self._vocabulary, ids))
-            tokens.append((distinct % len(self._vocabulary)).astype(np.int32))
-            sizes.append(np.bincount(distinct // len(self._vocabulary), minlength=last - first))
-        self._tokens = np.concatenate(tokens)
-        self._sizes = np.concatenate(sizes)
-        self._offsets = np.cumsum(self._sizes) - self._sizes
-
-    def jaccard(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        """The exact Jaccard similarity of the shingle sets of keys first[i] and second[i]."""
-        similarity = np.empty(len(first))
-        for start in range(0, len(first), _VERIFY_CHUNK):
-            window = slice(start, start + _VERIFY_CHUNK)
-            similarity[window] = self._chunk_jaccard(first[window], second[window])
-        return similarity
-
-    def _chunk_jaccard(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        pair = np.arange(len(first))
-        left_pair, left_tokens = self._tagged_tokens(pair, first)
-        right_pair, right_tokens = self._tagged_tokens(pair, second)
-        # Tagging every token with its pair makes each side one sorted array; a token of the left side
-        # is shared when the right side holds the same (pair, token).
-        left = left_pair * len(self._vocabulary) + left_tokens
-        right = right_pair * len(self._vocabulary) + right_tokens
-        found = np.minimum(np.searchsorted(right, left), len(right) - 1)
-        common = np.bincount(left_pair[right[found] == left], minlength=len(first))
-        return common / (self._sizes[first] + self._sizes[second] - common)
-
-    def _tagged_tokens(self, pair: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sizes = self._sizes[keys]
-        within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        return np.repeat(pair, sizes), self._tokens[np.repeat(self._offsets[keys], sizes) + within]
