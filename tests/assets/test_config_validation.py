@@ -85,11 +85,11 @@ def test_teacher_layers_beyond_the_teacher_fail_naming_the_field_and_the_depth(t
     assert run(graph, "teacher_model", config=teacher).success
 
     message = failure_message(
-        materialize(graph, "baseline_student", {"student": {"teacher_layers": [0, 99]}})
+        materialize(graph, "baseline_student_teacher_init", {"student": {"teacher_layers": [0, 99]}})
     )
 
     assert "student.teacher_layers=[0, 99]: layers [99] do not exist, the teacher has 4 layers" in message
-    assert graph.data_version("baseline_student") is None
+    assert graph.data_version("baseline_student_teacher_init") is None
 
 
 def test_a_missing_upstream_is_named_before_the_assets_own_config_mistake(tmp_path: Path) -> None:

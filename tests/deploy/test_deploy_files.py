@@ -31,7 +31,20 @@ INSTANCE_YAMLS = {
     "production": DEPLOY / "dagster.yaml",
     "kubernetes": DEPLOY / "k8s" / "dagster.yaml",
 }
-TRAINING_ASSETS = ("teacher_model", "student_stage1", "student_stage2", "baseline_student", *STUDY_VARIANTS)
+TRAINING_ASSETS = (
+    "teacher_model",
+    "student_stage1",
+    "student_stage2",
+    "baseline_student",
+    "baseline_student_teacher_init",
+    *STUDY_VARIANTS,
+    "llm_student",
+    "reranker_teacher",
+    "reranker_student",
+    "ensemble_members",
+    "ensemble_student",
+    "ensemble_vs_single_teacher_study",
+)
 ARTIFACTS_CLAIM = DEPLOY / "k8s" / "artifacts-pvc.yaml"
 INSTANCE_ENV = {
     "DAGSTER_PG_HOST": "db.internal",
