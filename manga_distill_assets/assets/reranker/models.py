@@ -59,6 +59,33 @@ def validation_ndcg_at_3(model, tokenizer, rerank_queries: pd.DataFrame, max_len
     return ndcg_at(per_query(rows, "grade"), per_query(rows, "score"), 3)
 
 
+def _store_ranker(
+    context: dg.AssetExecutionContext,
+    model_store: ModelStore,
+    kind: str,
+    model,
+    tokenizer,
+    rerank_queries: pd.DataFrame,
+    max_length: int,
+) -> tuple[ModelRef, float, dict]:
+    """Score a trained cross-encoder on the validation split, store it with that score, and describe it."""
+    ndcg = validation_ndcg_at_3(model, tokenizer, rerank_queries, max_length)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = model_store.put(
+            save_model(model, tokenizer, Path(tmp) / kind),
+            kind=kind,
+            label_map=RELEVANCE_LABEL,
+            metrics={"validation_ndcg_at_3": ndcg},
+        )
+    context.log.info(f"{kind} validation NDCG@3 {ndcg:.4f}")
+    described = {
+        "validation_ndcg_at_3": ndcg,
+        "parameters": count_parameters(model),
+        "size_bytes": model_size_bytes(model),
+    }
+    return ref, ndcg, described
+
+
 @dg.asset(
     group_name="reranker",
     code_version="1",
@@ -103,21 +130,13 @@ def reranker_teacher(
             progress=log_progress(context, "reranker_teacher"),
         )
         model, tokenizer, steps, history = result.model, result.tokenizer, result.steps, result.history
-    ndcg = validation_ndcg_at_3(model, tokenizer, rerank_queries, knobs.max_length)
-    with tempfile.TemporaryDirectory() as tmp:
-        ref = model_store.put(
-            save_model(model, tokenizer, Path(tmp) / "reranker_teacher"),
-            kind="reranker_teacher",
-            label_map=RELEVANCE_LABEL,
-            metrics={"validation_ndcg_at_3": ndcg},
-        )
-    context.log.info(f"reranker_teacher validation NDCG@3 {ndcg:.4f}")
+    ref, ndcg, described = _store_ranker(
+        context, model_store, "reranker_teacher", model, tokenizer, rerank_queries, knobs.max_length
+    )
     yield ref_output(
         ref,
         {
-            "validation_ndcg_at_3": ndcg,
-            "parameters": count_parameters(model),
-            "size_bytes": model_size_bytes(model),
+            **described,
             "registered": bool(config.registered_cross_encoder),
             "train_steps": steps,
             "loss": loss_curve(history),
@@ -234,22 +253,20 @@ def reranker_student(
         temperature=config.temperature,
         progress=log_progress(context, "reranker_student"),
     )
-    ndcg = validation_ndcg_at_3(result.model, result.tokenizer, rerank_queries, config.training.max_length)
-    with tempfile.TemporaryDirectory() as tmp:
-        ref = model_store.put(
-            save_model(result.model, result.tokenizer, Path(tmp) / "reranker_student"),
-            kind="reranker_student",
-            label_map=RELEVANCE_LABEL,
-            metrics={"validation_ndcg_at_3": ndcg},
-        )
-    context.log.info(f"reranker_student validation NDCG@3 {ndcg:.4f}")
+    ref, _, described = _store_ranker(
+        context,
+        model_store,
+        "reranker_student",
+        result.model,
+        result.tokenizer,
+        rerank_queries,
+        config.training.max_length,
+    )
     return ref_output(
         ref,
         {
             **metadata,
-            "validation_ndcg_at_3": ndcg,
-            "parameters": count_parameters(result.model),
-            "size_bytes": model_size_bytes(result.model),
+            **described,
             "training_lists": len(queries),
             "train_steps": result.steps,
             "final_loss": result.final_loss,
