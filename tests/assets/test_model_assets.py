@@ -56,6 +56,14 @@ def test_eval_report_compares_teacher_student_and_both_baselines(built):
     )
 
 
+def test_the_teacher_and_both_baselines_record_validation_accuracy_and_loss_for_the_gate(built):
+    _, result = built
+    report = result.output_for_node("eval_report")
+    for name in ("teacher", "baseline", "baseline_teacher_init"):
+        assert 0.0 <= report["validation_accuracy"][name] <= 1.0
+        assert report["validation_loss"][name] > 0.0
+
+
 def test_the_fair_baseline_starts_from_the_pretrained_base_and_the_second_from_the_teacher(built):
     graph, _ = built
     assert graph.metadata("baseline_student")["started_from"] == default_teacher_base()

@@ -10,6 +10,7 @@ from manga_distill_assets.assets.intent_classifier.evaluation import (
 def report(teacher=0.90, baseline=0.85, retention=0.99, int8_agreement=0.999) -> dict:
     return {
         "validation_accuracy": {"teacher": teacher, "baseline": baseline},
+        "validation_loss": {"teacher": 0.30, "baseline": 0.40},
         "teacher_is_best": teacher > baseline,
         "retention": retention,
         "student_onnx_fp32": {"parity": {"agreement": 1.0, "floor": 0.995, "passed": True}},
@@ -20,11 +21,20 @@ def report(teacher=0.90, baseline=0.85, retention=0.99, int8_agreement=0.999) ->
 
 
 def test_a_teacher_that_beats_the_baseline_on_validation_is_the_best():
-    assert teacher_is_best({"teacher": 0.91, "baseline": 0.90})
+    assert teacher_is_best({"teacher": 0.91, "baseline": 0.90}, {"teacher": 0.5, "baseline": 0.1})
 
 
-def test_a_teacher_that_only_ties_the_baseline_is_not_the_best():
-    assert not teacher_is_best({"teacher": 0.90, "baseline": 0.90})
+def test_a_less_accurate_teacher_is_not_the_best_whatever_its_loss():
+    assert not teacher_is_best({"teacher": 0.89, "baseline": 0.90}, {"teacher": 0.1, "baseline": 0.5})
+
+
+def test_at_equal_accuracy_the_lower_cross_entropy_wins():
+    assert teacher_is_best({"teacher": 0.90, "baseline": 0.90}, {"teacher": 0.20, "baseline": 0.25})
+    assert not teacher_is_best({"teacher": 0.90, "baseline": 0.90}, {"teacher": 0.25, "baseline": 0.20})
+
+
+def test_a_tie_with_no_recorded_loss_is_not_the_best():
+    assert not teacher_is_best({"teacher": 0.90, "baseline": 0.90}, {})
 
 
 def test_a_good_run_passes_with_no_problem():
@@ -37,7 +47,7 @@ def test_a_weaker_teacher_fails_the_gate_saying_distillation_cannot_help_and_wha
         "The teacher is weaker than a 2-layer model trained on the labels; distillation cannot help."
     )
     assert "head_learning_rate" in problem
-    assert "teacher 0.5550, baseline 0.8670" in problem
+    assert "teacher 0.5550, baseline 0.8670; cross-entropy: teacher 0.3000, baseline 0.4000" in problem
     assert TEACHER_NOT_BEST in problem
 
 

@@ -8,6 +8,8 @@ and what it owes to the teacher's soft labels.
   it already inherits the teacher's knowledge through its weights.
 """
 
+from dataclasses import dataclass
+
 import dagster as dg
 import pandas as pd
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -26,7 +28,7 @@ from manga_distill_assets.assets.intent_classifier.common import (
 )
 from manga_distill_assets.assets.intent_classifier.config import BaselineConfig
 from manga_distill_assets.assets.intent_classifier.students import save_and_put, vocabulary_texts
-from manga_distill_assets.assets.intent_classifier.teacher import default_teacher_base
+from manga_distill_assets.assets.intent_classifier.teacher import default_teacher_base, validation_scores
 from manga_distill_assets.data.fingerprint import lines_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.students import count_parameters, from_pretrained
@@ -36,32 +38,43 @@ from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 from manga_distill_assets.resources.workspace import TrainingWorkspace
 
 
+@dataclass(frozen=True)
+class Start:
+    """The model a baseline's layers come from. A `fresh_head` learns at `head_learning_rate`; a head that
+    comes trained from the teacher learns at the encoder's rate, since a fresh head's rate would undo it."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    described: str
+    fresh_head: bool
+
+
 def _pretrained_source(
     config: BaselineConfig, teacher_ref: ModelRef, store: ModelStore, id2label: dict[int, str]
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+) -> Start:
     """The base model the teacher was fine-tuned from, with a fresh head: no weight has seen a label."""
     del teacher_ref, store
     base = config.base_model or default_teacher_base()
     config.student.check_teacher_depth(base, "student")
-    return from_pretrained(base, id2label), AutoTokenizer.from_pretrained(base), base
+    return Start(from_pretrained(base, id2label), AutoTokenizer.from_pretrained(base), base, fresh_head=True)
 
 
 def _teacher_source(
     config: BaselineConfig, teacher_ref: ModelRef, store: ModelStore, id2label: dict[int, str]
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+) -> Start:
     """The fine-tuned teacher, as stage 1 starts from it."""
     del id2label
     folder = store.get(teacher_ref)
     config.student.check_teacher_depth(folder, "student")
     model, tokenizer = load_model(folder)
-    return model, tokenizer, f"teacher {teacher_ref.sha256[:16]}"
+    return Start(model, tokenizer, f"teacher {teacher_ref.sha256[:16]}", fresh_head=False)
 
 
 def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=name,
         group_name="intent_classifier",
-        code_version="2",
+        code_version="3",
         kinds={"pytorch"},
         automation_condition=on_input_content_change(),
         pool=GPU_POOL,
@@ -79,39 +92,43 @@ def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
         teacher_ref = matching_ref(teacher_model, labeled_intents, name)
         names = label_names(labeled_intents)
         id2label = dict(enumerate(names))
-        start, tokenizer, started_from = source(config, teacher_ref, model_store, id2label)
-        student = config.student.build(start, id2label, config.training.seed)
+        start = source(config, teacher_ref, model_store, id2label)
+        tokenizer = start.tokenizer
+        student = config.student.build(start.model, id2label, config.training.seed)
+        knobs = config.training
+        if not start.fresh_head:
+            knobs = knobs.model_copy(update={"head_learning_rate": None})
         train, validation = split(labeled_intents, "train"), split(labeled_intents, "validation")
         result = train_baseline(
             student,
             tokenizer,
             LabeledTexts(train["text"].tolist(), label_ids(train["label"], names)),
             LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
-            config.training.training_config(
+            knobs.training_config(
                 training_workspace.folder(
-                    name, teacher_ref.sha256, lines_fingerprint(train["text"]), config.model_dump_json()
+                    name,
+                    teacher_ref.sha256,
+                    lines_fingerprint(train["text"]),
+                    config.model_copy(update={"training": knobs}).model_dump_json(),
                 )
             ),
             progress=log_progress(context, name),
         )
         model, bytes_saved = result.model, 0
+        scores = validation_scores(model, tokenizer, validation, names, knobs.max_length)
         if config.prune_vocabulary:
             pruning = prune_vocabulary(model, tokenizer, vocabulary_texts(labeled_intents, []))
             model, tokenizer, bytes_saved = pruning.model, pruning.tokenizer, pruning.bytes_saved
-        validation_accuracy = float(result.metrics["eval_accuracy"])
         context.log.info(
-            f"{name}: validation accuracy {validation_accuracy:.4f} after {result.epochs_run:.1f} epochs "
-            f"({result.stop_reason})"
+            f"{name}: validation accuracy {scores['validation_accuracy']:.4f} after "
+            f"{result.epochs_run:.1f} epochs ({result.stop_reason})"
         )
-        metrics = {
-            **{k: float(v) for k, v in result.metrics.items()},
-            "validation_accuracy": validation_accuracy,
-        }
+        metrics = {**{k: float(v) for k, v in result.metrics.items()}, **scores}
         ref = save_and_put(model_store, model, tokenizer, name, id2label, metrics)
         return ref_output(
             ref,
             {
-                "started_from": started_from,
+                "started_from": start.described,
                 "parameters": count_parameters(model),
                 "vocabulary_bytes_saved": bytes_saved,
                 "epochs_run": result.epochs_run,

@@ -4,6 +4,7 @@ whether the run may be served and, when not, what to change."""
 
 import base64
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -75,9 +76,11 @@ def eval_report(
     }
     report: dict = {}
     validation_accuracy: dict[str, float] = {}
+    validation_loss: dict[str, float] = {}
     for name in TORCH_MODELS:
         ref = matching_ref(refs[name], labeled_intents, "eval_report")
         validation_accuracy[name] = float(ref.metrics.get("validation_accuracy", float("nan")))
+        validation_loss[name] = float(ref.metrics.get("validation_loss", float("nan")))
         model, tokenizer = load_model(model_store.get(ref))
         predictions = predict_logits(model, tokenizer, texts).argmax(axis=1)
         if name == "teacher":
@@ -114,7 +117,8 @@ def eval_report(
     report["distillation_gain"] = _gain(report, "baseline")
     report["gain_over_teacher_init_baseline"] = _gain(report, "baseline_teacher_init")
     report["validation_accuracy"] = validation_accuracy
-    report["teacher_is_best"] = teacher_is_best(validation_accuracy)
+    report["validation_loss"] = validation_loss
+    report["teacher_is_best"] = teacher_is_best(validation_accuracy, validation_loss)
     report["test_rows"] = len(test)
     report["latency_threads"] = config.latency_threads
     problems = gate_problems(report, config.retention_floor, config.require_best_teacher)
@@ -161,21 +165,27 @@ TEACHER_NOT_BEST = (
 )
 
 
-def teacher_is_best(validation_accuracy: dict[str, float]) -> bool:
-    """The teacher must beat the pre-trained-init baseline on validation, or it has nothing to teach."""
-    return validation_accuracy["teacher"] > validation_accuracy["baseline"]
+def teacher_is_best(validation_accuracy: dict[str, float], validation_loss: dict[str, float]) -> bool:
+    """The teacher must beat the pre-trained-init baseline on validation, or it has nothing to teach.
+
+    Accuracy decides. Where both get the same texts right (a small or noisy validation split, where both
+    reach its ceiling), the lower cross-entropy decides: it is the better model of the labels, and its
+    probabilities are what stage 2 passes on. A loss that was not recorded never wins a tie."""
+    teacher, baseline = validation_accuracy["teacher"], validation_accuracy["baseline"]
+    if teacher != baseline:
+        return teacher > baseline
+    return validation_loss.get("teacher", math.nan) < validation_loss.get("baseline", math.nan)
 
 
 def gate_problems(report: dict, retention_floor: float, require_best_teacher: bool = True) -> list[str]:
     """Every reason the run must not be served as it is, each with what to change."""
     problems = []
     if require_best_teacher and not report["teacher_is_best"]:
-        teacher, baseline = (
-            report["validation_accuracy"]["teacher"],
-            report["validation_accuracy"]["baseline"],
-        )
+        accuracy, loss = report["validation_accuracy"], report.get("validation_loss", {})
         problems.append(
-            f"{TEACHER_NOT_BEST} (validation accuracy: teacher {teacher:.4f}, baseline {baseline:.4f})"
+            f"{TEACHER_NOT_BEST} (validation accuracy: teacher {accuracy['teacher']:.4f}, baseline "
+            f"{accuracy['baseline']:.4f}; cross-entropy: teacher {loss.get('teacher', math.nan):.4f}, "
+            f"baseline {loss.get('baseline', math.nan):.4f})"
         )
     if report["retention"] < retention_floor:
         problems.append(
