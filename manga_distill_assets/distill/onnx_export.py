@@ -16,8 +16,11 @@ with close top-two logits int8 embeddings changed more predictions (docs/serving
 """
 
 import inspect
+import json
+import logging
 import warnings
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -28,8 +31,11 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from manga_distill_assets.distill.int8_fallback import quantize_keeping_parity
+
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
+INT8_CHOICE_FILE = "int8_choice.json"
 OPSET = 18
 OUTPUT_NAME = "logits"
 Exporter = Literal["torchscript", "dynamo"]
@@ -163,12 +169,17 @@ def quantize_int8(
     reduce_range: bool = False,
     quantize_embeddings: bool = False,
     quantize_head: bool = False,
+    keep_fp32: Sequence[str] = (),
+    only: Sequence[str] | None = None,
 ) -> Path:
     """Dynamic int8 quantisation (QInt8 weights) of an exported graph: the encoder's MatMul weights, the
     embedding table's Gather too when `quantize_embeddings` (a smaller file, more flipped predictions), and
-    the pooler and classifier only when `quantize_head` (see `head_nodes`)."""
+    the pooler and classifier only when `quantize_head` (see `head_nodes`). Nodes named in `keep_fp32` stay
+    fp32; `only`, when given, limits quantisation to the nodes it names."""
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     excluded = [] if quantize_head else head_nodes(onnx.load(str(source), load_external_data=False).graph)
+    advice = _DropRecords("pre-processing before quantization")
+    logging.getLogger().addFilter(advice)
     try:
         quantize_dynamic(
             Path(source),
@@ -177,11 +188,26 @@ def quantize_int8(
             per_channel=per_channel,
             reduce_range=reduce_range,
             op_types_to_quantize=None if quantize_embeddings else list(_WEIGHT_OPS),
-            nodes_to_exclude=excluded,
+            nodes_to_exclude=[*excluded, *keep_fp32],
+            nodes_to_quantize=list(only) if only is not None else None,
         )
     except Exception as error:
         raise OnnxExportError(f"Quantising {source} to int8 failed: {error}.") from error
+    finally:
+        logging.getLogger().removeFilter(advice)
     return Path(target)
+
+
+class _DropRecords(logging.Filter):
+    """onnxruntime advises shape pre-processing on every call, for static quantisation of vision models; on
+    the parity search's dozen calls that advice buried the run's own log lines."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def head_nodes(graph: onnx.GraphProto) -> list[str]:
@@ -255,6 +281,16 @@ def parity(reference: np.ndarray, candidate: np.ndarray) -> Parity:
     return Parity(agreement, float(np.abs(reference - candidate).max()), len(reference))
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """Held-out texts and the PyTorch model's logits for them: int8 keeps matmuls fp32 until its predictions
+    agree with these on at least `floor` of the texts (see int8_fallback)."""
+
+    texts: list[str]
+    reference: np.ndarray
+    floor: float
+
+
 def export_student(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -265,22 +301,46 @@ def export_student(
     reduce_range: bool = False,
     quantize_embeddings: bool = False,
     quantize_head: bool = False,
+    calibration: Calibration | None = None,
 ) -> Path:
-    """A servable folder: the fp32 and int8 graphs, the model config (label names) and the tokenizer."""
+    """A servable folder: the fp32 and int8 graphs, the model config (label names) and the tokenizer.
+
+    With `calibration`, the int8 graph keeps the fewest matmuls fp32 that hold its agreement with the model
+    on the calibration texts at the floor, and `INT8_CHOICE_FILE` in the folder records which and why."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fp32 = export_onnx(model, tokenizer, folder / FP32_FILE, exporter=exporter)
-    quantize_int8(
-        fp32,
-        folder / INT8_FILE,
-        per_channel=per_channel,
-        reduce_range=reduce_range,
-        quantize_embeddings=quantize_embeddings,
-        quantize_head=quantize_head,
-    )
+    options = {
+        "per_channel": per_channel,
+        "reduce_range": reduce_range,
+        "quantize_embeddings": quantize_embeddings,
+        "quantize_head": quantize_head,
+    }
+    if calibration is None:
+        quantize_int8(fp32, folder / INT8_FILE, **options)
+    else:
+        always = [] if quantize_head else head_nodes(onnx.load(str(fp32), load_external_data=False).graph)
+        choice = quantize_keeping_parity(
+            fp32,
+            folder / INT8_FILE,
+            calibration.reference,
+            lambda path: onnx_logits(open_session(path), tokenizer, calibration.texts),
+            lambda source, target, keep, only: quantize_int8(
+                source, target, **{**options, "quantize_head": True}, keep_fp32=keep, only=only
+            ),
+            floor=calibration.floor,
+            always_fp32=always,
+        )
+        (folder / INT8_CHOICE_FILE).write_text(json.dumps(asdict(choice) | {"floor": calibration.floor}))
     model.config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def read_int8_choice(folder: Path) -> dict:
+    """What `export_student` kept fp32 in the int8 graph and the agreement it measured; {} without one."""
+    path = Path(folder) / INT8_CHOICE_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def parameter_count(path: Path) -> int:

@@ -15,12 +15,14 @@ from manga_distill_assets.distill.evaluation import predict_logits
 from manga_distill_assets.distill.onnx_export import (
     OPSET,
     VARIANT_FILES,
+    Calibration,
     Parity,
     export_student,
     file_bytes,
     onnx_logits,
     open_session,
     parity,
+    read_int8_choice,
 )
 from manga_distill_assets.resources.model_store import ModelStore
 
@@ -43,6 +45,11 @@ class OnnxConfig(dg.Config):
         default=False,
         description="int8 pooler and classifier too: flips near-tied predictions on many classes.",
     )
+    keep_parity: bool = Field(
+        default=True,
+        description="Keep the matmuls that flip predictions fp32, fewest first, until int8 agrees with the "
+        "PyTorch student on parity_floor of the validation split (the test split then checks it).",
+    )
     reduce_range: bool = Field(default=False, description="7-bit weights, for CPUs without VNNI.")
     quantize_embeddings: bool = Field(
         default=False, description="int8 embedding table too: about half the file, more flipped predictions."
@@ -51,7 +58,7 @@ class OnnxConfig(dg.Config):
 
 @dg.asset(
     group_name="intent_classifier",
-    code_version="3",
+    code_version="4",
     kinds={"onnx"},
     automation_condition=on_input_content_change(),
     check_specs=[dg.AssetCheckSpec("onnx_parity", asset="student_onnx")],
@@ -77,6 +84,12 @@ def student_onnx(
             "PyTorch student. Give the labelled file a test split and re-materialise labeled_intents."
         )
     reference = predict_logits(model, tokenizer, texts)
+    held_out = split(labeled_intents, "validation")["text"].tolist()
+    calibration = (
+        Calibration(held_out, predict_logits(model, tokenizer, held_out), config.parity_floor)
+        if config.keep_parity and held_out
+        else None
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = export_student(
             model,
@@ -87,7 +100,9 @@ def student_onnx(
             reduce_range=config.reduce_range,
             quantize_embeddings=config.quantize_embeddings,
             quantize_head=config.quantize_head,
+            calibration=calibration,
         )
+        choice = read_int8_choice(folder)
         results = {
             variant: parity(reference, onnx_logits(open_session(folder / name), tokenizer, texts))
             for variant, name in VARIANT_FILES.items()
@@ -110,6 +125,10 @@ def student_onnx(
             "reduce_range": config.reduce_range,
             "quantize_embeddings": config.quantize_embeddings,
             "quantize_head": config.quantize_head,
+            "int8_matmuls_kept_fp32": len(choice.get("kept_fp32", ())),
+            "int8_matmuls": choice.get("quantizable", 0),
+            "int8_validation_agreement": choice.get("agreement", float("nan")),
+            "int8_validation_agreement_all_matmuls": choice.get("plain_agreement", float("nan")),
             "test_rows": len(texts),
             **{f"{variant}_size_bytes": size for variant, size in sizes.items()},
             **_metrics(results),

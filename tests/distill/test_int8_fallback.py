@@ -1,0 +1,154 @@
+"""int8 with a parity floor: which matmuls stay fp32, in what order, and when the search stops.
+
+The search is driven through its two seams (quantise, logits) by a toy whose answers are written by hand: each
+matmul, when quantised, flips the predictions of a known set of texts. The last test runs it for real on a
+tiny exported model.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from manga_distill_assets.distill.evaluation import predict_logits
+from manga_distill_assets.distill.int8_fallback import (
+    agreement,
+    expected_agreement,
+    quantize_keeping_parity,
+    weight_matmuls,
+)
+from manga_distill_assets.distill.onnx_export import (
+    INT8_FILE,
+    Calibration,
+    export_student,
+    onnx_logits,
+    open_session,
+    read_int8_choice,
+)
+from tests.distill.tiny import TINY_TEXTS, tiny_teacher, tiny_tokenizer
+
+TEXTS = 20
+REFERENCE = np.tile([[2.0, 0.0]], (TEXTS, 1))
+
+
+def _graph_file(folder: Path, matmuls: list[str]) -> Path:
+    """Matmuls by stored weights, one matmul of two activations (not quantisable) and a head."""
+    weights = [helper.make_tensor(f"w_{name}", TensorProto.FLOAT, [2, 2], [1, 0, 0, 1]) for name in matmuls]
+    nodes = [helper.make_node("MatMul", ["x", f"w_{name}"], [f"y_{name}"], name=name) for name in matmuls]
+    nodes.append(helper.make_node("MatMul", ["x", "x"], ["xx"], name="activations"))
+    graph = helper.make_graph(
+        nodes,
+        "toy",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+        [helper.make_tensor_value_info("xx", TensorProto.FLOAT, [2, 2])],
+        weights,
+    )
+    path = folder / "model.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    return path
+
+
+class Toy:
+    """Quantising matmul `name` flips the texts in `flips[name]`, the texts in `elsewhere` flip whatever is
+    quantised; a written file remembers what it holds."""
+
+    def __init__(self, flips: dict[str, set[int]], elsewhere: frozenset[int] = frozenset()) -> None:
+        self.flips = flips
+        self.elsewhere = elsewhere
+        self.written: dict[Path, set[str]] = {}
+
+    def quantize(self, source: Path, target: Path, keep: list[str], only: list[str] | None) -> Path:
+        chosen = set(self.flips) if only is None else set(only)
+        self.written[target] = chosen - set(keep)
+        target.write_bytes(b"int8")
+        return target
+
+    def logits(self, path: Path) -> np.ndarray:
+        quantised = self.written.get(path, set())
+        flipped = set(self.elsewhere).union(*(self.flips[name] for name in quantised))
+        logits = REFERENCE.copy()
+        logits[sorted(flipped), 1] = 3.0
+        return logits
+
+
+def _search(tmp_path: Path, flips: dict[str, set[int]], floor: float, always=(), elsewhere=frozenset()):
+    toy = Toy(flips, elsewhere)
+    fp32 = _graph_file(tmp_path, list(flips))
+    target = tmp_path / "model_int8.onnx"
+    choice = quantize_keeping_parity(
+        fp32, target, REFERENCE, toy.logits, toy.quantize, floor=floor, always_fp32=always
+    )
+    return choice, toy.written[target]
+
+
+PHI_2 = 0.9772498680518208  # the standard normal CDF at 2, from a table
+
+
+def test_identical_logits_are_expected_to_agree_everywhere():
+    logits = np.array([[0.3, 0.1], [0.0, 4.0]])
+    assert expected_agreement(logits, logits.copy()) == 1.0
+
+
+def test_expected_agreement_is_the_normal_probability_that_the_error_stays_inside_each_margin():
+    reference = np.array([[1.0, 0.0], [1.0, 0.0]])
+    candidate = np.array([[0.5, 0.0], [1.5, 0.0]])  # margins move by -0.5 and +0.5: spread 0.5
+    assert expected_agreement(reference, candidate) == pytest.approx(PHI_2)
+
+
+def test_a_near_tie_that_did_not_flip_still_counts_as_a_risk():
+    reference = np.array([[0.1, 0.0], [5.0, 0.0]])
+    candidate = np.array([[0.05, 0.0], [5.05, 0.0]])  # spread 0.05; the first margin is two spreads wide
+    assert agreement(reference, candidate) == pytest.approx((PHI_2 + 1.0) / 2)
+
+
+def test_only_matmuls_by_a_stored_weight_are_candidates(tmp_path):
+    graph = onnx.load(str(_graph_file(tmp_path, ["q", "k", "head"]))).graph
+    assert weight_matmuls(graph) == ["q", "k", "head"]
+    assert weight_matmuls(graph, excluded=["head"]) == ["q", "k"]
+
+
+def test_a_graph_that_already_agrees_keeps_every_matmul_int8(tmp_path):
+    choice, quantised = _search(tmp_path, {"a": set(), "b": set()}, floor=0.95)
+    assert choice.kept_fp32 == ()
+    assert choice.agreement == choice.plain_agreement == 1.0
+    assert quantised == {"a", "b"}
+
+
+def test_the_matmul_that_flips_most_stays_fp32_first_and_the_search_stops_at_the_floor(tmp_path):
+    flips = {"calm": set(), "loud": {0, 1, 2}, "mild": {3}}
+    choice, quantised = _search(tmp_path, flips, floor=0.95)
+    assert choice.kept_fp32 == ("loud",)
+    assert choice.plain_agreement == 16 / 20
+    assert choice.agreement == 19 / 20
+    assert quantised == {"calm", "mild"}
+
+
+def test_matmuls_named_always_fp32_are_never_quantised_nor_counted(tmp_path):
+    choice, quantised = _search(tmp_path, {"head": {0, 1, 2, 3}, "a": {5}}, floor=1.0, always=("head",))
+    assert choice.quantizable == 1
+    assert choice.kept_fp32 == ("a",)
+    assert "head" not in quantised
+
+
+def test_an_unreachable_floor_leaves_the_best_graph_found_and_says_how_far_it_got(tmp_path):
+    choice, quantised = _search(tmp_path, {"a": {0}, "b": {1, 2}}, floor=1.0, elsewhere=frozenset({9}))
+    assert choice.agreement == 19 / 20
+    assert set(choice.kept_fp32) == {"a", "b"}
+    assert quantised == set()
+
+
+def test_an_exported_student_reaches_the_floor_on_its_calibration_texts(tmp_path):
+    tokenizer = tiny_tokenizer(tmp_path / "tokenizer")
+    model = tiny_teacher(layers=2)
+    texts = list(TINY_TEXTS)
+    reference = predict_logits(model, tokenizer, texts)
+    folder = export_student(
+        model, tokenizer, tmp_path / "student", calibration=Calibration(texts, reference, 1.0)
+    )
+    choice = read_int8_choice(folder)
+    assert choice["floor"] == 1.0
+    assert choice["agreement"] == 1.0
+    int8 = onnx_logits(open_session(folder / INT8_FILE), tokenizer, texts)
+    assert (int8.argmax(axis=1) == reference.argmax(axis=1)).all()
