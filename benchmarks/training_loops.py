@@ -1,5 +1,6 @@
-"""Throughput of the four loops that dominate a refresh: teacher fine-tuning, stage-1 and stage-2 training,
-teacher soft-label scoring, and `predict_logits` on the student. The scoring loop is also timed as commonly
+"""Throughput of the four loops that dominate a refresh: teacher fine-tuning (and the 2-layer baseline's, each
+with the word embedding table trained and frozen), stage-1 and stage-2 training, teacher soft-label scoring,
+and `predict_logits` on the student. The scoring loop is also timed as commonly
 written (input order, every batch padded to 128 tokens), as the reference its length sorting is held to.
 
 Every figure comes from the public `distill` API with the shipped defaults, so the same script measures any
@@ -77,6 +78,34 @@ def main() -> None:
             )
         )
         figures["teacher fine-tune"] = rate(result.optimizer_steps, result.metrics["train_runtime"], "steps")
+        for name, model in (
+            ("teacher", fresh_teacher()),
+            ("2-layer baseline", from_teacher(fresh_teacher(), [2, 5])),
+        ):
+            result = train_teacher(
+                model,
+                tokenizer,
+                LabeledTexts(texts, labels),
+                validation,
+                TrainingConfig(
+                    output_dir=folder / f"{name} frozen", epochs=1, freeze_word_embeddings=True, **settings
+                ),
+                progress=ignore,
+            )
+            figures[f"{name} fine-tune, word embeddings frozen"] = rate(
+                result.optimizer_steps, result.metrics["train_runtime"], "steps"
+            )
+        result = train_teacher(
+            from_teacher(fresh_teacher(), [2, 5]),
+            tokenizer,
+            LabeledTexts(texts, labels),
+            validation,
+            TrainingConfig(output_dir=folder / "baseline", epochs=1, **settings),
+            progress=ignore,
+        )
+        figures["2-layer baseline fine-tune"] = rate(
+            result.optimizer_steps, result.metrics["train_runtime"], "steps"
+        )
         teacher.eval()
         seconds, logits = timed(lambda: predict_logits(teacher, tokenizer, texts, batch_size=128))
         figures["soft-label scoring (teacher)"] = rate(len(texts), seconds, "texts")

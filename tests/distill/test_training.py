@@ -169,6 +169,26 @@ def test_the_head_learns_at_its_own_rate_and_the_encoder_at_the_base_rate(tmp_pa
     assert head_change > 100 * encoder_change > 0.0
 
 
+def test_frozen_word_embeddings_stay_as_they_were_while_the_layers_learn(tmp_path, tokenizer):
+    model = tiny_teacher()
+    before = snapshot(model)
+    train_teacher(
+        model, tokenizer, SEPARABLE, SEPARABLE, config(tmp_path, epochs=1, freeze_word_embeddings=True)
+    )
+    after = snapshot(model)
+
+    table = "bert.embeddings.word_embeddings.weight"
+    assert torch.equal(before[table], after[table])
+    assert (
+        largest_difference(
+            {k: v for k, v in before.items() if ".encoder." in k},
+            {k: v for k, v in after.items() if ".encoder." in k},
+        )
+        > 0.0
+    )
+    assert model.get_input_embeddings().weight.requires_grad  # trainable again for whoever uses it next
+
+
 def test_baseline_trains_the_student_on_hard_labels_and_reports_validation_accuracy(tmp_path, tokenizer):
     student = tiny_student()
     before = snapshot(student)

@@ -41,6 +41,9 @@ class TrainingKnobs(dg.Config):
     min_steps_per_label: int = Field(
         default=20, ge=0, description="The step cap is at least this many steps per class (epochs: a cap)."
     )
+    freeze_word_embeddings: bool = Field(
+        default=False, description="Keep the token embedding table fixed (supervised loops): faster steps."
+    )
 
     def training_config(self, output_dir: Path) -> TrainingConfig:
         return TrainingConfig(
@@ -56,6 +59,7 @@ class TrainingKnobs(dg.Config):
             head_learning_rate=self.head_learning_rate,
             early_stopping_patience=self.early_stopping_patience,
             min_steps_per_label=self.min_steps_per_label,
+            freeze_word_embeddings=self.freeze_word_embeddings,
         )
 
 
@@ -70,7 +74,9 @@ class TeacherConfig(dg.Config):
     )
     max_train_examples: int = Field(default=0, ge=0, description="Subsample the train split (0: all).")
     min_validation_accuracy: float = Field(default=0.80, ge=0, le=1)
-    training: TrainingKnobs = TrainingKnobs(epochs=20.0, learning_rate=1e-4, head_learning_rate=2e-3)
+    training: TrainingKnobs = TrainingKnobs(
+        epochs=20.0, learning_rate=1e-4, head_learning_rate=2e-3, freeze_word_embeddings=True
+    )
     """`epochs` is a cap: validation decides when to stop. The packaged MiniLM's pooler was never trained
     and the head starts random, so both learn at `head_learning_rate` (see docs/intent-on-real-data.md)."""
 
@@ -194,7 +200,9 @@ class Stage1Config(dg.Config):
         description="Cap on transfer texts, most useful first (0: all). Raise it on a GPU.",
     )
     prune_vocabulary: bool = Field(default=True, description="Keep only tokens the training texts use.")
-    training: TrainingKnobs = TrainingKnobs(epochs=2.0, learning_rate=5e-4, batch_size=32)
+    training: TrainingKnobs = TrainingKnobs(epochs=1.0, learning_rate=5e-4, batch_size=32)
+    """One epoch: the student starts from the teacher's own layers, and on the packaged set the matching loss
+    fell 0.57 -> 0.24 in the first 0.8 epoch and only to 0.19 over the next 1.2."""
 
     def matches(self) -> list[LayerMatch] | None:
         if not self.layer_matches:
@@ -217,7 +225,9 @@ class Stage2Config(dg.Config):
 
 class BaselineConfig(dg.Config):
     """Keep `student` and `training.seed` equal to stage 1's so both start from the same weights. Both
-    baselines train like the teacher: until validation stops improving, with the epochs as a cap."""
+    baselines train like the teacher: until validation stops improving, with the epochs as a cap.
+    `baseline_student_teacher_init` inherits the teacher's trained head, so `head_learning_rate` (meant
+    for a fresh head) does not apply to it."""
 
     student: StudentShape = StudentShape()
     base_model: str = Field(
@@ -227,7 +237,11 @@ class BaselineConfig(dg.Config):
     )
     prune_vocabulary: bool = True
     training: TrainingKnobs = TrainingKnobs(
-        epochs=20.0, learning_rate=2e-4, batch_size=32, head_learning_rate=2e-3
+        epochs=20.0,
+        learning_rate=2e-4,
+        batch_size=32,
+        head_learning_rate=2e-3,
+        freeze_word_embeddings=True,
     )
 
 
