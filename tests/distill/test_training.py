@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, TrainerControl
 
 from manga_distill_assets.distill.layer_match import uniform_layer_map
 from manga_distill_assets.distill.losses import OutputDistillation
@@ -20,6 +20,7 @@ from manga_distill_assets.distill.training import (
     train_stage2,
     train_teacher,
 )
+from manga_distill_assets.distill.training.callbacks import StopWhenValidationStalls
 from manga_distill_assets.distill.training.config import resolve_precision
 from manga_distill_assets.distill.training.schedule import MIN_EVALUATION_INTERVAL
 from tests.distill.tiny import TINY_LABELS, TINY_TEXTS, tiny_teacher, tiny_tokenizer
@@ -148,7 +149,34 @@ def test_teacher_training_stops_once_accuracy_stalls_for_the_patience(tmp_path, 
     assert len(epoch_evaluations) == 3  # the first sets the best, two more without improvement stop it
     # An epoch of SEPARABLE is 2 steps, fewer than the least interval between validations on a tiny set.
     assert result.optimizer_steps == 3 * MIN_EVALUATION_INTERVAL
-    assert result.stop_reason.startswith("validation accuracy stopped improving")
+    assert result.stop_reason.startswith("validation stopped improving (neither accuracy nor loss)")
+
+
+def _validations(callback: StopWhenValidationStalls, *results: tuple[float, float]) -> list[bool]:
+    """Whether training was told to stop after each (accuracy, loss) validation."""
+    control = TrainerControl()
+    stops = []
+    for accuracy, loss in results:
+        callback.on_evaluate(None, None, control, metrics={"eval_accuracy": accuracy, "eval_loss": loss})
+        stops.append(control.should_training_stop)
+    return stops
+
+
+def test_a_falling_validation_loss_keeps_training_while_accuracy_stands_still():
+    stops = _validations(StopWhenValidationStalls(patience=2), (0.5, 1.0), (0.5, 0.9), (0.5, 0.8), (0.5, 0.7))
+    assert stops == [False, False, False, False]
+
+
+def test_training_stops_once_neither_accuracy_nor_loss_improved_for_the_patience():
+    stops = _validations(
+        StopWhenValidationStalls(patience=2), (0.5, 1.0), (0.6, 1.1), (0.6, 1.2), (0.55, 1.0)
+    )
+    assert stops == [False, False, False, True]
+
+
+def test_a_loss_that_falls_by_less_than_a_thousandth_is_not_progress():
+    stops = _validations(StopWhenValidationStalls(patience=1), (0.5, 1.0), (0.5, 0.9995))
+    assert stops == [False, True]
 
 
 def test_the_head_learns_at_its_own_rate_and_the_encoder_at_the_base_rate(tmp_path, tokenizer):

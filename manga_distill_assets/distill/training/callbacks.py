@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 Progress = Callable[[dict[str, float]], None]
 """Receives every log event as a flat dict: `step`, `epoch`, and then either the training keys (`loss`, one
@@ -33,3 +34,47 @@ class CheckpointEverySteps(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.every and state.global_step % self.every == 0:
             control.should_save = True
+
+
+LOSS_IMPROVEMENT = 1e-3
+"""Relative fall of the validation loss that counts as progress: less is rounding, not learning."""
+
+
+class StopWhenValidationStalls(TrainerCallback, ExportableState):
+    """Early stopping that counts a validation as progress when accuracy rises or the loss falls.
+
+    Accuracy on a small validation split moves in steps of 1/n and can stand still for several validations
+    while the model still improves. On BANKING77 with 10 labelled texts per intent (77 validation texts)
+    stopping on accuracy alone ended the teacher after 132 of at most 1,540 steps, and the baseline that
+    started from its layers and trained on went 4 points past it. The loss moves with every text, so the run
+    stops only once neither has improved for `patience` validations. Which checkpoint is kept is still
+    decided by accuracy (the Trainer's `metric_for_best_model`).
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best_accuracy: float | None = None
+        self.best_loss: float | None = None
+        self.stalled = 0
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        metrics = metrics or {}
+        accuracy, loss = metrics.get("eval_accuracy"), metrics.get("eval_loss")
+        improved = False
+        if accuracy is not None and (self.best_accuracy is None or accuracy > self.best_accuracy):
+            self.best_accuracy, improved = accuracy, True
+        if loss is not None and (self.best_loss is None or loss < self.best_loss * (1 - LOSS_IMPROVEMENT)):
+            self.best_loss, improved = loss, True
+        self.stalled = 0 if improved else self.stalled + 1
+        if self.stalled >= self.patience:
+            control.should_training_stop = True
+
+    def state(self) -> dict:
+        return {
+            "args": {"patience": self.patience},
+            "attributes": {
+                "best_accuracy": self.best_accuracy,
+                "best_loss": self.best_loss,
+                "stalled": self.stalled,
+            },
+        }

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from torch import Tensor, nn
-from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.distill.losses import (
     DEFAULT_OUTPUT_DISTILLATION,
@@ -15,7 +15,11 @@ from manga_distill_assets.distill.losses import (
     check_finite_loss,
     unchecked_distillation_terms,
 )
-from manga_distill_assets.distill.training.callbacks import CheckpointEverySteps, Progress
+from manga_distill_assets.distill.training.callbacks import (
+    CheckpointEverySteps,
+    Progress,
+    StopWhenValidationStalls,
+)
 from manga_distill_assets.distill.training.config import TrainingConfig, training_arguments
 from manga_distill_assets.distill.training.data import (
     LabeledTexts,
@@ -92,7 +96,7 @@ def train_stage2(
         )
         callbacks = [CheckpointEverySteps(config.checkpoint_every)]
         if config.early_stopping_patience:
-            callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+            callbacks.append(StopWhenValidationStalls(config.early_stopping_patience))
     trainer = build_trainer(
         Stage2Trainer,
         model=student,

@@ -3,9 +3,13 @@ evaluation compares distilled students against."""
 
 from __future__ import annotations
 
-from transformers import EarlyStoppingCallback, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from manga_distill_assets.distill.training.callbacks import CheckpointEverySteps, Progress
+from manga_distill_assets.distill.training.callbacks import (
+    CheckpointEverySteps,
+    Progress,
+    StopWhenValidationStalls,
+)
 from manga_distill_assets.distill.training.config import TrainingConfig, training_arguments
 from manga_distill_assets.distill.training.data import LabeledTexts, check_labels, encode
 from manga_distill_assets.distill.training.schedule import supervised_schedule
@@ -44,7 +48,7 @@ def train_teacher(
     )
     callbacks = [CheckpointEverySteps(config.checkpoint_every)]
     if config.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+        callbacks.append(StopWhenValidationStalls(config.early_stopping_patience))
     trainer = build_trainer(
         LossTermTrainer,
         model=model,

@@ -227,8 +227,9 @@ def _stop_reason(trainer: Trainer) -> str:
     state = trainer.state
     if state.global_step < state.max_steps and state.best_global_step is not None:
         return (
-            f"validation accuracy stopped improving: best {state.best_metric:.4f} at step "
-            f"{state.best_global_step}, stopped at step {state.global_step} of at most {state.max_steps}"
+            "validation stopped improving (neither accuracy nor loss): best accuracy "
+            f"{state.best_metric:.4f} at step {state.best_global_step}, stopped at step {state.global_step} "
+            f"of at most {state.max_steps}"
         )
     if state.best_global_step is not None:
         return (
