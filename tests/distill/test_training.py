@@ -3,6 +3,7 @@
 import dataclasses
 import typing
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -146,18 +147,22 @@ def test_teacher_training_stops_once_accuracy_stalls_for_the_patience(tmp_path, 
 
     # The last evaluation is the final one of the returned (best) model, not an epoch's.
     epoch_evaluations = [event for event in result.log_history if "eval_accuracy" in event][:-1]
-    assert len(epoch_evaluations) == 3  # the first sets the best, two more without improvement stop it
+    # The first sets the best; two without improvement cut the rate; two more stop it.
+    assert len(epoch_evaluations) == 5
     # An epoch of SEPARABLE is 2 steps, fewer than the least interval between validations on a tiny set.
-    assert result.optimizer_steps == 3 * MIN_EVALUATION_INTERVAL
+    assert result.optimizer_steps == 5 * MIN_EVALUATION_INTERVAL
     assert result.stop_reason.startswith("validation stopped improving (neither accuracy nor loss)")
 
 
-def _validations(callback: StopWhenValidationStalls, *results: tuple[float, float]) -> list[bool]:
+def _validations(
+    callback: StopWhenValidationStalls, *results: tuple[float, float], scheduler=None
+) -> list[bool]:
     """Whether training was told to stop after each (accuracy, loss) validation."""
     control = TrainerControl()
     stops = []
     for accuracy, loss in results:
-        callback.on_evaluate(None, None, control, metrics={"eval_accuracy": accuracy, "eval_loss": loss})
+        metrics = {"eval_accuracy": accuracy, "eval_loss": loss}
+        callback.on_evaluate(None, None, control, metrics=metrics, lr_scheduler=scheduler)
         stops.append(control.should_training_stop)
     return stops
 
@@ -168,10 +173,19 @@ def test_a_falling_validation_loss_keeps_training_while_accuracy_stands_still():
 
 
 def test_training_stops_once_neither_accuracy_nor_loss_improved_for_the_patience():
-    stops = _validations(
-        StopWhenValidationStalls(patience=2), (0.5, 1.0), (0.6, 1.1), (0.6, 1.2), (0.55, 1.0)
-    )
+    callback = StopWhenValidationStalls(patience=2, rate_cuts=0)
+    stops = _validations(callback, (0.5, 1.0), (0.6, 1.1), (0.6, 1.2), (0.55, 1.0))
     assert stops == [False, False, False, True]
+
+
+def test_a_stall_first_cuts_the_learning_rate_and_only_the_next_one_stops():
+    schedule = SimpleNamespace(base_lrs=[1e-4, 2e-3])
+    callback = StopWhenValidationStalls(patience=2, rate_cuts=1, cut_factor=0.1)
+    stops = _validations(
+        callback, (0.5, 1.0), (0.5, 1.1), (0.5, 1.2), (0.5, 1.2), (0.5, 1.3), scheduler=schedule
+    )
+    assert stops == [False, False, False, False, True]
+    assert schedule.base_lrs == pytest.approx([1e-5, 2e-4])
 
 
 def test_a_loss_that_falls_by_less_than_a_thousandth_is_not_progress():

@@ -41,23 +41,30 @@ LOSS_IMPROVEMENT = 1e-3
 
 
 class StopWhenValidationStalls(TrainerCallback, ExportableState):
-    """Early stopping that counts a validation as progress when accuracy rises or the loss falls.
+    """Early stopping that counts a validation as progress when accuracy rises or the loss falls, and that
+    lowers the learning rate before it gives up.
 
     Accuracy on a small validation split moves in steps of 1/n and can stand still for several validations
     while the model still improves. On BANKING77 with 10 labelled texts per intent (77 validation texts)
     stopping on accuracy alone ended the teacher after 132 of at most 1,540 steps, and the baseline that
-    started from its layers and trained on went 4 points past it. The loss moves with every text, so the run
-    stops only once neither has improved for `patience` validations. Which checkpoint is kept is still
-    decided by accuracy (the Trainer's `metric_for_best_model`).
+    started from its layers and trained on went 4 points past it. The loss moves with every text.
+
+    The schedule decays over the step cap, which early stopping rarely reaches, so a run stalls at nearly
+    its full rate, where validation only fluctuates. The first `rate_cuts` stalls therefore multiply the
+    rate by `cut_factor` and go on (Keras's ReduceLROnPlateau before EarlyStopping); the next stall stops.
+    Which checkpoint is kept is still decided by accuracy (the Trainer's `metric_for_best_model`).
     """
 
-    def __init__(self, patience: int) -> None:
+    def __init__(self, patience: int, rate_cuts: int = 1, cut_factor: float = 0.1) -> None:
         self.patience = patience
+        self.rate_cuts = rate_cuts
+        self.cut_factor = cut_factor
         self.best_accuracy: float | None = None
         self.best_loss: float | None = None
         self.stalled = 0
+        self.cuts_made = 0
 
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+    def on_evaluate(self, args, state, control, metrics=None, lr_scheduler=None, **kwargs):
         metrics = metrics or {}
         accuracy, loss = metrics.get("eval_accuracy"), metrics.get("eval_loss")
         improved = False
@@ -66,15 +73,23 @@ class StopWhenValidationStalls(TrainerCallback, ExportableState):
         if loss is not None and (self.best_loss is None or loss < self.best_loss * (1 - LOSS_IMPROVEMENT)):
             self.best_loss, improved = loss, True
         self.stalled = 0 if improved else self.stalled + 1
-        if self.stalled >= self.patience:
-            control.should_training_stop = True
+        if self.stalled < self.patience:
+            return
+        if self.cuts_made < self.rate_cuts and lr_scheduler is not None:
+            # LambdaLR schedules compute each step's rate from base_lrs and checkpoint them.
+            lr_scheduler.base_lrs = [rate * self.cut_factor for rate in lr_scheduler.base_lrs]
+            self.cuts_made += 1
+            self.stalled = 0
+            return
+        control.should_training_stop = True
 
     def state(self) -> dict:
         return {
-            "args": {"patience": self.patience},
+            "args": {"patience": self.patience, "rate_cuts": self.rate_cuts, "cut_factor": self.cut_factor},
             "attributes": {
                 "best_accuracy": self.best_accuracy,
                 "best_loss": self.best_loss,
                 "stalled": self.stalled,
+                "cuts_made": self.cuts_made,
             },
         }
