@@ -151,6 +151,7 @@ def run(root: Path, size: str, seed: int) -> dict[str, Any]:
     wall = time.perf_counter() - started
     report = stored_report(instance)
     teacher = latest_metadata(instance, "teacher_model")
+    onnx = latest_metadata(instance, "student_onnx")
     return {
         "per_intent": size,
         "seed": seed,
@@ -167,6 +168,9 @@ def run(root: Path, size: str, seed: int) -> dict[str, Any]:
         "retention": report["retention"],
         "speedup_p50": {name: report[name]["speedup_p50_vs_teacher"] for name in MODELS[1:]},
         "int8_agreement": report["student_onnx_int8"]["parity"]["agreement"],
+        "int8_matmuls_kept_fp32": onnx.get("int8_matmuls_kept_fp32"),
+        "int8_agreement_all_matmuls_validation": onnx.get("int8_validation_agreement_all_matmuls"),
+        "teacher_is_best": report["teacher_is_best"],
         "quality_gate": report["quality_gate"],
     }
 

@@ -32,8 +32,8 @@ class TrainingConfig:
     a fresh head over many classes needs a far larger step than pre-trained layers can take.
     `min_steps_per_label` raises a supervised run's step cap to that many steps per class (`schedule.py`).
     `freeze_word_embeddings` keeps the token embedding table fixed in the supervised loops: on a MiniLM-sized
-    model it holds half the weights, and updating it each step cost 8% of a 6-layer step and 24% of a
-    2-layer one on 2 CPU cores (Adam touches every row, though a batch uses a few hundred tokens).
+    model it holds half the weights, and Adam updates every row each step though a batch uses a few hundred
+    tokens (in `make demo` on 2 CPU cores: teacher 0.396 -> 0.384 s a step, 2-layer baseline 0.143 -> 0.133).
     """
 
     output_dir: Path
