@@ -71,8 +71,8 @@ def test_the_reference_keeps_the_students_labels(built):
 def test_metadata_reports_sizes_opset_and_parity_for_both_graphs(built):
     graph, _, _ = built
     metadata = graph.metadata("student_onnx")
-    # int8 encoder matmuls; the embedding table, pooler and classifier stay fp32
-    assert metadata["int8_size_bytes"] < 0.55 * metadata["fp32_size_bytes"]
+    # int8 encoder matmuls but the FFN down-projections; the embedding table, pooler and classifier stay fp32
+    assert metadata["int8_size_bytes"] < 0.75 * metadata["fp32_size_bytes"]
     assert metadata["opset"] >= 17
     for variant in ("fp32", "int8"):
         assert 0 <= metadata[f"{variant}_agreement"] <= 1

@@ -13,6 +13,7 @@ from manga_distill_assets.distill.onnx_export import (
     OnnxExportError,
     export_onnx,
     export_student,
+    ffn_output_nodes,
     onnx_logits,
     open_session,
     parity,
@@ -113,6 +114,20 @@ def test_int8_keeps_the_pooler_and_classifier_fp32_unless_asked(tmp_path, tokeni
     quantised = _integer_matmul_weights(everything)
     assert any("classifier" in name for name in quantised)
     assert any("pooler" in name for name in quantised)
+
+
+def _fp32_matmuls(path: Path) -> set[str]:
+    return {node.name for node in onnx.load(str(path)).graph.node if node.op_type == "MatMul"}
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_int8_keeps_the_ffn_down_projections_fp32_unless_asked(tmp_path, tokenizer, exporter) -> None:
+    folder = export_student(tiny_teacher(layers=2), tokenizer, tmp_path / "student", exporter=exporter)
+    down = ffn_output_nodes(onnx.load(str(folder / FP32_FILE)).graph)
+    assert len(down) == 2  # one per layer: intermediate (2 × hidden) -> hidden
+    assert set(down) <= _fp32_matmuls(folder / INT8_FILE)
+    everything = quantize_int8(folder / FP32_FILE, tmp_path / "all.onnx", quantize_ffn_output=True)
+    assert not set(down) & _fp32_matmuls(everything)
 
 
 def test_the_folder_holds_both_graphs_the_config_and_the_tokenizer(exported) -> None:

@@ -79,7 +79,9 @@ def reranker_onnx(
     lists = query_lists(_test_rows(rerank_queries, "reranker_onnx"))
     reference = torch_query_scores(model, tokenizer, lists)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = export_student(model, tokenizer, Path(tmp) / "reranker_onnx")
+        # Latency is the reranker's binding budget (20 candidates per query), and its parity is judged on
+        # rankings, not near-tied argmaxes: every encoder matmul goes int8.
+        folder = export_student(model, tokenizer, Path(tmp) / "reranker_onnx", quantize_ffn_output=True)
         metrics: dict[str, float] = {}
         for variant, name in VARIANT_FILES.items():
             scores = onnx_query_scores(open_session(folder / name), tokenizer, lists)
