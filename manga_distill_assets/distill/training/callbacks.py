@@ -50,8 +50,12 @@ class StopWhenValidationStalls(TrainerCallback, ExportableState):
     started from its layers and trained on went 4 points past it. The loss moves with every text.
 
     The schedule decays over the step cap, which early stopping rarely reaches, so a run stalls at nearly
-    its full rate, where validation only fluctuates. The first `rate_cuts` stalls therefore multiply the
-    rate by `cut_factor` and go on (Keras's ReduceLROnPlateau before EarlyStopping); the next stall stops.
+    its full rate, where validation only fluctuates and the weights drift away from their best point. So the
+    first stall multiplies the rate by `cut_factor` at once (up to `rate_cuts` times), annealing from near
+    that point; once the cuts are spent, `patience` stalls in a row stop (Keras's ReduceLROnPlateau with a
+    shorter patience than EarlyStopping's). On the packaged demo set, waiting `patience` stalls before the
+    cut let the teacher drift for two more epochs after its best validation, and the cut that followed never
+    recovered it.
     Which checkpoint is kept is still decided by accuracy (the Trainer's `metric_for_best_model`).
     """
 
@@ -73,15 +77,14 @@ class StopWhenValidationStalls(TrainerCallback, ExportableState):
         if loss is not None and (self.best_loss is None or loss < self.best_loss * (1 - LOSS_IMPROVEMENT)):
             self.best_loss, improved = loss, True
         self.stalled = 0 if improved else self.stalled + 1
-        if self.stalled < self.patience:
-            return
-        if self.cuts_made < self.rate_cuts and lr_scheduler is not None:
+        if self.stalled and self.cuts_made < self.rate_cuts and lr_scheduler is not None:
             # LambdaLR schedules compute each step's rate from base_lrs and checkpoint them.
             lr_scheduler.base_lrs = [rate * self.cut_factor for rate in lr_scheduler.base_lrs]
             self.cuts_made += 1
             self.stalled = 0
             return
-        control.should_training_stop = True
+        if self.stalled >= self.patience:
+            control.should_training_stop = True
 
     def state(self) -> dict:
         return {
