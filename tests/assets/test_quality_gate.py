@@ -20,12 +20,18 @@ def report(teacher=0.90, baseline=0.85, retention=0.99, int8_agreement=0.999) ->
     }
 
 
-def test_a_teacher_that_beats_the_baseline_on_validation_is_the_best():
+def test_a_teacher_more_accurate_on_validation_is_the_best_whatever_its_loss():
     assert teacher_is_best({"teacher": 0.91, "baseline": 0.90}, {"teacher": 0.5, "baseline": 0.1})
 
 
-def test_a_less_accurate_teacher_is_not_the_best_whatever_its_loss():
-    assert not teacher_is_best({"teacher": 0.89, "baseline": 0.90}, {"teacher": 0.1, "baseline": 0.5})
+def test_a_teacher_less_accurate_but_with_lower_cross_entropy_is_not_dominated():
+    assert teacher_is_best({"teacher": 0.79, "baseline": 0.81}, {"teacher": 0.65, "baseline": 0.85})
+
+
+def test_a_baseline_at_least_as_good_on_accuracy_and_cross_entropy_beats_the_teacher():
+    assert not teacher_is_best({"teacher": 0.89, "baseline": 0.90}, {"teacher": 0.5, "baseline": 0.4})
+    assert not teacher_is_best({"teacher": 0.555, "baseline": 0.867}, {"teacher": 1.6, "baseline": 0.5})
+    assert not teacher_is_best({"teacher": 0.90, "baseline": 0.90}, {"teacher": 0.25, "baseline": 0.25})
 
 
 def test_at_equal_accuracy_the_lower_cross_entropy_wins():
@@ -33,8 +39,9 @@ def test_at_equal_accuracy_the_lower_cross_entropy_wins():
     assert not teacher_is_best({"teacher": 0.90, "baseline": 0.90}, {"teacher": 0.25, "baseline": 0.20})
 
 
-def test_a_tie_with_no_recorded_loss_is_not_the_best():
+def test_a_teacher_not_ahead_with_no_recorded_loss_is_not_the_best():
     assert not teacher_is_best({"teacher": 0.90, "baseline": 0.90}, {})
+    assert not teacher_is_best({"teacher": 0.89, "baseline": 0.90}, {"baseline": 0.5})
 
 
 def test_a_good_run_passes_with_no_problem():
