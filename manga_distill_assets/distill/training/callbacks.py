@@ -56,7 +56,7 @@ class StopWhenValidationStalls(TrainerCallback, ExportableState):
     shorter patience than EarlyStopping's). On the packaged demo set, waiting `patience` stalls before the
     cut let the teacher drift for two more epochs after its best validation, and the cut that followed never
     recovered it.
-    Which checkpoint is kept is still decided by accuracy (the Trainer's `metric_for_best_model`).
+    Which checkpoint is kept is decided by accuracy, then cross-entropy (`metrics.SELECTION_METRIC`).
     """
 
     def __init__(self, patience: int, rate_cuts: int = 1, cut_factor: float = 0.1) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Literal, get_args
 import torch
 from transformers import TrainingArguments
 
+from manga_distill_assets.distill.training.metrics import SELECTION_METRIC
 from manga_distill_assets.distill.training.schedule import MIN_STEPS_PER_LABEL, SupervisedSchedule
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -142,7 +143,7 @@ def training_arguments(
         "save_steps": config.checkpoint_every,
         "save_total_limit": CHECKPOINTS_KEPT,
         "load_best_model_at_end": keep_best,
-        "metric_for_best_model": "accuracy" if keep_best else None,
+        "metric_for_best_model": SELECTION_METRIC if keep_best else None,
         "greater_is_better": True if keep_best else None,
         "restore_callback_states_from_checkpoint": True,
         "remove_unused_columns": False,  # `loss_terms` picks the model inputs; labels and logits reach it

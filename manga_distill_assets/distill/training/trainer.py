@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from transformers import (
     DataCollatorWithPadding,
-    EvalPrediction,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Trainer,
@@ -29,6 +27,7 @@ from transformers.trainer_utils import TrainOutput
 from manga_distill_assets.distill.training.callbacks import Progress, ProgressReporter
 from manga_distill_assets.distill.training.config import TrainingConfig
 from manga_distill_assets.distill.training.data import EpochSeededLengthSampler, model_inputs
+from manga_distill_assets.distill.training.metrics import validation_metrics
 
 _CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
 TrainerT = TypeVar("TrainerT", bound=Trainer)
@@ -56,13 +55,6 @@ class TrainingResult:
             return float(logged[-1])
         summary = [entry["train_loss"] for entry in self.log_history if "train_loss" in entry]
         return float(summary[-1]) if summary else float("nan")
-
-
-def accuracy(prediction: EvalPrediction) -> dict[str, float]:
-    logits = (
-        prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    )
-    return {"accuracy": float((np.argmax(logits, axis=-1) == prediction.label_ids).mean())}
 
 
 @dataclass
@@ -187,7 +179,7 @@ def build_trainer(
         train_dataset=train_rows,
         eval_dataset=eval_rows,
         processing_class=tokenizer,
-        compute_metrics=accuracy if eval_rows is not None else None,
+        compute_metrics=validation_metrics if eval_rows is not None else None,
         callbacks=[*callbacks, *reporters],
         **trainer_kwargs,
     )
@@ -225,18 +217,28 @@ def fit(trainer: Trainer, config: TrainingConfig, model: PreTrainedModel) -> Tra
 
 def _stop_reason(trainer: Trainer) -> str:
     state = trainer.state
-    if state.global_step < state.max_steps and state.best_global_step is not None:
+    if state.best_global_step is None:
+        return f"ran the configured {state.global_step} steps"
+    best = _best_validation(state.log_history, state.best_global_step)
+    if state.global_step < state.max_steps:
         return (
-            "validation stopped improving (neither accuracy nor loss): best accuracy "
-            f"{state.best_metric:.4f} at step {state.best_global_step}, stopped at step {state.global_step} "
-            f"of at most {state.max_steps}"
+            f"validation stopped improving (neither accuracy nor loss): best {best} at step "
+            f"{state.best_global_step}, stopped at step {state.global_step} of at most {state.max_steps}"
         )
-    if state.best_global_step is not None:
-        return (
-            f"reached the cap of {state.max_steps} steps; best validation accuracy {state.best_metric:.4f} "
-            f"at step {state.best_global_step} (raise the epoch cap if it was still improving)"
-        )
-    return f"ran the configured {state.global_step} steps"
+    return (
+        f"reached the cap of {state.max_steps} steps; best validation {best} at step "
+        f"{state.best_global_step} (raise the epoch cap if it was still improving)"
+    )
+
+
+def _best_validation(log_history: list[dict], step: int) -> str:
+    scores = next(
+        (entry for entry in log_history if entry.get("step") == step and "eval_accuracy" in entry), {}
+    )
+    return (
+        f"accuracy {scores.get('eval_accuracy', float('nan')):.4f}, "
+        f"cross-entropy {scores.get('eval_cross_entropy', float('nan')):.4f}"
+    )
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
