@@ -85,8 +85,8 @@ def test_eval_report_adds_the_students_onnx_graphs_measured_like_the_pytorch_mod
         assert row["throughput_vs_teacher"] == pytest.approx(
             row["throughput_per_s"] / report["teacher"]["throughput_per_s"]
         )
-    # int8 encoder matmuls; the embedding table, pooler and classifier stay fp32
-    assert report["student_onnx_int8"]["size_bytes"] < 0.55 * report["student_onnx_fp32"]["size_bytes"]
+    # int8 encoder matmuls but the FFN down-projections; the embedding table, pooler and classifier stay fp32
+    assert report["student_onnx_int8"]["size_bytes"] < 0.75 * report["student_onnx_fp32"]["size_bytes"]
 
 
 def test_eval_report_json_is_stored_beside_the_models(built):
