@@ -184,11 +184,7 @@ def quantize_int8(
     only when `quantize_ffn_output` (see `ffn_output_nodes`). Nodes named in `keep_fp32` stay fp32; `only`,
     when given, limits quantisation to the nodes it names."""
     Path(target).parent.mkdir(parents=True, exist_ok=True)
-    excluded = fp32_nodes(
-        onnx.load(str(source), load_external_data=False).graph,
-        head=not quantize_head,
-        ffn_output=not quantize_ffn_output,
-    )
+    excluded = fp32_nodes(source, head=not quantize_head, ffn_output=not quantize_ffn_output)
     advice = _DropRecords("pre-processing before quantization")
     logging.getLogger().addFilter(advice)
     try:
@@ -256,8 +252,13 @@ def ffn_output_nodes(graph: onnx.GraphProto) -> list[str]:
     ]
 
 
-def fp32_nodes(graph: onnx.GraphProto, *, head: bool, ffn_output: bool) -> list[str]:
-    """The nodes int8 quantisation leaves fp32: the head's and the down-projections', as asked."""
+def fp32_nodes(source: Path, *, head: bool, ffn_output: bool) -> list[str]:
+    """The nodes of the graph at `source` that int8 quantisation leaves fp32: the head's and the
+    down-projections', as asked. The graph is read only when one of them is asked for: the parity search
+    quantises with neither, once per matmul."""
+    if not (head or ffn_output):
+        return []
+    graph = onnx.load(str(source), load_external_data=False).graph
     return [*(head_nodes(graph) if head else ()), *(ffn_output_nodes(graph) if ffn_output else ())]
 
 
@@ -354,11 +355,7 @@ def export_student(
     if calibration is None:
         quantize_int8(fp32, folder / INT8_FILE, **options)
     else:
-        always = fp32_nodes(
-            onnx.load(str(fp32), load_external_data=False).graph,
-            head=not quantize_head,
-            ffn_output=not quantize_ffn_output,
-        )
+        always = fp32_nodes(fp32, head=not quantize_head, ffn_output=not quantize_ffn_output)
         choice = quantize_keeping_parity(
             fp32,
             folder / INT8_FILE,
