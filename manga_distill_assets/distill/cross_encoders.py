@@ -197,12 +197,14 @@ def encode_pairs(
     max_length: int,
     tensors: str = "pt",
 ):
-    """Query and passage as one sequence pair; only the passage is cut when the pair is too long."""
+    """Query and passage as one sequence pair, cut as `CrossEncoder` cuts them in training: a token at a time
+    from the longer of the two, so a short query stays whole and an over-long one (a pasted paragraph in the
+    query log) is cut too rather than failing the batch."""
     encoded = tokenizer(
         list(queries),
         list(docs),
         padding=True,
-        truncation="only_second",
+        truncation="longest_first",
         max_length=max_length,
         return_tensors=tensors,
     )
@@ -211,8 +213,8 @@ def encode_pairs(
 
 
 def reset_truncation(tokenizer: PreTrainedTokenizerBase) -> None:
-    """A fast tokenizer keeps the last call's truncation in its state, and saves it: "only_second" would make
-    every later single-text call (vocabulary pruning, a user's own code) fail, so it is cleared."""
+    """A fast tokenizer keeps the last call's truncation in its state, and saves it: a pair's truncation would
+    make every later single-text call (vocabulary pruning, a user's own code) fail, so it is cleared."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
         backend.no_truncation()

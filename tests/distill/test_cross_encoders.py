@@ -4,6 +4,7 @@ import numpy as np
 
 from manga_distill_assets.distill.cross_encoders import (
     RerankTraining,
+    encode_pairs,
     pair_scores,
     train_student_reranker,
     train_teacher_reranker,
@@ -54,3 +55,17 @@ def test_the_student_learns_the_teachers_margins(tmp_path):
     for query, docs in zip(queries, lists, strict=True):
         scores = pair_scores(result.model, result.tokenizer, [query] * 3, docs, max_length=32)
         assert scores.argmax() == 0
+
+
+def test_pairs_are_cut_from_the_longer_side_so_a_short_query_stays_whole(tmp_path):
+    tokenizer = tiny_tokenizer(tmp_path)
+    short = encode_pairs(tokenizer, ["where is my order"], ["track my order please " * 20], max_length=16)
+    query_ids = tokenizer("where is my order", add_special_tokens=False)["input_ids"]
+    assert short["input_ids"].shape[1] == 16
+    assert short["input_ids"][0, 1 : 1 + len(query_ids)].tolist() == query_ids
+
+
+def test_a_query_longer_than_the_pair_limit_is_cut_rather_than_refused(tmp_path):
+    tokenizer = tiny_tokenizer(tmp_path)
+    encoded = encode_pairs(tokenizer, ["where is my order " * 20], ["refund"], max_length=16)
+    assert encoded["input_ids"].shape[1] == 16
