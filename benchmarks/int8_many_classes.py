@@ -84,7 +84,7 @@ def fitted_head_model(
     base = default_teacher_base()
     tokenizer = AutoTokenizer.from_pretrained(base)
     torch.manual_seed(0)
-    model = from_teacher(from_pretrained(base, dict(enumerate(names))), [2, 5]).eval()
+    model = from_teacher(from_pretrained(base, dict(enumerate(names)), seed=0), [2, 5]).eval()
     with torch.no_grad():
         pooled = torch.cat(
             [

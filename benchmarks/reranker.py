@@ -181,7 +181,7 @@ def latency_only(candidates: int, queries: int) -> dict[str, Any]:
     lists = [(group["query"].iloc[0], group["doc"].tolist()) for _, group in rows.groupby("query_id")]
     base = default_teacher_base()
     tokenizer = AutoTokenizer.from_pretrained(base)
-    teacher = from_pretrained(base, RELEVANCE_LABEL)
+    teacher = from_pretrained(base, RELEVANCE_LABEL, seed=0)
     layers = RerankStudentConfig().teacher_layers
     pruned = prune_vocabulary(from_teacher(teacher, layers), tokenizer, [*rows["query"], *rows["doc"]])
     report: dict[str, Any] = {

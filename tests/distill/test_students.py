@@ -151,7 +151,7 @@ def test_from_teacher_rejects_a_bad_layer_choice(layers: list[int], message: str
 def test_from_pretrained_loads_the_encoder_and_sizes_a_new_head(tmp_path) -> None:
     saved = tiny_teacher(num_labels=5)
     saved.save_pretrained(tmp_path / "checkpoint")
-    student = from_pretrained(str(tmp_path / "checkpoint"), ID2LABEL)
+    student = from_pretrained(str(tmp_path / "checkpoint"), ID2LABEL, seed=0)
     assert student.classifier.out_features == 3
     assert student.config.id2label == ID2LABEL
     assert student.config.label2id == {label: index for index, label in ID2LABEL.items()}
@@ -161,12 +161,22 @@ def test_from_pretrained_loads_the_encoder_and_sizes_a_new_head(tmp_path) -> Non
     )
 
 
+def test_from_pretrained_draws_the_new_head_from_its_seed_alone(tmp_path) -> None:
+    tiny_teacher(num_labels=5).save_pretrained(tmp_path)
+    first = from_pretrained(str(tmp_path), ID2LABEL, seed=3).classifier.weight
+    torch.rand(7)  # whatever ran before must not matter
+    again = from_pretrained(str(tmp_path), ID2LABEL, seed=3).classifier.weight
+    other = from_pretrained(str(tmp_path), ID2LABEL, seed=4).classifier.weight
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
 def test_from_pretrained_refuses_pickled_weights(tmp_path) -> None:
     saved = tiny_teacher()
     saved.config.save_pretrained(tmp_path)
     torch.save(saved.state_dict(), tmp_path / "pytorch_model.bin")
     with pytest.raises(OSError, match="safetensors"):
-        from_pretrained(str(tmp_path), ID2LABEL)
+        from_pretrained(str(tmp_path), ID2LABEL, seed=0)
 
 
 def test_count_parameters_matches_a_hand_count() -> None:

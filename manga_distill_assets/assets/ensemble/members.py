@@ -48,7 +48,7 @@ CLASSICAL_KIND = "ensemble_char_tfidf"
 
 @dg.asset(
     group_name="ensemble",
-    code_version="1",
+    code_version="2",
     kinds={"pytorch", "scikitlearn"},
     automation_condition=on_input_content_change(),
     pool=GPU_POOL,
@@ -152,7 +152,7 @@ def _transformer_member(
     else:
         base = member.base_model or default_teacher_base()
         tokenizer = AutoTokenizer.from_pretrained(base)
-        model = from_pretrained(base, dict(enumerate(names)))
+        model = from_pretrained(base, dict(enumerate(names)), seed=member.training.seed)
         train = split(labeled, "train")
         if member.max_train_examples and len(train) > member.max_train_examples:
             train = train.groupby("label", group_keys=False).sample(

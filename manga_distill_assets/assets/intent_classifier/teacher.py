@@ -38,7 +38,7 @@ def default_teacher_base() -> str:
 
 @dg.asset(
     group_name="intent_classifier",
-    code_version="3",
+    code_version="4",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     pool=GPU_POOL,
@@ -63,7 +63,7 @@ def teacher_model(
     else:
         base = config.base_model or default_teacher_base()
         tokenizer = AutoTokenizer.from_pretrained(base)
-        model = from_pretrained(base, id2label)
+        model = from_pretrained(base, id2label, seed=config.training.seed)
         train = _subsample(split(labeled_intents, "train"), config.max_train_examples, config.training.seed)
         result = train_teacher(
             model,

@@ -88,7 +88,7 @@ def _store_ranker(
 
 @dg.asset(
     group_name="reranker",
-    code_version="1",
+    code_version="2",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     pool=GPU_POOL,
@@ -115,7 +115,8 @@ def reranker_teacher(
         steps, history = 0, []
     else:
         base = config.base_model or default_teacher_base()
-        model, tokenizer = from_pretrained(base, RELEVANCE_LABEL), AutoTokenizer.from_pretrained(base)
+        model = from_pretrained(base, RELEVANCE_LABEL, seed=knobs.seed)
+        tokenizer = AutoTokenizer.from_pretrained(base)
         train = split_rows(rerank_queries, "train")
         if config.max_train_pairs and len(train) > config.max_train_pairs:
             train = train.sample(config.max_train_pairs, random_state=knobs.seed)
