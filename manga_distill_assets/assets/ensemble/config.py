@@ -1,7 +1,7 @@
 """Typed knobs for the ensemble group, with defaults that fit the demo on 2 CPU cores.
 
 The default ensemble has three genuinely different members: the intent graph's fine-tuned MiniLM teacher,
-a second MiniLM fine-tuned from another seed and learning rate, and a character n-gram TF-IDF + logistic
+a second MiniLM fine-tuned the teacher's way from another seed, and a character n-gram TF-IDF + logistic
 regression model that errs where the transformers do not. A user lists their own fine-tuned checkpoints
 under `transformers` (`registered_checkpoint`) instead, or turns members off.
 """
@@ -9,7 +9,7 @@ under `transformers` (`registered_checkpoint`) instead, or turns members off.
 import dagster as dg
 from pydantic import Field
 
-from manga_distill_assets.assets.intent_classifier.config import Stage2Config, TrainingKnobs
+from manga_distill_assets.assets.intent_classifier.config import TEACHER_TRAINING, Stage2Config, TrainingKnobs
 from manga_distill_assets.distill.char_tfidf import CharTfidfSettings
 from manga_distill_assets.distill.losses import OutputDistillation
 
@@ -22,7 +22,10 @@ class TransformerMemberConfig(dg.Config):
     )
     max_train_examples: int = Field(default=0, ge=0, description="Subsample the train split (0: all).")
     weight: float = Field(default=1.0, ge=0, description="Share of the member in the probability average.")
-    training: TrainingKnobs = TrainingKnobs(epochs=3.0, learning_rate=1e-4, seed=7)
+    training: TrainingKnobs = Field(
+        default=TEACHER_TRAINING.model_copy(update={"seed": 7}),
+        description="The teacher's recipe (trained to convergence on validation) from another seed.",
+    )
 
 
 class ClassicalMemberConfig(dg.Config):

@@ -63,6 +63,14 @@ class TrainingKnobs(dg.Config):
         )
 
 
+TEACHER_TRAINING = TrainingKnobs(
+    epochs=20.0, learning_rate=1e-4, head_learning_rate=2e-3, freeze_word_embeddings=True
+)
+"""How a pre-trained encoder is fine-tuned into a classifier here. `epochs` is a cap: validation decides when
+to stop. The packaged MiniLM's pooler was never trained and the head starts random, so both learn at
+`head_learning_rate` (see docs/intent-on-real-data.md)."""
+
+
 class TeacherConfig(dg.Config):
     base_model: str = Field(
         default="",
@@ -74,11 +82,7 @@ class TeacherConfig(dg.Config):
     )
     max_train_examples: int = Field(default=0, ge=0, description="Subsample the train split (0: all).")
     min_validation_accuracy: float = Field(default=0.80, ge=0, le=1)
-    training: TrainingKnobs = TrainingKnobs(
-        epochs=20.0, learning_rate=1e-4, head_learning_rate=2e-3, freeze_word_embeddings=True
-    )
-    """`epochs` is a cap: validation decides when to stop. The packaged MiniLM's pooler was never trained
-    and the head starts random, so both learn at `head_learning_rate` (see docs/intent-on-real-data.md)."""
+    training: TrainingKnobs = TEACHER_TRAINING
 
 
 class ParaphraseConfig(dg.Config):
