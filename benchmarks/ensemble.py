@@ -9,6 +9,10 @@ materialised one per run so each step's wall time is on record, then both partit
 
     nice -n 10 .venv/bin/python benchmarks/ensemble.py --data packaged
     nice -n 10 .venv/bin/python benchmarks/ensemble.py --data banking77 --workdir .artifacts/ensemble_b77
+    nice -n 10 .venv/bin/python benchmarks/ensemble.py --data banking77 --per-intent 10  # the defaults
+
+`--per-intent N` labels N BANKING77 train texts per intent (drawn as benchmarks/intent_real_data.py draws
+them, seed 0), logs the rest as unlabelled queries and runs the defaults a user gets (preset `demo`).
 
 Prints a table and writes benchmarks/results/ensemble_<data>.json. BANKING77 absent: says so and exits 0.
 """
@@ -16,6 +20,7 @@ Prints a table and writes benchmarks/results/ensemble_<data>.json. BANKING77 abs
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -28,6 +33,7 @@ from typing import Any
 
 import banking77
 import dagster as dg
+import intent_real_data
 import torch
 from banking77 import point_labeled_source_at_banking77, train_texts, write_query_log
 
@@ -44,20 +50,25 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     if arguments.data == "banking77":
         if arguments.banking77:
-            banking77.BANKING77 = Path(arguments.banking77)  # read by the loaders borrowed from banking77.py
+            # read by the loaders borrowed from banking77.py and intent_real_data.py
+            banking77.BANKING77 = intent_real_data.BANKING77 = Path(arguments.banking77)
         if not (banking77.BANKING77 / "train.csv").is_file():
             print(f"skipped: BANKING77 is not at {banking77.BANKING77} (train.csv and test.csv).")
             return
-        point_labeled_source_at_banking77()
-    preset = arguments.preset or ("banking77" if arguments.data == "banking77" else "demo")
+        if not arguments.per_intent:
+            point_labeled_source_at_banking77()
+    drawn = arguments.data == "banking77" and bool(arguments.per_intent)
+    preset = arguments.preset or ("banking77" if arguments.data == "banking77" and not drawn else "demo")
+    options = (arguments.data, preset, arguments.seeds, arguments.latency_runs, arguments.per_intent)
     if arguments.workdir:
-        result = run(Path(arguments.workdir), arguments.data, preset, arguments.seeds, arguments.latency_runs)
+        result = run(Path(arguments.workdir), *options)
     else:
         with tempfile.TemporaryDirectory(prefix="ensemble-") as scratch:
-            result = run(Path(scratch), arguments.data, preset, arguments.seeds, arguments.latency_runs)
+            result = run(Path(scratch), *options)
     print_table(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"ensemble_{arguments.data}.json"
+    suffix = f"_{arguments.per_intent}_per_intent" if drawn else ""
+    path = RESULTS / f"ensemble_{arguments.data}{suffix}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {path}")
 
@@ -70,6 +81,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--workdir", default="", help="keep artifacts here (reruns reuse caches)")
     parser.add_argument("--banking77", default="", help="folder of BANKING77's train.csv and test.csv")
     parser.add_argument(
+        "--per-intent", default="", help="BANKING77: label this many train texts per intent (default: all)"
+    )
+    parser.add_argument(
         "--latency-runs",
         type=int,
         default=0,
@@ -78,16 +92,36 @@ def parse_arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def run(root: Path, data: str, preset: str, seeds: list[int], latency_runs: int) -> dict[str, Any]:
+def run(
+    root: Path, data: str, preset: str, seeds: list[int], latency_runs: int, per_intent: str = ""
+) -> dict[str, Any]:
     from manga_distill_assets.assets.ensemble.config import EnsembleReportConfig, EnsembleStudyConfig
     from manga_distill_assets.definitions import defs, local_resources
     from manga_distill_assets.presets import PRESETS
+    from manga_distill_assets.resources.labeled_source import LabeledIntentsSource
     from manga_distill_assets.resources.query_log import LocalQueryLog
 
     resources = local_resources(root / "artifacts")
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
     days = [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(PACKAGED_DAYS))]
-    if data == "banking77":
+    if data == "banking77" and per_intent:
+        train = intent_real_data.read_banking77("train.csv")
+        labelled, unlabelled = intent_real_data.draw(train, per_intent, seed=0)
+        labelled_file = root / "labelled.csv"
+        labelled_file.parent.mkdir(parents=True, exist_ok=True)
+        with labelled_file.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["text", "category"])
+            writer.writeheader()
+            writer.writerows({"text": row["text"], "category": row["category"]} for row in labelled)
+        days = write_query_log(root / "query_log", unlabelled)
+        resources["query_log"] = LocalQueryLog(root=str(root / "query_log"))
+        resources["labeled_source"] = LabeledIntentsSource(
+            path=str(labelled_file),
+            test_path=str(banking77.BANKING77 / "test.csv"),
+            label_column="category",
+            split_column=None,
+        )
+    elif data == "banking77":
         days = write_query_log(root / "query_log", train_texts())
         resources["query_log"] = LocalQueryLog(root=str(root / "query_log"))
     instance = dg.DagsterInstance.ephemeral()
@@ -131,8 +165,8 @@ def run(root: Path, data: str, preset: str, seeds: list[int], latency_runs: int)
     group_seconds = sum(timings[key] for key in ENSEMBLE)
     study = {}
     if seeds:
-        # BANKING77's unlabeled queries are its train texts again; its preset leaves them out of stage 2.
-        study_config = EnsembleStudyConfig(seeds=seeds, use_unlabeled=data != "banking77")
+        # All of BANKING77's train texts are labelled and logged again; its preset leaves them out of stage 2.
+        study_config = EnsembleStudyConfig(seeds=seeds, use_unlabeled=data != "banking77" or bool(per_intent))
         for partition in ("targets=ensemble", "targets=single_teacher"):
             materialize(STUDY, partition_key=partition, config=study_config)
             frame = outputs[f"{STUDY}[{partition}]"]
@@ -146,6 +180,7 @@ def run(root: Path, data: str, preset: str, seeds: list[int], latency_runs: int)
     members = outputs["ensemble_members"]
     return {
         "data": data,
+        "per_intent": per_intent or None,
         "preset": preset,
         "latency_runs": latency_runs or None,
         "wall_seconds": time.perf_counter() - started,

@@ -12,6 +12,7 @@ ONNX export, the model store and any `AutoModelForSequenceClassification` user r
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,18 @@ class RerankTraining:
     warmup_ratio: float = 0.1
     seed: int = 0
     log_every: int = 10
+    min_steps: int = 0
+    """At least this many optimiser steps, going round the data again as needed: a new scoring head on a few
+    hundred pairs gets too few updates from `epochs` alone."""
+
+    def max_steps(self, rows: int) -> int:
+        """The step cap for `rows` training rows: `epochs` worth, or `min_steps` where that is more;
+        -1 (the epochs decide) otherwise, as `TrainingArguments` takes it."""
+        return (
+            self.min_steps
+            if self.min_steps > math.ceil(self.epochs * math.ceil(rows / self.batch_size))
+            else -1
+        )
 
 
 @dataclass
@@ -143,6 +156,7 @@ def _train(model, tokenizer, data: Dataset, loss, settings: RerankTraining, outp
     arguments = CrossEncoderTrainingArguments(
         output_dir=str(output_dir),
         num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps(len(data)),
         learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size,
         warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of the steps in transformers 5

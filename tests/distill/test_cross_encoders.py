@@ -69,3 +69,16 @@ def test_a_query_longer_than_the_pair_limit_is_cut_rather_than_refused(tmp_path)
     tokenizer = tiny_tokenizer(tmp_path)
     encoded = encode_pairs(tokenizer, ["where is my order " * 20], ["refund"], max_length=16)
     assert encoded["input_ids"].shape[1] == 16
+
+
+def test_min_steps_goes_round_a_small_set_again(tmp_path):
+    queries, docs, grades = pairs()  # 9 pairs: 3 steps an epoch at batch 3
+    settings = RerankTraining(epochs=1, batch_size=3, max_length=32, min_steps=7)
+    model, tokenizer = tiny_teacher(num_labels=1), tiny_tokenizer(tmp_path)
+    result = train_teacher_reranker(model, tokenizer, queries, docs, grades, settings, tmp_path / "run")
+    assert result.steps == 7
+
+
+def test_min_steps_never_shortens_what_the_epochs_give():
+    assert RerankTraining(epochs=3, batch_size=3, min_steps=7).max_steps(rows=9) == -1  # 9 steps
+    assert RerankTraining(epochs=3, batch_size=3, min_steps=10).max_steps(rows=9) == 10

@@ -14,6 +14,12 @@ class RerankKnobs(dg.Config):
         default=PAIR_MAX_LENGTH, gt=8, description="Tokens per (query, passage) pair in training."
     )
     seed: int = 42
+    min_steps: int = Field(
+        default=0,
+        ge=0,
+        description="Train at least this many optimiser steps, repeating the data: one epoch of a small "
+        "file is too few updates for a new scoring head.",
+    )
 
     def settings(self) -> RerankTraining:
         return RerankTraining(
@@ -22,6 +28,7 @@ class RerankKnobs(dg.Config):
             batch_size=self.batch_size,
             max_length=self.max_length,
             seed=self.seed,
+            min_steps=self.min_steps,
         )
 
 
