@@ -5,6 +5,10 @@ time, and how the Bedrock → student fallback splits traffic under throttling.
 answers to the packaged train questions) at each ``--shapes`` entry (hidden:layers:epochs) and scores it on
 the held-out test questions: fact accuracy, its retention of the teacher's, train seconds.
 
+``group`` materialises the `fallback_llm` group with the defaults a user gets (after the intent teacher that
+routes the query log, which is not part of the group), one asset per run so each one's wall time is on record,
+and prints `llm_eval`'s rows.
+
 ``fallback`` answers ``--questions`` questions through ``FallbackAssistant`` with the real boto3 client
 against the tests' loopback Bedrock server, with ``--throttled`` of the requests throttled, and reports the
 split between Claude and the student and p50/p99 latency; the student is a tiny untrained Llama unless
@@ -12,6 +16,7 @@ split between Claude and the student and p50/p99 latency; the student is a tiny 
 
     .venv/bin/python benchmarks/fallback_llm.py curve --shapes 64:1:3 128:2:6 --test-questions 80
     .venv/bin/python benchmarks/fallback_llm.py fallback --questions 200 --throttled 0.3
+    .venv/bin/python benchmarks/fallback_llm.py group
 
 Prints a table and writes benchmarks/results/fallback_llm_<mode>.json.
 """
@@ -24,6 +29,7 @@ import os
 import random
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +147,58 @@ def fallback(
     }
 
 
+GROUP = ("manga_qa", "llm_prompts", "teacher_responses", "llm_student", "llm_eval")
+LOG_DAYS = 3
+
+
+def group(root: Path) -> dict:
+    import dagster as dg
+
+    from manga_distill_assets.definitions import defs, local_resources
+
+    resources = local_resources(root / "artifacts")
+    instance = dg.DagsterInstance.ephemeral()
+    seconds: dict[str, float] = {}
+
+    def materialize(key: str, partition_key: str | None = None) -> dg.ExecuteInProcessResult:
+        started = time.perf_counter()
+        result = dg.materialize(
+            list(defs.assets),
+            selection=dg.AssetSelection.assets(key),
+            partition_key=partition_key,
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
+        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - started
+        if not result.get_asset_materialization_events():
+            raise SystemExit(f"materialising {key} failed; see the run log above.")
+        return result
+
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+    days = [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(LOG_DAYS))]
+    materialize("labeled_intents")
+    for day in days:
+        materialize("raw_queries", partition_key=day)
+    materialize("unlabeled_queries", partition_key=days[-1])
+    materialize("teacher_model")
+    for key in GROUP:
+        last = materialize(key)
+    report = last.output_for_node("llm_eval")
+    rows = {
+        name: {key: report[name][key] for key in ("fact_accuracy", "token_f1", "judge_score", "refusal_rate")}
+        | {key: report[name][key] for key in ("p50_ms", "p99_ms") if key in report[name]}
+        for name in ("teacher", "student", "base")
+    }
+    return {
+        "group_seconds": sum(seconds[key] for key in GROUP),
+        "seconds_per_asset": seconds,
+        "test_questions": report["test_questions"],
+        "fact_retention": report["fact_retention"],
+        "rows": rows,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     modes = parser.add_subparsers(dest="mode", required=True)
@@ -154,10 +212,15 @@ def main() -> None:
     fallback_args.add_argument("--deadline-ms", type=float, default=1500)
     fallback_args.add_argument("--reserve-ms", type=float, default=500)
     fallback_args.add_argument("--student", default="")
+    modes.add_parser("group")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.mode == "curve":
         result: object = curve(args.shapes, args.test_questions, args.threads)
+    elif args.mode == "group":
+        with tempfile.TemporaryDirectory(prefix="fallback-llm-") as scratch:
+            result = group(Path(scratch))
+        print(json.dumps(result, indent=2))
     else:
         result = fallback(
             args.questions, args.throttled, args.deadline_ms / 1000, args.reserve_ms / 1000, args.student

@@ -51,7 +51,10 @@ class RerankTeacherConfig(dg.Config):
     )
     max_train_pairs: int = Field(default=0, ge=0, description="Subsample the train pairs (0: all).")
     min_validation_ndcg_at_3: float = Field(default=0.6, ge=0, le=1)
-    training: RerankKnobs = RerankKnobs(epochs=1.0, learning_rate=1e-4, batch_size=8)
+    training: RerankKnobs = RerankKnobs(epochs=1.0, learning_rate=1e-4, batch_size=8, min_steps=600)
+    """One epoch, but never under 600 steps: on 60 of the packaged train queries (1,200 pairs, 150 steps an
+    epoch) one epoch left the teacher at test NDCG@3 0.241, under BM25's 0.567; 600 steps reached 0.620.
+    The packaged default's 5,600 pairs are 700 steps an epoch, so it trains as before."""
 
 
 class RerankScoresConfig(dg.Config):

@@ -88,7 +88,7 @@ def _store_ranker(
 
 @dg.asset(
     group_name="reranker",
-    code_version="2",
+    code_version="3",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     pool=GPU_POOL,
