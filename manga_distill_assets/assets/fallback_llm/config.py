@@ -43,7 +43,13 @@ class LlmStudentConfig(dg.Config):
     max_conversations: int = Field(
         default=0, ge=0, description="Train on a seeded sample of this many teacher answers (0: all)."
     )
-    epochs: float = Field(default=4.0, gt=0)
+    epochs: float = Field(
+        default=24.0,
+        gt=0,
+        description="A Llama trained from random weights learns the catalogue's facts by repetition: on an "
+        "idle 2-core CPU 4 epochs stated every fact in 2.5% of held-out answers, 16 in 16% "
+        "(docs/fallback-llm.md).",
+    )
     learning_rate: float = Field(default=4e-3, gt=0)
     batch_size: int = Field(default=16, gt=0)
     gradient_accumulation: int = Field(default=1, gt=0)

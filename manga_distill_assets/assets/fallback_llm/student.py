@@ -34,7 +34,7 @@ def _put(store: ModelStore, model, tokenizer, kind: str, metrics: dict) -> Model
 
 @dg.asset(
     group_name="fallback_llm",
-    code_version="1",
+    code_version="2",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     pool=GPU_POOL,
