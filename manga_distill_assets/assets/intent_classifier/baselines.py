@@ -56,7 +56,8 @@ def _pretrained_source(
     del teacher_ref, store
     base = config.base_model or default_teacher_base()
     config.student.check_teacher_depth(base, "student")
-    return Start(from_pretrained(base, id2label), AutoTokenizer.from_pretrained(base), base, fresh_head=True)
+    model = from_pretrained(base, id2label, seed=config.training.seed)
+    return Start(model, AutoTokenizer.from_pretrained(base), base, fresh_head=True)
 
 
 def _teacher_source(
@@ -74,7 +75,7 @@ def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=name,
         group_name="intent_classifier",
-        code_version="3",
+        code_version="4",
         kinds={"pytorch"},
         automation_condition=on_input_content_change(),
         pool=GPU_POOL,
