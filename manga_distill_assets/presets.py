@@ -70,7 +70,9 @@ def smoke_run_config() -> dg.RunConfig:
             "ensemble_members": EnsembleMembersConfig(
                 transformers=[
                     TransformerMemberConfig(
-                        name="minilm_seed7", max_train_examples=160, training=_quick(1.0, 1e-4)
+                        name="minilm_seed7",
+                        max_train_examples=160,
+                        training=_quick(1.0, 1e-4).model_copy(update={"seed": 7}),
                     )
                 ],
                 classical=ClassicalMemberConfig(min_df=1),
