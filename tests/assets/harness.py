@@ -26,9 +26,14 @@ LOG_PREFIX = "logs/queries"
 STORE_PREFIX = "manga-distill"
 
 
+# The suite's one "now": tests/conftest.py holds Dagster's clock here for the whole session, so a run that
+# crosses midnight UTC still sees the day its fixtures landed as the latest partition.
+CLOCK = datetime.now(UTC)
+
+
 def recent_days(count: int) -> list[str]:
-    """Days that are valid partitions today, oldest first, ending yesterday (UTC)."""
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+    """Days that are valid partitions at CLOCK, oldest first, ending the day before (UTC)."""
+    yesterday = (CLOCK - timedelta(days=1)).date()
     return [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(count))]
 
 
