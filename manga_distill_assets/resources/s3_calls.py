@@ -17,6 +17,7 @@ _S3_PERMISSION = {
     "get_object": "s3:GetObject",
     "put_object": "s3:PutObject",
     "delete_object": "s3:DeleteObject",
+    "list_objects_v2": "s3:ListBucket",
 }
 _REJECTED_CREDENTIALS_CODES = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
