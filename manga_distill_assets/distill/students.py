@@ -60,14 +60,20 @@ def from_config(
     Keeping the teacher's vocabulary, position and token-type tables lets the student share the teacher's
     tokenizer, so the transfer texts are tokenised once for both.
     """
-    config = copy.deepcopy(teacher_config)
+    config = shaped_config(spec, teacher_config)
+    _set_labels(config, id2label)
+    student = AutoModelForSequenceClassification.from_config(config, attn_implementation=EAGER_ATTENTION)
+    return student.eval()
+
+
+def shaped_config(spec: StudentSpec, config: PretrainedConfig) -> PretrainedConfig:
+    """A copy of `config` (its family, vocabulary, positions) at `spec`'s depth, width and heads."""
+    config = copy.deepcopy(config)
     config.num_hidden_layers = spec.num_layers
     config.hidden_size = spec.hidden_size
     config.num_attention_heads = spec.num_heads
     setattr(config, _intermediate_attribute(config), spec.intermediate_size)
-    _set_labels(config, id2label)
-    student = AutoModelForSequenceClassification.from_config(config, attn_implementation=EAGER_ATTENTION)
-    return student.eval()
+    return config
 
 
 def from_teacher(teacher: PreTrainedModel, layers: Sequence[int]) -> PreTrainedModel:
