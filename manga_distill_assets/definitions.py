@@ -20,13 +20,16 @@ from manga_distill_assets.assets.ensemble import soft_labels as ensemble_soft_la
 from manga_distill_assets.assets.ensemble import student as ensemble_student
 from manga_distill_assets.assets.ensemble import study as ensemble_study
 from manga_distill_assets.assets.ensemble.study import ENSEMBLE_STUDY_JOB
+from manga_distill_assets.assets.experiments import init_study as experiment_init_study
 from manga_distill_assets.assets.experiments import report as experiment_report_assets
 from manga_distill_assets.assets.experiments import studies as experiment_studies
+from manga_distill_assets.assets.experiments.init_study import INIT_STUDY_JOB
 from manga_distill_assets.assets.experiments.studies import STUDY_JOBS
 from manga_distill_assets.assets.fallback_llm import evaluation as llm_evaluation
 from manga_distill_assets.assets.fallback_llm import questions as llm_questions
 from manga_distill_assets.assets.fallback_llm import student as llm_student
 from manga_distill_assets.assets.fallback_llm import teacher as llm_teacher
+from manga_distill_assets.assets.general import student as general_student
 from manga_distill_assets.assets.intent_classifier import (
     baselines,
     evaluation,
@@ -46,6 +49,7 @@ from manga_distill_assets.assets.queries.schedules import (
 from manga_distill_assets.assets.reranker import data as rerank_data
 from manga_distill_assets.assets.reranker import models as rerank_models
 from manga_distill_assets.assets.reranker import serving as rerank_serving
+from manga_distill_assets.resources.general_corpus import CORPUS_VARIABLE, general_corpus_from_env
 from manga_distill_assets.resources.io_manager import S3TableIOManager, TableIOManager
 from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.logit_cache import LogitCache
@@ -97,6 +101,7 @@ def local_resources(root: Path | None = None) -> dict[str, object]:
         "training_workspace": TrainingWorkspace(root=str(root / "work")),
         "rerank_source": RerankPairsSource(path=os.environ.get("MANGA_RERANK_PATH", "")),
         "qa_source": MangaQASource(path=os.environ.get("MANGA_QA_PATH", "")),
+        "general_corpus": general_corpus_from_env(os.environ.get(CORPUS_VARIABLE)),
     }
 
 
@@ -157,6 +162,7 @@ defs = dg.Definitions(
         [
             labeled_assets,
             query_assets,
+            general_student,
             teacher,
             paraphrases,
             soft_labels,
@@ -165,6 +171,7 @@ defs = dg.Definitions(
             onnx_assets,
             evaluation,
             experiment_studies,
+            experiment_init_study,
             experiment_report_assets,
             ensemble_members,
             ensemble_soft_labels,
@@ -180,7 +187,7 @@ defs = dg.Definitions(
             llm_evaluation,
         ]
     ),
-    jobs=[land_raw_queries, nightly_inputs, *STUDY_JOBS, ENSEMBLE_STUDY_JOB],
+    jobs=[land_raw_queries, nightly_inputs, *STUDY_JOBS, INIT_STUDY_JOB, ENSEMBLE_STUDY_JOB],
     schedules=[nightly_refresh],
     sensors=[content_change_automation],
     resources=resources_from_env(),

@@ -20,8 +20,10 @@ from manga_distill_assets.assets.fallback_llm.config import (
     LlmStudentConfig,
     LoraConfigKnobs,
 )
+from manga_distill_assets.assets.general.config import GeneralStudentConfig
 from manga_distill_assets.assets.intent_classifier.config import (
     BaselineConfig,
+    EncoderShape,
     EvalConfig,
     ParaphraseConfig,
     SoftLabelConfig,
@@ -56,6 +58,11 @@ def _quick(epochs: float, learning_rate: float) -> TrainingKnobs:
 def smoke_run_config() -> dg.RunConfig:
     return dg.RunConfig(
         ops={
+            "general_student": GeneralStudentConfig(
+                shape=EncoderShape(num_layers=2, hidden_size=96, num_heads=4, intermediate_size=192),
+                max_passages=64,
+                training=_quick(1.0, 5e-4),
+            ),
             "teacher_model": TeacherConfig(
                 max_train_examples=160, training=_quick(1.0, 1e-4), min_validation_accuracy=0.0
             ),

@@ -9,6 +9,7 @@ changing. Because the comparison is against what the asset last consumed (not ag
 is also right after the daemon was down for a while.
 """
 
+from collections.abc import Sequence
 from hashlib import sha256
 
 import dagster as dg
@@ -65,24 +66,28 @@ def _current_input_version(view, parent: dg.AssetKey, subset) -> str | None:
     return sha256("".join(versions).encode("utf8")).hexdigest()
 
 
-def _settled() -> dg.AutomationCondition:
-    """Nothing upstream is missing or running, and the asset is neither running nor failed last time.
+def _settled(optional: Sequence[str] = ()) -> dg.AutomationCondition:
+    """Nothing upstream is missing (but the `optional` deps) or running, and the asset is neither running nor
+    failed last time.
 
     A failed run is not retried on every tick: a user looks at it, fixes it and materialises by hand.
     """
     return (
-        ~dg.AutomationCondition.any_deps_missing()
+        ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(*optional))
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
         & ~dg.AutomationCondition.execution_failed()
     )
 
 
-def on_input_content_change() -> dg.AutomationCondition:
-    """For unpartitioned assets: run when an input's content changed since this asset last read it."""
-    return ((InputDataVersionsChanged() | dg.AutomationCondition.missing()) & _settled()).with_label(
-        "on_input_content_change"
-    )
+def on_input_content_change(optional: Sequence[str] = ()) -> dg.AutomationCondition:
+    """For unpartitioned assets: run when an input's content changed since this asset last read it.
+
+    `optional` deps are read only under some config (`general_student` under `init: general`): one that was
+    never materialised does not hold the asset back.
+    """
+    changed = InputDataVersionsChanged() | dg.AutomationCondition.missing()
+    return (changed & _settled(optional)).with_label("on_input_content_change")
 
 
 def on_window_content_change(*window_deps: str) -> dg.AutomationCondition:

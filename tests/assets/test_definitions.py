@@ -49,7 +49,9 @@ def test_the_graph_matches_the_design():
         "labeled_intents",
         "claude_paraphrases",
         "unlabeled_queries",
+        "general_student",
     }
+    assert parents["general_student"] == set()
     assert parents["student_stage2"] == {"student_stage1", "teacher_soft_labels", "labeled_intents"}
     assert parents["student_onnx"] == {"student_stage2", "labeled_intents"}
     assert parents["eval_report"] == {

@@ -15,8 +15,10 @@ from manga_distill_assets.assets.intent_classifier.config import StudentShape
 from manga_distill_assets.definitions import defs, local_resources
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.distill.evaluation import predict_logits
-from manga_distill_assets.distill.students import freeze_encoder, from_teacher
+from manga_distill_assets.distill.general import narrow_encoder
+from manga_distill_assets.distill.students import StudentSpec, freeze_encoder, from_teacher
 from manga_distill_assets.resources.io_manager import encode_value
+from tests.assets.harness import recent_days
 from tests.distill.tiny import TINY_LABEL_NAMES, TINY_LABELS, TINY_TEXTS, tiny_teacher, tiny_tokenizer
 
 SPLITS = ["train", "train", "train", "validation", "test"]
@@ -52,9 +54,9 @@ def soft_label_frame(labeled: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def write_asset(root: Path, key: str, value) -> None:
+def write_asset(root: Path, key: str, value, partition: str = "data") -> None:
     suffix, data = encode_value(value)
-    path = root / "assets" / key / f"data{suffix}"
+    path = root / "assets" / key / f"{partition}{suffix}"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
 
@@ -91,11 +93,25 @@ class Lab:
             "student_stage1",
             store_model(self.resources, root, stage1, self.tokenizer, "student_stage1"),
         )
+        general = narrow_encoder(StudentSpec(2, 16, 2, 32), self.teacher, seed=0)
+        write_asset(
+            root / "artifacts",
+            "general_student",
+            store_model(self.resources, root, general, self.tokenizer, "general_student"),
+        )
+        paraphrases = pd.DataFrame({"text": [text for text, _, _ in PARAPHRASES]})
+        write_asset(root / "artifacts", "claude_paraphrases", paraphrases)
+        (day,) = recent_days(1)
+        queries = pd.DataFrame({"text": QUERIES, "frequency": [3, 2, 1]})
+        write_asset(root / "artifacts", "unlabeled_queries", queries, partition=day)
 
     def materialize(self, key: str, partition: str | None = None, instance=None, seeds=SEEDS):
         ops = smoke_study_ops(seeds)
         ops["recipe_study"] = RecipeStudyConfig(
             **{**ops["recipe_study"].model_dump(), "student": StudentShape(teacher_layers=[1, 3])}
+        )
+        ops["init_study"] = ops["init_study"].model_copy(
+            update={"student": StudentShape(teacher_layers=[1, 3])}
         )
         return dg.materialize(
             list(defs.assets),
@@ -123,6 +139,7 @@ def lab(tmp_path_factory):
         "temperature_study": ["T=1", "T=4"],
         "recipe_study": ["recipe=two_stage", "recipe=output_only", "recipe=feature_only", "recipe=combined"],
         "data_study": ["data=original", "data=+paraphrases", "data=+unlabeled"],
+        "init_study": ["init=general", "init=teacher", "init=config"],
     }.items():
         for partition in partitions:
             seeds = SEEDS if study == "temperature_study" else SEEDS[:1]
@@ -211,6 +228,19 @@ def test_every_recipe_trains_on_its_own_data(lab):
         "feature_only": train,
         "combined": everything,
     }
+
+
+def test_every_start_is_distilled_and_scored_once_per_seed_and_reported(lab):
+    for variant in ("init=general", "init=teacher", "init=config"):
+        frame = lab.results[variant]
+        assert frame["seed"].tolist() == [SEEDS[0]]
+        assert frame["retention"].iloc[0] == pytest.approx(
+            frame["accuracy"].iloc[0] / frame["teacher_accuracy"].iloc[0]
+        )
+        assert frame["transfer_rows"].iloc[0] == int(lab.soft_labels["keep"].sum())
+    studies = lab.report.output_for_node("experiment_report")["studies"]
+    assert studies["init_study"]["missing"] == []
+    assert studies["init_study"]["verdict"] is not None
 
 
 def test_feature_only_fits_the_head_and_freezes_the_encoder():

@@ -10,11 +10,17 @@ seeds every variant runs.
 import dagster as dg
 from pydantic import Field
 
-from manga_distill_assets.assets.intent_classifier.config import LayerMatchConfig, StudentShape, TrainingKnobs
+from manga_distill_assets.assets.intent_classifier.config import (
+    LayerMatchConfig,
+    Stage1Config,
+    Stage2Config,
+    StudentShape,
+    TrainingKnobs,
+)
 from manga_distill_assets.distill.layer_match import LayerMatch, parse_layer_matches
 from manga_distill_assets.distill.losses import OutputDistillation
 
-STUDY_ASSETS = ("temperature_study", "alpha_study", "recipe_study", "data_study")
+STUDY_ASSETS = ("temperature_study", "alpha_study", "recipe_study", "data_study", "init_study")
 
 
 class StudyConfig(dg.Config):
@@ -70,6 +76,18 @@ class RecipeStudyConfig(StudyConfig):
         return parse_layer_matches([match.model_dump() for match in self.layer_matches])
 
 
+class InitStudyConfig(StudyConfig):
+    """The graph's own stage budgets by default, since an init is only judged fairly once trained as the
+    graph trains it: stage 1 as `student_stage1`, stage 2 (`training`) as `student_stage2`."""
+
+    student: StudentShape = Field(
+        default=StudentShape(), description="init=teacher: the teacher layers the student keeps."
+    )
+    max_transfer_texts: int = Field(default=Stage1Config().max_transfer_texts, ge=0)
+    stage1: TrainingKnobs = Stage1Config().training
+    training: TrainingKnobs = Stage2Config().training
+
+
 def _tiny(epochs: float, learning_rate: float) -> TrainingKnobs:
     return TrainingKnobs(
         epochs=epochs, learning_rate=learning_rate, batch_size=16, max_length=32, checkpoint_every=0
@@ -80,7 +98,16 @@ def smoke_study_ops(seeds: tuple[int, ...] = (0,)) -> dict[str, StudyConfig]:
     """A few optimiser steps per run: enough to test the plumbing, not to compare variants."""
     study = StudyConfig(seeds=list(seeds), training=_tiny(1.0, 5e-4))
     recipe = RecipeStudyConfig(seeds=list(seeds), training=_tiny(1.0, 5e-4), head_training=_tiny(1.0, 1e-3))
-    return {"temperature_study": study, "alpha_study": study, "recipe_study": recipe, "data_study": study}
+    init = InitStudyConfig(
+        seeds=list(seeds), max_transfer_texts=200, stage1=_tiny(1.0, 5e-4), training=_tiny(1.0, 5e-4)
+    )
+    return {
+        "temperature_study": study,
+        "alpha_study": study,
+        "recipe_study": recipe,
+        "data_study": study,
+        "init_study": init,
+    }
 
 
 def demo_study_ops() -> dict[str, StudyConfig]:
@@ -89,6 +116,7 @@ def demo_study_ops() -> dict[str, StudyConfig]:
         "alpha_study": StudyConfig(),
         "recipe_study": RecipeStudyConfig(),
         "data_study": StudyConfig(),
+        "init_study": InitStudyConfig(),
     }
 
 

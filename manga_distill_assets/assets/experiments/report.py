@@ -16,6 +16,7 @@ import dagster as dg
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from manga_distill_assets.assets.experiments.init_study import INIT_STUDY, INIT_VARIANTS, init_study
 from manga_distill_assets.assets.experiments.studies import (
     GROUP,
     STUDY_VARIANTS,
@@ -37,19 +38,20 @@ from manga_distill_assets.resources.model_store import ModelStore
 
 REPORT_FILE = "experiment_report.json"
 PLOT_FILE = "accuracy_vs_temperature.png"
+REPORTED_STUDIES = {**STUDY_VARIANTS, INIT_STUDY: INIT_VARIANTS}
 
 
 @dg.asset(
     group_name=GROUP,
     code_version="1",
     kinds={"pytorch"},
-    deps=[temperature_study, alpha_study, recipe_study, data_study],
+    deps=[temperature_study, alpha_study, recipe_study, data_study, init_study],
 )
 def experiment_report(context: dg.AssetExecutionContext, model_store: ModelStore) -> dg.Output[dict]:
     """Per study: mean ± std over seeds of accuracy, macro-F1, retention, training time and final loss for
     each variant, the best variant and whether it is distinguishable from the runner-up; the partitions not
     yet materialised are listed. Accuracy against T is plotted."""
-    runs = {study: _latest_runs(context.instance, study) for study in STUDY_VARIANTS}
+    runs = {study: _latest_runs(context.instance, study) for study in REPORTED_STUDIES}
     report = build_report(runs)
     for study, part in report["studies"].items():
         if part["missing"]:
@@ -76,7 +78,7 @@ def experiment_report(context: dg.AssetExecutionContext, model_store: ModelStore
 def _latest_runs(instance: dg.DagsterInstance, study: str) -> dict[str, list[dict]]:
     """Each partition's per-seed results from its latest materialisation; partitions never run are absent."""
     runs = {}
-    for partition in STUDY_VARIANTS[study]:
+    for partition in REPORTED_STUDIES[study]:
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey(study), asset_partitions=[partition]), limit=1
         ).records
@@ -89,7 +91,7 @@ def _latest_runs(instance: dg.DagsterInstance, study: str) -> dict[str, list[dic
 def build_report(runs: dict[str, dict[str, list[dict]]]) -> dict:
     """`runs[study][variant]` holds one dict per seed; the report keeps the studies' variant order."""
     studies = {}
-    for study, variants in STUDY_VARIANTS.items():
+    for study, variants in REPORTED_STUDIES.items():
         present = runs.get(study, {})
         summaries = [
             summarise_variant(variant, present[variant]) for variant in variants if variant in present

@@ -211,13 +211,13 @@ def run_study(
     names = label_names(inputs.labeled)
     truth = label_ids(test["label"], names)
     texts = test["text"].tolist()
-    teacher_accuracy = _score(inputs.teacher, inputs.teacher_tokenizer, texts, truth, names)["accuracy"]
+    teacher_accuracy = score_texts(inputs.teacher, inputs.teacher_tokenizer, texts, truth, names)["accuracy"]
     rows = []
     for seed in config.seeds:
         context.log.info(f"{study} {context.partition_key}: seed {seed}")
         with tempfile.TemporaryDirectory(dir=workspace.folder("experiments")) as tmp:
             run = _train_variant(context, variant, config, inputs, seed, Path(tmp))
-        quality = _score(run.model, run.tokenizer, texts, truth, names)
+        quality = score_texts(run.model, run.tokenizer, texts, truth, names)
         rows.append(
             {
                 "study": study,
@@ -234,6 +234,22 @@ def run_study(
             }
         )
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return study_output(
+        context,
+        frame,
+        {
+            "temperature": variant.temperature,
+            "alpha": variant.alpha,
+            "recipe": variant.recipe,
+            "transfer_origins": ", ".join(variant.origins),
+        },
+    )
+
+
+def study_output(
+    context: dg.AssetExecutionContext, frame: pd.DataFrame, settings: dict[str, object]
+) -> dg.Output[pd.DataFrame]:
+    """One partition's per-seed rows, with the metadata `experiment_report` reads (`results`)."""
     return dg.Output(
         frame,
         # Training time varies run to run; the version names what the students learned and scored.
@@ -246,15 +262,12 @@ def run_study(
             "macro_f1_mean": float(frame["macro_f1"].mean()),
             "retention_mean": float(frame["retention"].mean()),
             "training_seconds_total": float(frame["training_seconds"].sum()),
-            "temperature": variant.temperature,
-            "alpha": variant.alpha,
-            "recipe": variant.recipe,
-            "transfer_origins": ", ".join(variant.origins),
+            **settings,
         },
     )
 
 
-def _score(
+def score_texts(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     texts: list[str],

@@ -6,6 +6,10 @@ and what it owes to the teacher's soft labels.
   gap between it and the distilled student is what distillation bought (`distillation_gain`).
 - `baseline_student_teacher_init` starts from the fine-tuned teacher's layers, as the distilled student does:
   it already inherits the teacher's knowledge through its weights.
+
+With `student.init: general` both start from the general student (and are then the same run): a student of
+that shape owes the teacher nothing until distillation, so its fair baseline is the general student trained
+on the labels.
 """
 
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ import pandas as pd
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.assets.automation import on_input_content_change
+from manga_distill_assets.assets.general.student import check_same_vocabulary, latest_general_student
 from manga_distill_assets.assets.intent_classifier.common import (
     GPU_OP_TAGS,
     GPU_POOL,
@@ -77,7 +82,8 @@ def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
         group_name="intent_classifier",
         code_version="4",
         kinds={"pytorch"},
-        automation_condition=on_input_content_change(),
+        ins={"general_student": dg.AssetIn(dagster_type=dg.Nothing)},
+        automation_condition=on_input_content_change(optional=["general_student"]),
         pool=GPU_POOL,
         op_tags=GPU_OP_TAGS,
         description=description,
@@ -95,7 +101,12 @@ def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
         id2label = dict(enumerate(names))
         start = source(config, teacher_ref, model_store, id2label)
         tokenizer = start.tokenizer
-        student = config.student.build(start.model, id2label, config.training.seed)
+        general, general_sha = None, ""
+        if config.student.init == "general":
+            general_ref = latest_general_student(context, name)
+            general, general_sha = model_store.get(general_ref), general_ref.sha256
+            check_same_vocabulary(general, start.model.config.vocab_size, name)
+        student = config.student.build(start.model, id2label, config.training.seed, general)
         knobs = config.training
         if not start.fresh_head:
             knobs = knobs.model_copy(update={"head_learning_rate": None})
@@ -111,6 +122,7 @@ def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
                     teacher_ref.sha256,
                     lines_fingerprint(train["text"]),
                     config.model_copy(update={"training": knobs}).model_dump_json(),
+                    general_sha,
                 )
             ),
             progress=log_progress(context, name),

@@ -113,33 +113,13 @@ class SoftLabelConfig(dg.Config):
     )
 
 
-class StudentShape(dg.Config):
-    """How the student starts: from teacher layers (default), a config (random init), or a pretrained model.
+class EncoderShape(dg.Config):
+    """Depth, width, heads and feed-forward width of an encoder built from a config."""
 
-    The default copies the fine-tuned teacher's embeddings and layers 2 and 5 (DistilBERT-style): on 2 CPU
-    cores it reaches the teacher's accuracy within the demo's budget at about 0.4 of its PyTorch latency.
-    `init: config` builds the TinyBERT-shaped student below from scratch; it is smaller and faster still, but
-    needs far more epochs than a CPU demo affords (with the demo budget it stayed below the baseline).
-    """
-
-    init: Literal["config", "teacher", "pretrained"] = "teacher"
-    teacher_layers: list[Annotated[int, Field(ge=0)]] = Field(
-        default_factory=lambda: [2, 5],
-        min_length=1,
-        description="init=teacher: 0-based, strictly increasing, each below the teacher's depth.",
-    )
-    num_layers: int = Field(default=4, gt=0)
-    hidden_size: int = Field(default=192, gt=0)
-    num_heads: int = Field(default=6, gt=0)
-    intermediate_size: int = Field(default=768, gt=0)
-    pretrained: str = Field(default="", description="For init=pretrained: a hub id or folder.")
-
-    @field_validator("teacher_layers")
-    @classmethod
-    def _increasing(cls, layers: list[int]) -> list[int]:
-        if any(later <= earlier for earlier, later in itertools.pairwise(layers)):
-            raise ValueError(f"{layers} must be strictly increasing (each layer once, lowest first)")
-        return layers
+    num_layers: int = Field(default=StudentSpec.num_layers, gt=0)
+    hidden_size: int = Field(default=StudentSpec.hidden_size, gt=0)
+    num_heads: int = Field(default=StudentSpec.num_heads, gt=0)
+    intermediate_size: int = Field(default=StudentSpec.intermediate_size, gt=0)
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> Self:
@@ -149,6 +129,42 @@ class StudentShape(dg.Config):
                 "every attention head gets an equal slice of the width"
             )
         return self
+
+    def spec(self) -> StudentSpec:
+        return StudentSpec(
+            num_layers=self.num_layers,
+            hidden_size=self.hidden_size,
+            num_heads=self.num_heads,
+            intermediate_size=self.intermediate_size,
+        )
+
+
+class StudentShape(EncoderShape):
+    """How the student starts: from teacher layers (default), the general student, a config (random init),
+    or a pretrained model.
+
+    The default copies the fine-tuned teacher's embeddings and layers 2 and 5 (DistilBERT-style): on 2 CPU
+    cores it reaches the teacher's accuracy within the demo's budget at about 0.4 of its PyTorch latency.
+    `init: general` starts from `general_student` (TinyBERT's first stage, its own group, materialised once);
+    its shape is the general student's, so the four shape knobs below do not apply. `init: config` builds
+    the TinyBERT-shaped student below from scratch; it is smaller and faster still, but needs far more
+    epochs than a CPU demo affords (with the demo budget it stayed below the baseline).
+    """
+
+    init: Literal["config", "teacher", "general", "pretrained"] = "teacher"
+    teacher_layers: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [2, 5],
+        min_length=1,
+        description="init=teacher: 0-based, strictly increasing, each below the teacher's depth.",
+    )
+    pretrained: str = Field(default="", description="For init=pretrained: a hub id or folder.")
+
+    @field_validator("teacher_layers")
+    @classmethod
+    def _increasing(cls, layers: list[int]) -> list[int]:
+        if any(later <= earlier for earlier, later in itertools.pairwise(layers)):
+            raise ValueError(f"{layers} must be strictly increasing (each layer once, lowest first)")
+        return layers
 
     def check_teacher_depth(self, teacher_folder: Path | str, setting: str) -> None:
         """The one bound that needs the teacher: read from its config.json, before its weights are loaded."""
@@ -163,24 +179,21 @@ class StudentShape(dg.Config):
                 allow_retries=False,
             )
 
-    def spec(self) -> StudentSpec:
-        return StudentSpec(
-            num_layers=self.num_layers,
-            hidden_size=self.hidden_size,
-            num_heads=self.num_heads,
-            intermediate_size=self.intermediate_size,
-        )
-
-    def build(self, source: PreTrainedModel, id2label: dict[int, str], seed: int) -> PreTrainedModel:
-        """This shape's student, with `source`'s layers where `init` is teacher."""
+    def build(
+        self, source: PreTrainedModel, id2label: dict[int, str], seed: int, general: Path | None = None
+    ) -> PreTrainedModel:
+        """This shape's student, with `source`'s layers where `init` is teacher; `general` is the general
+        student's folder, which `init: general` needs."""
+        if self.init == "general" and general is None:
+            raise ValueError("init=general needs the general student's folder; materialise general_student.")
         return build_student(
-            self.init,
+            "pretrained" if self.init == "general" else self.init,
             source,
             id2label,
             seed,
             layers=self.teacher_layers,
             spec=self.spec(),
-            pretrained=self.pretrained,
+            pretrained=str(general) if self.init == "general" else self.pretrained,
         )
 
 

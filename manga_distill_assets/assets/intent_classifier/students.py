@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from manga_distill_assets.assets.automation import on_input_content_change
+from manga_distill_assets.assets.general.student import check_same_vocabulary, latest_general_student
 from manga_distill_assets.assets.intent_classifier.common import (
     GPU_OP_TAGS,
     GPU_POOL,
@@ -45,7 +46,7 @@ def save_and_put(
         return store.put(folder, kind=kind, label_map=id2label, metrics=metrics)
 
 
-def _transfer_texts(
+def transfer_texts(
     labeled: pd.DataFrame, paraphrases: pd.DataFrame, unlabeled: pd.DataFrame, cap: int
 ) -> list[str]:
     """Train texts first, then paraphrases and real queries (most frequent first) in turn, so a cap keeps both
@@ -67,8 +68,11 @@ def vocabulary_texts(labeled: pd.DataFrame, extra: list[str]) -> list[str]:
     group_name="intent_classifier",
     code_version="1",
     kinds={"pytorch"},
-    ins={"unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping())},
-    automation_condition=on_input_content_change(),
+    ins={
+        "unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping()),
+        "general_student": dg.AssetIn(dagster_type=dg.Nothing),
+    },
+    automation_condition=on_input_content_change(optional=["general_student"]),
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
 )
@@ -83,14 +87,20 @@ def student_stage1(
     training_workspace: TrainingWorkspace,
 ) -> dg.Output[dict]:
     """TinyBERT-style intermediate-layer distillation on the transfer texts (embeddings, hidden states,
-    attentions); the learned projections are saved beside the student."""
+    attentions); the learned projections are saved beside the student. Under `init: general` the student
+    starts from the latest general_student (a dependency only that init reads)."""
     teacher_ref = matching_ref(teacher_model, labeled_intents, "student_stage1")
     teacher_folder = model_store.get(teacher_ref)
     config.student.check_teacher_depth(teacher_folder, "student")
     teacher, tokenizer = load_model(teacher_folder)
     id2label = {int(k): v for k, v in teacher_ref.label_map.items()}
-    texts = _transfer_texts(labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts)
-    student = config.student.build(teacher, id2label, config.training.seed)
+    texts = transfer_texts(labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts)
+    general, general_sha = None, ""
+    if config.student.init == "general":
+        general_ref = latest_general_student(context, "student_stage1")
+        general, general_sha = model_store.get(general_ref), general_ref.sha256
+        check_same_vocabulary(general, teacher.config.vocab_size, "student_stage1")
+    student = config.student.build(teacher, id2label, config.training.seed, general)
     matches = config.matches() or uniform_layer_map(
         student.config.num_hidden_layers, teacher.config.num_hidden_layers
     )
@@ -102,7 +112,11 @@ def student_stage1(
         matches,
         config.training.training_config(
             training_workspace.folder(
-                "student_stage1", teacher_ref.sha256, lines_fingerprint(texts), config.model_dump_json()
+                "student_stage1",
+                teacher_ref.sha256,
+                lines_fingerprint(texts),
+                config.model_dump_json(),
+                general_sha,
             )
         ),
         beta=config.beta,

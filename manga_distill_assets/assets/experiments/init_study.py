@@ -1,0 +1,184 @@
+"""Where the student starts: the general student, the teacher's own layers, or the general student's shape
+with random weights, each then distilled exactly as the graph does (stage 1 on the transfer texts, the
+vocabulary pruned, stage 2 on the teacher's soft labels), once per seed.
+
+`init=general` against `init=config` is what the general stage buys a narrow student; `init=teacher` is the
+graph's default student, for scale. Rows are the other studies' columns, so `experiment_report` summarises
+this study like the rest.
+"""
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from transformers import AutoConfig, PreTrainedModel
+
+from manga_distill_assets.assets.experiments.config import InitStudyConfig
+from manga_distill_assets.assets.experiments.studies import (
+    GROUP,
+    RESULT_COLUMNS,
+    StudyInputs,
+    score_texts,
+    study_output,
+    transfer_rows,
+)
+from manga_distill_assets.assets.intent_classifier.common import (
+    GPU_OP_TAGS,
+    GPU_POOL,
+    label_ids,
+    label_names,
+    log_progress,
+    matching_ref,
+    split,
+)
+from manga_distill_assets.assets.intent_classifier.students import transfer_texts, vocabulary_texts
+from manga_distill_assets.distill.artifacts import load_model
+from manga_distill_assets.distill.layer_match import uniform_layer_map
+from manga_distill_assets.distill.losses import OutputDistillation
+from manga_distill_assets.distill.students import StudentSpec, build_student, from_pretrained
+from manga_distill_assets.distill.training import LabeledTexts, train_stage1, train_stage2
+from manga_distill_assets.distill.vocab import prune_vocabulary
+from manga_distill_assets.resources.model_store import ModelRef, ModelStore
+from manga_distill_assets.resources.workspace import TrainingWorkspace
+
+INIT_STUDY = "init_study"
+INIT_VARIANTS = {"init=general": "general", "init=teacher": "teacher", "init=config": "config"}
+
+
+@dg.asset(
+    name=INIT_STUDY,
+    group_name=GROUP,
+    code_version="1",
+    kinds={"pytorch"},
+    partitions_def=dg.StaticPartitionsDefinition(list(INIT_VARIANTS)),
+    ins={"unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping())},
+    pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
+    description="The student's start: general student vs teacher layers vs random weights in the general "
+    "student's shape, each through stage 1 and stage 2, per seed.",
+)
+def init_study(
+    context: dg.AssetExecutionContext,
+    config: InitStudyConfig,
+    teacher_model: dict,
+    general_student: dict,
+    teacher_soft_labels: pd.DataFrame,
+    labeled_intents: pd.DataFrame,
+    claude_paraphrases: pd.DataFrame,
+    unlabeled_queries: pd.DataFrame,
+    model_store: ModelStore,
+    training_workspace: TrainingWorkspace,
+) -> dg.Output[pd.DataFrame]:
+    init = INIT_VARIANTS[context.partition_key]
+    teacher_ref = matching_ref(teacher_model, labeled_intents, INIT_STUDY)
+    teacher, tokenizer = load_model(model_store.get(teacher_ref))
+    inputs = StudyInputs(
+        teacher=teacher,
+        teacher_tokenizer=tokenizer,
+        stage1_ref=teacher_ref,
+        id2label={int(key): label for key, label in teacher_ref.label_map.items()},
+        soft_labels=teacher_soft_labels,
+        labeled=labeled_intents,
+        store=model_store,
+    )
+    general = model_store.get(ModelRef.from_dict(general_student))
+    texts = transfer_texts(labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts)
+    test = split(labeled_intents, "test")
+    names = label_names(labeled_intents)
+    truth = label_ids(test["label"], names)
+    teacher_accuracy = score_texts(teacher, tokenizer, test["text"].tolist(), truth, names)["accuracy"]
+    rows = []
+    for seed in config.seeds:
+        context.log.info(f"{INIT_STUDY} {context.partition_key}: seed {seed}")
+        with tempfile.TemporaryDirectory(dir=training_workspace.folder("experiments")) as tmp:
+            student = _initial_student(init, config, inputs, general, seed)
+            row = _distil_and_score(context, config, inputs, student, texts, seed, Path(tmp))
+        row.update(
+            study=INIT_STUDY,
+            variant=context.partition_key,
+            seed=seed,
+            teacher_accuracy=teacher_accuracy,
+            retention=row["accuracy"] / max(teacher_accuracy, 1e-12),
+        )
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    general_uri = ModelRef.from_dict(general_student).uri
+    return study_output(context, frame, {"init": init, "general_student": general_uri})
+
+
+def _initial_student(
+    init: str, config: InitStudyConfig, inputs: StudyInputs, general: Path, seed: int
+) -> PreTrainedModel:
+    if init == "general":
+        return from_pretrained(str(general), inputs.id2label, seed=seed)
+    if init == "teacher":
+        layers = config.student.model_copy(update={"init": "teacher"})
+        return layers.build(inputs.teacher, inputs.id2label, seed)
+    shape = AutoConfig.from_pretrained(general)
+    spec = StudentSpec(
+        shape.num_hidden_layers, shape.hidden_size, shape.num_attention_heads, shape.intermediate_size
+    )
+    return build_student("config", inputs.teacher, inputs.id2label, seed, spec=spec)
+
+
+def _distil_and_score(
+    context: dg.AssetExecutionContext,
+    config: InitStudyConfig,
+    inputs: StudyInputs,
+    student: PreTrainedModel,
+    texts: list[str],
+    seed: int,
+    folder: Path,
+) -> dict:
+    fresh = {"seed": seed, "resume": False}
+    started = time.perf_counter()
+    matches = uniform_layer_map(student.config.num_hidden_layers, inputs.teacher.config.num_hidden_layers)
+    stage1 = train_stage1(
+        student,
+        inputs.teacher,
+        inputs.teacher_tokenizer,
+        texts,
+        matches,
+        dataclasses.replace(config.stage1.training_config(folder / "stage1"), **fresh),
+        progress=log_progress(context, f"stage1 seed {seed}"),
+    )
+    kept = vocabulary_texts(inputs.labeled, texts)
+    pruning = prune_vocabulary(stage1.model, inputs.teacher_tokenizer, kept)
+    rows = transfer_rows(inputs.soft_labels, ("labeled", "paraphrase", "unlabeled"))
+    names = label_names(inputs.labeled)
+    validation = split(inputs.labeled, "validation")
+    stage2 = train_stage2(
+        pruning.model,
+        pruning.tokenizer,
+        rows["text"].tolist(),
+        np.stack(rows["logits"].to_numpy()).astype(np.float32),
+        rows["label"].astype(int).tolist(),
+        dataclasses.replace(config.training.training_config(folder / "stage2"), **fresh),
+        output=OutputDistillation(config.temperature, config.alpha),
+        progress=log_progress(context, f"stage2 seed {seed}"),
+        validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+    )
+    seconds = time.perf_counter() - started
+    test = split(inputs.labeled, "test")
+    quality = score_texts(
+        stage2.model, pruning.tokenizer, test["text"].tolist(), label_ids(test["label"], names), names
+    )
+    return {
+        "accuracy": quality["accuracy"],
+        "macro_f1": quality["macro_f1"],
+        "training_seconds": seconds,
+        "final_loss": stage2.final_loss,
+        "optimizer_steps": stage1.optimizer_steps + stage2.optimizer_steps,
+        "transfer_rows": len(rows),
+    }
+
+
+INIT_STUDY_JOB = dg.define_asset_job(
+    f"{INIT_STUDY}_job",
+    selection=dg.AssetSelection.assets(INIT_STUDY),
+    description=f"{INIT_STUDY}, one run per variant (`dagster job backfill -j {INIT_STUDY}_job --noprompt`).",
+)
