@@ -10,18 +10,18 @@ this study like the rest.
 import dataclasses
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
-from transformers import AutoConfig, PreTrainedModel
+from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.assets.experiments.config import InitStudyConfig
 from manga_distill_assets.assets.experiments.studies import (
     GROUP,
     RESULT_COLUMNS,
-    StudyInputs,
     score_texts,
     study_output,
     transfer_rows,
@@ -76,17 +76,17 @@ def init_study(
     init = INIT_VARIANTS[context.partition_key]
     teacher_ref = matching_ref(teacher_model, labeled_intents, INIT_STUDY)
     teacher, tokenizer = load_model(model_store.get(teacher_ref))
-    inputs = StudyInputs(
+    inputs = Inputs(
         teacher=teacher,
-        teacher_tokenizer=tokenizer,
-        stage1_ref=teacher_ref,
+        tokenizer=tokenizer,
         id2label={int(key): label for key, label in teacher_ref.label_map.items()},
-        soft_labels=teacher_soft_labels,
         labeled=labeled_intents,
-        store=model_store,
+        soft_labels=teacher_soft_labels,
+        texts=transfer_texts(
+            labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts
+        ),
     )
     general = model_store.get(ModelRef.from_dict(general_student))
-    texts = transfer_texts(labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts)
     test = split(labeled_intents, "test")
     names = label_names(labeled_intents)
     truth = label_ids(test["label"], names)
@@ -96,7 +96,7 @@ def init_study(
         context.log.info(f"{INIT_STUDY} {context.partition_key}: seed {seed}")
         with tempfile.TemporaryDirectory(dir=training_workspace.folder("experiments")) as tmp:
             student = _initial_student(init, config, inputs, general, seed)
-            row = _distil_and_score(context, config, inputs, student, texts, seed, Path(tmp))
+            row = _distil_and_score(context, config, inputs, student, seed, Path(tmp))
         row.update(
             study=INIT_STUDY,
             variant=context.partition_key,
@@ -110,8 +110,21 @@ def init_study(
     return study_output(context, frame, {"init": init, "general_student": general_uri})
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What every seed of a partition shares: the teacher, the labelled set, the transfer texts (stage 1)
+    and the cached soft labels (stage 2)."""
+
+    teacher: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    id2label: dict[int, str]
+    labeled: pd.DataFrame
+    soft_labels: pd.DataFrame
+    texts: list[str]
+
+
 def _initial_student(
-    init: str, config: InitStudyConfig, inputs: StudyInputs, general: Path, seed: int
+    init: str, config: InitStudyConfig, inputs: Inputs, general: Path, seed: int
 ) -> PreTrainedModel:
     if init == "general":
         return from_pretrained(str(general), inputs.id2label, seed=seed)
@@ -128,9 +141,8 @@ def _initial_student(
 def _distil_and_score(
     context: dg.AssetExecutionContext,
     config: InitStudyConfig,
-    inputs: StudyInputs,
+    inputs: Inputs,
     student: PreTrainedModel,
-    texts: list[str],
     seed: int,
     folder: Path,
 ) -> dict:
@@ -140,14 +152,14 @@ def _distil_and_score(
     stage1 = train_stage1(
         student,
         inputs.teacher,
-        inputs.teacher_tokenizer,
-        texts,
+        inputs.tokenizer,
+        inputs.texts,
         matches,
         dataclasses.replace(config.stage1.training_config(folder / "stage1"), **fresh),
         progress=log_progress(context, f"stage1 seed {seed}"),
     )
-    kept = vocabulary_texts(inputs.labeled, texts)
-    pruning = prune_vocabulary(stage1.model, inputs.teacher_tokenizer, kept)
+    kept = vocabulary_texts(inputs.labeled, inputs.texts)
+    pruning = prune_vocabulary(stage1.model, inputs.tokenizer, kept)
     rows = transfer_rows(inputs.soft_labels, ("labeled", "paraphrase", "unlabeled"))
     names = label_names(inputs.labeled)
     validation = split(inputs.labeled, "validation")
