@@ -7,10 +7,13 @@ from manga_distill_assets.assets.intent_classifier.config import EncoderShape, T
 
 
 class GeneralStudentConfig(dg.Config):
-    """TinyBERT-4's shape (4 layers × 312, 12 heads, 1,200 feed-forward) distilled from the teacher's base.
+    """A narrow student (4 layers × 192, 6 heads, 768 feed-forward) distilled from the teacher's base.
 
-    On 2 CPU cores the default corpus (WikiText-2 validation, 5,801 passages) takes about 96 s an epoch, so
-    8 epochs (13 minutes) fit the stage's 20-minute budget (docs/general-distillation.md has the curve).
+    The shape is what measured fast enough on a CPU: untrained, at batch 1 on one thread, TinyBERT-4's
+    4 × 312 ran only 2.0× faster than the 6 × 384 teacher in PyTorch (the default 2 × 384 student 3.2×),
+    4 × 192 5.2× (`benchmarks/student_shapes.py`, docs/general-distillation.md). On 2 CPU cores the default
+    corpus (WikiText-2 validation, 5,801 passages) makes 8 epochs in about 13 minutes at 4 × 312, inside the
+    stage's 20-minute budget, and less at this width.
     """
 
     base_model: str = Field(
@@ -18,7 +21,7 @@ class GeneralStudentConfig(dg.Config):
         description="The pre-trained encoder to imitate (hub id or folder); empty: the packaged "
         "all-MiniLM-L6-v2. Use the teacher's base_model: the task stage needs the same tokenizer.",
     )
-    shape: EncoderShape = EncoderShape(num_layers=4, hidden_size=312, num_heads=12, intermediate_size=1200)
+    shape: EncoderShape = EncoderShape()
     max_words: int = Field(default=48, gt=0, description="Words per passage; passages keep whole sentences.")
     max_passages: int = Field(default=0, ge=0, description="Use only the first N passages (0: all).")
     training: TrainingKnobs = TrainingKnobs(
