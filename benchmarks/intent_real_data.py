@@ -8,6 +8,13 @@ at all, and the eval report's figures are kept. The table gives mean ± sd over 
 
     PYTHONPATH=. python benchmarks/intent_real_data.py --per-intent 10 30 100 full --seeds 0 1 2
     PYTHONPATH=. python benchmarks/intent_real_data.py --per-intent 10 --seeds 0    # one run, about 20 min
+    PYTHONPATH=. python benchmarks/intent_real_data.py --per-intent 10 --seeds 0 --student-init general \
+        --general-workspace /tmp/general/artifacts/work
+
+`--student-init general` starts the students and both baselines from `general_student` (default config,
+default corpus): with `--general-workspace` pointing at the training workspace of an earlier
+`benchmarks/general_student.py` run, that encoder is reused rather than trained again. Everything else keeps
+its defaults.
 
 Each run is kept under `--workdir` (default .artifacts/intent_real_data) with its result JSON, so a run that
 is done is not repeated and the table covers every run done so far. Prints a table and writes
@@ -48,12 +55,14 @@ def main() -> None:
         return
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     workdir = Path(arguments.workdir)
+    suffix = "" if arguments.student_init == "teacher" else f"-{arguments.student_init}"
     for size in arguments.per_intent:
         for seed in [0] if size == "full" else arguments.seeds:
-            result_file = workdir / "runs" / f"{size}-seed{seed}.json"
+            name = f"{size}-seed{seed}{suffix}"
+            result_file = workdir / "runs" / f"{name}.json"
             if result_file.is_file():
                 continue
-            result = run(workdir / f"{size}-seed{seed}", size, seed)
+            result = run(workdir / name, size, seed, arguments.student_init, arguments.general_workspace)
             result_file.parent.mkdir(parents=True, exist_ok=True)
             result_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     runs = [json.loads(path.read_text()) for path in sorted((workdir / "runs").glob("*.json"))]
@@ -69,6 +78,10 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--per-intent", nargs="+", default=["10", "30", "100", "full"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--workdir", default=".artifacts/intent_real_data")
+    parser.add_argument("--student-init", choices=["teacher", "general"], default="teacher")
+    parser.add_argument(
+        "--general-workspace", default="", help="training workspace holding a trained general_student"
+    )
     return parser.parse_args()
 
 
@@ -107,10 +120,16 @@ def write_query_log(root: Path, texts: list[str]) -> list[str]:
     return days
 
 
-def run(root: Path, size: str, seed: int) -> dict[str, Any]:
+def run(root: Path, size: str, seed: int, student_init: str, general_workspace: str) -> dict[str, Any]:
+    from manga_distill_assets.assets.intent_classifier.config import (
+        BaselineConfig,
+        Stage1Config,
+        StudentShape,
+    )
     from manga_distill_assets.definitions import defs, local_resources
     from manga_distill_assets.resources.labeled_source import LabeledIntentsSource
     from manga_distill_assets.resources.query_log import LocalQueryLog
+    from manga_distill_assets.resources.workspace import TrainingWorkspace
 
     labelled, unlabelled = draw(read_banking77("train.csv"), size, seed)
     root.mkdir(parents=True, exist_ok=True)
@@ -130,6 +149,16 @@ def run(root: Path, size: str, seed: int) -> dict[str, Any]:
             split_column=None,
         ),
     }
+    ops: dict[str, dg.Config] = {}
+    if general_workspace:
+        resources["training_workspace"] = TrainingWorkspace(root=general_workspace)
+    if student_init == "general":
+        shape = StudentShape(init="general")
+        ops = {
+            "student_stage1": Stage1Config(student=shape),
+            "baseline_student": BaselineConfig(student=shape),
+            "baseline_student_teacher_init": BaselineConfig(student=shape),
+        }
     instance = dg.DagsterInstance.ephemeral()
 
     def materialize(selection: dg.AssetSelection, partition_key: str | None = None) -> None:
@@ -139,10 +168,17 @@ def run(root: Path, size: str, seed: int) -> dict[str, Any]:
             partition_key=partition_key,
             instance=instance,
             resources=resources,
+            run_config=dg.RunConfig(ops={key: ops[key] for key in ops if key in selection_keys(selection)}),
             raise_on_error=False,
         )
 
+    def selection_keys(selection: dg.AssetSelection) -> set[str]:
+        graph = defs.resolve_asset_graph()
+        return {key.to_user_string() for key in selection.resolve(graph)}
+
     started = time.perf_counter()
+    if student_init == "general":
+        materialize(dg.AssetSelection.assets("general_student"))
     materialize(dg.AssetSelection.assets("labeled_intents"))
     for day in days:
         materialize(dg.AssetSelection.assets("raw_queries"), partition_key=day)
@@ -155,6 +191,7 @@ def run(root: Path, size: str, seed: int) -> dict[str, Any]:
     return {
         "per_intent": size,
         "seed": seed,
+        "student_init": student_init,
         "labelled_texts": len(labelled),
         "unlabelled_texts": len(unlabelled),
         "wall_seconds": wall,
@@ -198,11 +235,17 @@ def mean_sd(values: list[float]) -> dict[str, float]:
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
-    for size in dict.fromkeys(run["per_intent"] for run in runs):
-        group = [run for run in runs if run["per_intent"] == size]
+    settings = dict.fromkeys((run["per_intent"], run.get("student_init", "teacher")) for run in runs)
+    for size, student_init in settings:
+        group = [
+            run
+            for run in runs
+            if run["per_intent"] == size and run.get("student_init", "teacher") == student_init
+        ]
         summary.append(
             {
                 "per_intent": size,
+                "student_init": student_init,
                 "seeds": [run["seed"] for run in group],
                 **{f"{name}_accuracy": mean_sd([run["accuracy"][name] for run in group]) for name in MODELS},
                 "gain_accuracy": mean_sd([run["distillation_gain"]["accuracy"] for run in group]),
@@ -225,6 +268,7 @@ def print_table(summary: list[dict[str, Any]]) -> None:
 
     columns = [
         "per intent",
+        "student init",
         "runs",
         *(f"{name} acc" for name in MODELS),
         "gain acc",
@@ -241,6 +285,7 @@ def print_table(summary: list[dict[str, Any]]) -> None:
     for row in summary:
         cells = [
             str(row["per_intent"]),
+            row["student_init"],
             str(len(row["seeds"])),
             *(cell(row[f"{name}_accuracy"]) for name in MODELS),
             cell(row["gain_accuracy"]),

@@ -9,7 +9,8 @@ folder with its own instance, then runs the smoke study config there.
     nice -n 10 .venv/bin/python benchmarks/studies.py --preset demo --studies alpha_study
     .venv/bin/python benchmarks/studies.py --preset smoke                    # the plumbing, in minutes
 
-Prints each study's wall time and the report's tables; writes benchmarks/results/studies_<preset>.json.
+Prints each study's wall time and the report's tables; writes benchmarks/results/studies_<preset>.json
+(studies_<preset>_<study>.json for a subset).
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ def main() -> None:
     else:
         report = run(arguments.preset, arguments.studies)
     print_report(report)
-    write_results(report, RESULTS / f"studies_{arguments.preset}.json")
+    from manga_distill_assets.assets.experiments.config import STUDY_ASSETS
+
+    chosen = "" if set(arguments.studies) == set(STUDY_ASSETS) else "_" + "+".join(arguments.studies)
+    write_results(report, RESULTS / f"studies_{arguments.preset}{chosen}.json")
 
 
 def parse_arguments() -> argparse.Namespace:
