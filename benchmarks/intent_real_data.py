@@ -11,10 +11,10 @@ at all, and the eval report's figures are kept. The table gives mean ± sd over 
     PYTHONPATH=. python benchmarks/intent_real_data.py --per-intent 10 --seeds 0 --student-init general \
         --general-workspace /tmp/general/artifacts/work
 
-`--student-init general` starts the students and both baselines from `general_student` (default config,
-default corpus): with `--general-workspace` pointing at the training workspace of an earlier
-`benchmarks/general_student.py` run, that encoder is reused rather than trained again. Everything else keeps
-its defaults.
+`--student-init general` runs the `narrow` preset: the students and both baselines start from
+`general_student` (default config, default corpus) with the longer task stages that start needs; with
+`--general-workspace` pointing at the training workspace of an earlier `benchmarks/general_student.py` run,
+that encoder is reused rather than trained again.
 
 Each run is kept under `--workdir` (default .artifacts/intent_real_data) with its result JSON, so a run that
 is done is not repeated and the table covers every run done so far. Prints a table and writes
@@ -121,12 +121,8 @@ def write_query_log(root: Path, texts: list[str]) -> list[str]:
 
 
 def run(root: Path, size: str, seed: int, student_init: str, general_workspace: str) -> dict[str, Any]:
-    from manga_distill_assets.assets.intent_classifier.config import (
-        BaselineConfig,
-        Stage1Config,
-        StudentShape,
-    )
     from manga_distill_assets.definitions import defs, local_resources
+    from manga_distill_assets.presets import narrow_run_config
     from manga_distill_assets.resources.labeled_source import LabeledIntentsSource
     from manga_distill_assets.resources.query_log import LocalQueryLog
     from manga_distill_assets.resources.workspace import TrainingWorkspace
@@ -153,12 +149,7 @@ def run(root: Path, size: str, seed: int, student_init: str, general_workspace: 
     if general_workspace:
         resources["training_workspace"] = TrainingWorkspace(root=general_workspace)
     if student_init == "general":
-        shape = StudentShape(init="general")
-        ops = {
-            "student_stage1": Stage1Config(student=shape),
-            "baseline_student": BaselineConfig(student=shape),
-            "baseline_student_teacher_init": BaselineConfig(student=shape),
-        }
+        ops = dict(narrow_run_config().ops)
     instance = dg.DagsterInstance.ephemeral()
 
     def materialize(selection: dg.AssetSelection, partition_key: str | None = None) -> None:

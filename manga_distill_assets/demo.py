@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from transformers.utils import logging as transformers_logging
 
+from manga_distill_assets.assets.intent_classifier.config import Stage1Config
 from manga_distill_assets.assets.intent_classifier.evaluation import summary_markdown
 from manga_distill_assets.assets.queries.assets import WINDOW_DAYS
 from manga_distill_assets.definitions import defs
@@ -57,7 +58,13 @@ def main() -> None:
     _check(run("labeled_intents", dg.AssetSelection.assets("labeled_intents")), "labeled_intents")
     window = dg.AssetSelection.assets("unlabeled_queries")
     _check(run(f"unlabeled_queries {days[-1]}", window, partition_key=days[-1]), "unlabeled_queries")
-    result = run("model assets", MODEL_ASSETS, ops=PRESETS[args.preset]().ops)
+    ops = PRESETS[args.preset]().ops
+    stage1 = ops.get("student_stage1")
+    if isinstance(stage1, Stage1Config) and stage1.student.init == "general":
+        general_ops = {key: ops[key] for key in ("general_student",) if key in ops}
+        general = run("general_student", dg.AssetSelection.assets("general_student"), ops=general_ops)
+        _check(general, "general_student")
+    result = run("model assets", MODEL_ASSETS, ops=ops)
     gates = {check.check_name: check for check in result.get_asset_check_evaluations()}
     if "student_quality_gate" not in gates:
         _check(result, "model assets")

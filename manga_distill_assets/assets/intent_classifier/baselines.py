@@ -46,7 +46,8 @@ from manga_distill_assets.resources.workspace import TrainingWorkspace
 @dataclass(frozen=True)
 class Start:
     """The model a baseline's layers come from. A `fresh_head` learns at `head_learning_rate`; a head that
-    comes trained from the teacher learns at the encoder's rate, since a fresh head's rate would undo it."""
+    comes trained from the teacher learns at the encoder's rate, since a fresh head's rate would undo it.
+    Under `init: general` the student's head is new whatever the start, so it learns at the head's rate."""
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
@@ -108,7 +109,7 @@ def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
             check_same_vocabulary(general, start.model.config.vocab_size, name)
         student = config.student.build(start.model, id2label, config.training.seed, general)
         knobs = config.training
-        if not start.fresh_head:
+        if not start.fresh_head and general is None:
             knobs = knobs.model_copy(update={"head_learning_rate": None})
         train, validation = split(labeled_intents, "train"), split(labeled_intents, "validation")
         result = train_baseline(
