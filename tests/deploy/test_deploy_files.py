@@ -32,12 +32,14 @@ INSTANCE_YAMLS = {
     "kubernetes": DEPLOY / "k8s" / "dagster.yaml",
 }
 TRAINING_ASSETS = (
+    "general_student",
     "teacher_model",
     "student_stage1",
     "student_stage2",
     "baseline_student",
     "baseline_student_teacher_init",
     *STUDY_VARIANTS,
+    "init_study",
     "llm_student",
     "reranker_teacher",
     "reranker_student",
