@@ -127,10 +127,22 @@ def _base_identity(name_or_path: str) -> str:
     return folder_sha256(path) if path.is_dir() else name_or_path
 
 
+def general_start(
+    context: dg.AssetExecutionContext, store: ModelStore, init: str, vocabulary: int, used_by: str
+) -> tuple[Path | None, str]:
+    """The latest `general_student`'s folder and sha256 under `init: general` (None and "" otherwise), checked
+    against the teacher's vocabulary, for an asset that declares it as a dependency without loading it as an
+    input (which would force every user to train it first)."""
+    if init != "general":
+        return None, ""
+    ref = latest_general_student(context, used_by)
+    folder = store.get(ref)
+    check_same_vocabulary(folder, vocabulary, used_by)
+    return folder, ref.sha256
+
+
 def latest_general_student(context: dg.AssetExecutionContext, used_by: str) -> ModelRef:
-    """The folder of the latest `general_student`, for an asset that starts from it only under `init: general`
-    and so declares it as a dependency without loading it as an input (which would force every user to
-    train it first)."""
+    """The reference of the latest `general_student` materialisation, or a failure saying to make one."""
     event = context.instance.get_latest_materialization_event(dg.AssetKey(KIND))
     if event is None or event.asset_materialization is None:
         raise dg.Failure(

@@ -19,7 +19,7 @@ import pandas as pd
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.assets.automation import on_input_content_change
-from manga_distill_assets.assets.general.student import check_same_vocabulary, latest_general_student
+from manga_distill_assets.assets.general.student import general_start
 from manga_distill_assets.assets.intent_classifier.common import (
     GPU_OP_TAGS,
     GPU_POOL,
@@ -102,11 +102,9 @@ def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
         id2label = dict(enumerate(names))
         start = source(config, teacher_ref, model_store, id2label)
         tokenizer = start.tokenizer
-        general, general_sha = None, ""
-        if config.student.init == "general":
-            general_ref = latest_general_student(context, name)
-            general, general_sha = model_store.get(general_ref), general_ref.sha256
-            check_same_vocabulary(general, start.model.config.vocab_size, name)
+        general, general_sha = general_start(
+            context, model_store, config.student.init, start.model.config.vocab_size, name
+        )
         student = config.student.build(start.model, id2label, config.training.seed, general)
         knobs = config.training
         if not start.fresh_head and general is None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from manga_distill_assets.assets.automation import on_input_content_change
-from manga_distill_assets.assets.general.student import check_same_vocabulary, latest_general_student
+from manga_distill_assets.assets.general.student import general_start
 from manga_distill_assets.assets.intent_classifier.common import (
     GPU_OP_TAGS,
     GPU_POOL,
@@ -95,11 +95,9 @@ def student_stage1(
     teacher, tokenizer = load_model(teacher_folder)
     id2label = {int(k): v for k, v in teacher_ref.label_map.items()}
     texts = transfer_texts(labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts)
-    general, general_sha = None, ""
-    if config.student.init == "general":
-        general_ref = latest_general_student(context, "student_stage1")
-        general, general_sha = model_store.get(general_ref), general_ref.sha256
-        check_same_vocabulary(general, teacher.config.vocab_size, "student_stage1")
+    general, general_sha = general_start(
+        context, model_store, config.student.init, teacher.config.vocab_size, "student_stage1"
+    )
     student = config.student.build(teacher, id2label, config.training.seed, general)
     matches = config.matches() or uniform_layer_map(
         student.config.num_hidden_layers, teacher.config.num_hidden_layers
