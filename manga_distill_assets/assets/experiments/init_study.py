@@ -76,22 +76,28 @@ def init_study(
     init = INIT_VARIANTS[context.partition_key]
     teacher_ref = matching_ref(teacher_model, labeled_intents, INIT_STUDY)
     teacher, tokenizer = load_model(model_store.get(teacher_ref))
+    names = label_names(labeled_intents)
+    rows = transfer_rows(teacher_soft_labels, ("labeled", "paraphrase", "unlabeled"))
+    validation, test = split(labeled_intents, "validation"), split(labeled_intents, "test")
+    stage1_texts = transfer_texts(
+        labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts
+    )
     inputs = Inputs(
         teacher=teacher,
         tokenizer=tokenizer,
         id2label={int(key): label for key, label in teacher_ref.label_map.items()},
-        labeled=labeled_intents,
-        soft_labels=teacher_soft_labels,
-        texts=transfer_texts(
-            labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts
-        ),
+        names=names,
+        stage1_texts=stage1_texts,
+        vocabulary_texts=vocabulary_texts(labeled_intents, stage1_texts),
+        stage2_rows=rows,
+        stage2_logits=np.stack(rows["logits"].to_numpy()).astype(np.float32),
+        validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+        test=LabeledTexts(test["text"].tolist(), label_ids(test["label"], names)),
     )
-    general = model_store.get(ModelRef.from_dict(general_student))
-    test = split(labeled_intents, "test")
-    names = label_names(labeled_intents)
-    truth = label_ids(test["label"], names)
-    teacher_accuracy = score_texts(teacher, tokenizer, test["text"].tolist(), truth, names)["accuracy"]
-    rows = []
+    general_ref = ModelRef.from_dict(general_student)
+    general = model_store.get(general_ref)
+    teacher_accuracy = _score(teacher, tokenizer, inputs)["accuracy"]
+    results = []
     for seed in config.seeds:
         context.log.info(f"{INIT_STUDY} {context.partition_key}: seed {seed}")
         with tempfile.TemporaryDirectory(dir=training_workspace.folder("experiments")) as tmp:
@@ -104,23 +110,27 @@ def init_study(
             teacher_accuracy=teacher_accuracy,
             retention=row["accuracy"] / max(teacher_accuracy, 1e-12),
         )
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    general_uri = ModelRef.from_dict(general_student).uri
-    return study_output(context, frame, {"init": init, "general_student": general_uri})
+        results.append(row)
+    frame = pd.DataFrame(results, columns=RESULT_COLUMNS)
+    return study_output(context, frame, {"init": init, "general_student": general_ref.uri})
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """What every seed of a partition shares: the teacher, the labelled set, the transfer texts (stage 1)
-    and the cached soft labels (stage 2)."""
+    """What every seed of a partition shares, read and arranged once: the teacher, the transfer texts of
+    stage 1, the texts whose vocabulary the student keeps, the cached soft labels of stage 2, and the
+    validation and test splits."""
 
     teacher: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     id2label: dict[int, str]
-    labeled: pd.DataFrame
-    soft_labels: pd.DataFrame
-    texts: list[str]
+    names: list[str]
+    stage1_texts: list[str]
+    vocabulary_texts: list[str]
+    stage2_rows: pd.DataFrame
+    stage2_logits: np.ndarray
+    validation: LabeledTexts
+    test: LabeledTexts
 
 
 def _initial_student(
@@ -153,32 +163,26 @@ def _distil_and_score(
         student,
         inputs.teacher,
         inputs.tokenizer,
-        inputs.texts,
+        inputs.stage1_texts,
         matches,
         dataclasses.replace(config.stage1.training_config(folder / "stage1"), **fresh),
         progress=log_progress(context, f"stage1 seed {seed}"),
     )
-    kept = vocabulary_texts(inputs.labeled, inputs.texts)
-    pruning = prune_vocabulary(stage1.model, inputs.tokenizer, kept)
-    rows = transfer_rows(inputs.soft_labels, ("labeled", "paraphrase", "unlabeled"))
-    names = label_names(inputs.labeled)
-    validation = split(inputs.labeled, "validation")
+    pruning = prune_vocabulary(stage1.model, inputs.tokenizer, inputs.vocabulary_texts)
+    rows = inputs.stage2_rows
     stage2 = train_stage2(
         pruning.model,
         pruning.tokenizer,
         rows["text"].tolist(),
-        np.stack(rows["logits"].to_numpy()).astype(np.float32),
+        inputs.stage2_logits,
         rows["label"].astype(int).tolist(),
         dataclasses.replace(config.training.training_config(folder / "stage2"), **fresh),
         output=OutputDistillation(config.temperature, config.alpha),
         progress=log_progress(context, f"stage2 seed {seed}"),
-        validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+        validation=inputs.validation,
     )
     seconds = time.perf_counter() - started
-    test = split(inputs.labeled, "test")
-    quality = score_texts(
-        stage2.model, pruning.tokenizer, test["text"].tolist(), label_ids(test["label"], names), names
-    )
+    quality = _score(stage2.model, pruning.tokenizer, inputs)
     return {
         "accuracy": quality["accuracy"],
         "macro_f1": quality["macro_f1"],
@@ -187,6 +191,10 @@ def _distil_and_score(
         "optimizer_steps": stage1.optimizer_steps + stage2.optimizer_steps,
         "transfer_rows": len(rows),
     }
+
+
+def _score(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, inputs: Inputs) -> dict:
+    return score_texts(model, tokenizer, inputs.test.texts, inputs.test.labels, inputs.names)
 
 
 INIT_STUDY_JOB = dg.define_asset_job(
