@@ -216,6 +216,24 @@ def test_the_head_learns_at_its_own_rate_and_the_encoder_at_the_base_rate(tmp_pa
     assert head_change > 100 * encoder_change > 0.0
 
 
+def test_stage2_also_trains_the_head_at_its_own_rate(tmp_path, tokenizer):
+    split_rates = config(tmp_path, epochs=1, learning_rate=1e-5, head_learning_rate=1e-2)
+    model = tiny_student()
+    before = snapshot(model)
+    train_stage2(model, tokenizer, TEXTS, one_hot_logits(LABELS), LABELS, split_rates)
+    after = snapshot(model)
+
+    head_change = largest_difference(
+        {k: v for k, v in before.items() if k.startswith("classifier.")},
+        {k: v for k, v in after.items() if k.startswith("classifier.")},
+    )
+    encoder_change = largest_difference(
+        {k: v for k, v in before.items() if ".encoder." in k},
+        {k: v for k, v in after.items() if ".encoder." in k},
+    )
+    assert head_change > 100 * encoder_change > 0.0
+
+
 def test_frozen_word_embeddings_stay_as_they_were_while_the_layers_learn(tmp_path, tokenizer):
     model = tiny_teacher()
     before = snapshot(model)

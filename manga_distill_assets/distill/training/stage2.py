@@ -113,5 +113,6 @@ def train_stage2(
         progress=progress,
         callbacks=callbacks,
         output=output,
+        head_learning_rate=config.head_learning_rate,
     )
     return fit(trainer, config, student)
