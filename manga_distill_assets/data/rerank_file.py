@@ -2,10 +2,16 @@
 
 Columns: query_id, query, doc_id, doc, grade (an integer 0-3), split (train, validation or test). CSV or
 Parquet. Each query's rows are its candidate list as the first-stage retrieval returned it.
+
+A malformed file (a missing column, a grade outside 0-3, an unknown split, a pair twice, one query id with two
+texts) is refused. What real relevance logs routinely hold is skipped and counted instead: a candidate with an
+empty doc, a query left with fewer than two candidates (nothing to rank), and a query whose candidates are all
+graded 0 (every order is equally good, so NDCG is undefined and it teaches no ranking).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +23,15 @@ class RerankFileError(ValueError):
     """The file cannot be used as it is; the message names the rows and what to change."""
 
 
-def read_rerank_file(path: str | Path) -> pd.DataFrame:
+@dataclass(frozen=True)
+class CheckedPairs:
+    """The usable pairs, and how many rows and queries were skipped for each reason."""
+
+    frame: pd.DataFrame
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def read_rerank_file(path: str | Path) -> CheckedPairs:
     path = Path(path)
     if not path.is_file():
         raise RerankFileError(f"Relevance file {path} does not exist: point `path` at a CSV or Parquet file.")
@@ -25,8 +39,9 @@ def read_rerank_file(path: str | Path) -> pd.DataFrame:
     return check_rerank_pairs(frame, str(path))
 
 
-def check_rerank_pairs(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """`frame`'s pair columns, typed, or a `RerankFileError` naming the first problem found in `source`."""
+def check_rerank_pairs(frame: pd.DataFrame, source: str) -> CheckedPairs:
+    """`frame`'s rankable pairs, typed, with the skip counts; a `RerankFileError` naming the first problem
+    found in `source` when the file is malformed or leaves no query to rank."""
     missing = [column for column in PAIR_COLUMNS if column not in frame.columns]
     if missing:
         raise RerankFileError(
@@ -42,18 +57,9 @@ def check_rerank_pairs(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         raise RerankFileError(
             f"{source} row {bad_split.index[0]}: split {bad_split['split'].iloc[0]!r} is not one of {SPLITS}."
         )
-    without_doc = frame[(frame["doc_id"] == "") | (frame["doc"] == "")]
-    for query_id in without_doc["query_id"].unique():
-        if (frame.loc[frame["query_id"] == query_id, "doc"] != "").sum() < 2:
-            raise RerankFileError(
-                f"{source}: query {query_id!r} has no candidates to rank (fewer than 2 rows with a doc_id "
-                "and a doc); add its retrieved candidates or drop the query."
-            )
-    if len(without_doc):
-        raise RerankFileError(
-            f"{source} row {without_doc.index[0]}: query {without_doc['query_id'].iloc[0]!r} has a candidate "
-            "with an empty doc_id or doc; fill it in or drop the row."
-        )
+    without_doc = (frame["doc_id"] == "") | (frame["doc"] == "")
+    skipped = {"rows_without_doc": int(without_doc.sum())}
+    frame = frame[~without_doc]
     duplicated = frame[frame.duplicated(["query_id", "doc_id"], keep="first")]
     if len(duplicated):
         row = duplicated.iloc[0]
@@ -63,20 +69,17 @@ def check_rerank_pairs(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         )
     _check_one_value(frame, "query_id", ("query", "split"), source)
     _check_one_value(frame, "doc_id", ("doc",), source)
-    sizes = frame.groupby("query_id")["doc_id"].size()
-    if (sizes < 2).any():
+    queries = frame.groupby("query_id").agg(candidates=("doc_id", "size"), best=("grade", "max"))
+    single = queries.index[queries["candidates"] < 2]
+    all_zero = queries.index[(queries["candidates"] >= 2) & (queries["best"] == 0)]
+    skipped |= {"queries_with_one_candidate": len(single), "queries_all_grade_0": len(all_zero)}
+    frame = frame[~frame["query_id"].isin(single.union(all_zero))]
+    if frame.empty:
         raise RerankFileError(
-            f"{source}: query {sizes[sizes < 2].index[0]!r} has no candidates to rank (one row only); "
-            "add its retrieved candidates or drop the query."
+            f"{source}: no query is left to rank (skipped: {skipped}); a query needs at least two candidates "
+            "with a doc, one of them graded above 0."
         )
-    best = frame.groupby("query_id")["grade"].max()
-    if (best == 0).any():
-        raise RerankFileError(
-            f"{source}: every candidate of query {best[best == 0].index[0]!r} has grade 0, so no "
-            "ranking of it is better than another (NDCG is undefined); drop the query or grade its "
-            "relevant candidates."
-        )
-    return frame.reset_index(drop=True)
+    return CheckedPairs(frame.reset_index(drop=True), skipped)
 
 
 def _check_grades(frame: pd.DataFrame, source: str) -> None:

@@ -133,7 +133,7 @@ def test_unchanged_content_keeps_the_pairs_data_version(built):
     assert graph.data_version("rerank_queries") == version
 
 
-def test_a_user_file_is_loaded_and_a_bad_one_is_refused_naming_the_problem(tmp_path):
+def test_a_user_file_is_loaded_its_unrankable_queries_counted_and_a_bad_one_refused(tmp_path):
     graph = Graph(tmp_path)
     rows = [
         ("q1", "jjk box set", "d1", "Jujutsu Kaisen box set", 3, "train"),
@@ -141,14 +141,16 @@ def test_a_user_file_is_loaded_and_a_bad_one_is_refused_naming_the_problem(tmp_p
         ("q2", "horror manga", "d2", "One Piece paperback", 1, "test"),
         ("q2", "horror manga", "d3", "Uzumaki, horror manga by Junji Ito", 2, "test"),
     ]
+    unrankable = [("q3", "romance", "d1", "Jujutsu Kaisen box set", 0, "train")]
     columns = ["query_id", "query", "doc_id", "doc", "grade", "split"]
     good = tmp_path / "good.csv"
-    pd.DataFrame(rows, columns=columns).to_csv(good, index=False)
+    pd.DataFrame([*rows, *unrankable], columns=columns).to_csv(good, index=False)
     graph.resources["rerank_source"] = RerankPairsSource(path=str(good))
     graph.rebuild()
     frame = graph.materialize("rerank_queries").output_for_node("rerank_queries")
     assert len(frame) == 4 and {"bm25_score", "bm25_rank"} <= set(frame.columns)
     assert frame.loc[frame["doc_id"] == "d3", "bm25_rank"].item() == 0
+    assert graph.metadata("rerank_queries")["skipped"]["queries_with_one_candidate"] == 1
     bad = tmp_path / "bad.csv"
     pd.DataFrame([*rows, rows[0]], columns=columns).to_csv(bad, index=False)
     graph.resources["rerank_source"] = RerankPairsSource(path=str(bad))

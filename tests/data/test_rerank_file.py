@@ -20,27 +20,43 @@ def write(tmp_path, rows, columns=COLUMNS):
     return path
 
 
-def test_a_valid_file_loads_with_integer_grades(tmp_path):
-    frame = read_rerank_file(write(tmp_path, ROWS))
-    assert list(frame.columns) == COLUMNS
-    assert frame["grade"].tolist() == [3, 0, 2, 0]
+def test_a_valid_file_loads_with_integer_grades_and_nothing_skipped(tmp_path):
+    checked = read_rerank_file(write(tmp_path, ROWS))
+    assert list(checked.frame.columns) == COLUMNS
+    assert checked.frame["grade"].tolist() == [3, 0, 2, 0]
+    assert not any(checked.skipped.values())
 
 
-def test_a_query_without_candidates_is_refused(tmp_path):
+def test_a_query_with_one_candidate_is_skipped_and_counted(tmp_path):
     rows = [*ROWS, ("q3", "naruto", "d4", "Naruto paperback", 3, "train")]
-    with pytest.raises(RerankFileError, match="query 'q3' has no candidates"):
-        read_rerank_file(write(tmp_path, rows))
+    checked = read_rerank_file(write(tmp_path, rows))
+    assert "q3" not in set(checked.frame["query_id"])
+    assert checked.skipped["queries_with_one_candidate"] == 1
 
 
-def test_a_query_whose_candidates_have_empty_docs_is_refused(tmp_path):
+def test_a_candidate_with_an_empty_doc_is_skipped_and_its_query_counted_when_left_alone(tmp_path):
     rows = [*ROWS, ("q3", "naruto", "", "", 3, "train"), ("q3", "naruto", "d4", "Naruto", 1, "train")]
-    with pytest.raises(RerankFileError, match="query 'q3' has no candidates"):
-        read_rerank_file(write(tmp_path, rows))
+    checked = read_rerank_file(write(tmp_path, rows))
+    assert checked.frame["query_id"].tolist() == ["q1", "q1", "q2", "q2"]
+    assert (checked.skipped["rows_without_doc"], checked.skipped["queries_with_one_candidate"]) == (1, 1)
 
 
-def test_a_query_with_only_zero_grades_is_refused(tmp_path):
-    rows = [(*row[:4], 0, row[5]) if row[0] == "q2" else row for row in ROWS]
-    with pytest.raises(RerankFileError, match="every candidate of query 'q2' has grade 0"):
+def test_a_query_with_only_zero_grades_is_skipped_and_counted(tmp_path):
+    rows = [
+        *ROWS,
+        ("q3", "naruto", "d4", "Naruto", 0, "train"),
+        ("q3", "naruto", "d2", "One Piece paperback", 0, "train"),
+    ]
+    checked = read_rerank_file(write(tmp_path, rows))
+    assert set(checked.frame["query_id"]) == {"q1", "q2"}
+    assert checked.skipped["queries_all_grade_0"] == 1
+
+
+def test_a_file_that_leaves_no_query_to_rank_is_refused_with_the_skips(tmp_path):
+    rows = [(*row[:4], 0, row[5]) for row in ROWS]
+    with pytest.raises(
+        RerankFileError, match=r"no query is left to rank \(skipped: .*'queries_all_grade_0': 2"
+    ):
         read_rerank_file(write(tmp_path, rows))
 
 

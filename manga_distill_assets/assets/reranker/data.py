@@ -8,7 +8,7 @@ from manga_distill_assets.assets.intent_classifier.teacher import default_teache
 from manga_distill_assets.assets.reranker.config import RerankQueriesConfig
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.data.rerank_candidates import Bm25Index, mine_dense_negatives, select_candidates
-from manga_distill_assets.data.rerank_file import RerankFileError, check_rerank_pairs
+from manga_distill_assets.data.rerank_file import CheckedPairs, RerankFileError, check_rerank_pairs
 from manga_distill_assets.data.rerank_pairs import SPLITS, catalogue_products, generate_queries, graded_rows
 from manga_distill_assets.resources.rerank_source import RerankPairsSource
 
@@ -25,10 +25,12 @@ def rerank_queries(
     """A user's relevance file as it is, or pairs generated from the catalogue: queries from the simulator's
     kinds, BM25 candidates plus dense hard negatives, every candidate graded by the catalogue's rules."""
     try:
-        frame = rerank_source.load()
+        checked = rerank_source.load() or _generated(context, config)
     except RerankFileError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
-    frame = _generated(context, config) if frame is None else _with_bm25(frame)
+    frame = checked.frame if "bm25_score" in checked.frame else _with_bm25(checked.frame)
+    if any(checked.skipped.values()):
+        context.log.warning(f"rerank_queries: skipped {checked.skipped} (docs/reranker.md, your own data)")
     counts = frame.groupby("split")["query_id"].nunique()
     return dg.Output(
         frame,
@@ -41,6 +43,7 @@ def rerank_queries(
             "documents": int(frame["doc_id"].nunique()),
             **{f"queries_{name}": int(counts.get(name, 0)) for name in SPLITS},
             "candidates_per_query": float(frame.groupby("query_id").size().mean()),
+            "skipped": dg.MetadataValue.json(checked.skipped),
             "grade_counts": dg.MetadataValue.json(
                 {
                     str(grade): int(count)
@@ -51,16 +54,19 @@ def rerank_queries(
     )
 
 
-def _generated(context: dg.AssetExecutionContext, config: RerankQueriesConfig) -> pd.DataFrame:
+def _generated(context: dg.AssetExecutionContext, config: RerankQueriesConfig) -> CheckedPairs:
     products = catalogue_products(config.formats_per_title, config.seed)
     judged = graded_rows(generate_queries(config.queries, config.seed), products, config.seed)
     context.log.info(f"rerank_queries: {judged['query_id'].nunique()} queries over {len(products)} products")
     negatives = mine_dense_negatives(judged, default_teacher_base(), config.hard_negatives)
     context.log.info(f"rerank_queries: mined hard negatives for {len(negatives)} queries")
     frame = select_candidates(judged, config.candidates, negatives, config.ensured_positives)
-    return check_rerank_pairs(frame, "generated pairs").assign(
+    checked = check_rerank_pairs(frame, "generated pairs")
+    # Every generated list holds its query's best-graded products, so no row is skipped and the order holds.
+    ranked = checked.frame.assign(
         bm25_score=frame["bm25_score"].to_numpy(), bm25_rank=frame["bm25_rank"].to_numpy()
     )
+    return CheckedPairs(ranked, checked.skipped)
 
 
 def _with_bm25(frame: pd.DataFrame) -> pd.DataFrame:
