@@ -12,6 +12,8 @@ Lands a few days of the simulated query log (their queries join the transfer set
     nice -n 10 .venv/bin/python benchmarks/reranker.py                  # the demo defaults, a tmp folder
     nice -n 10 .venv/bin/python benchmarks/reranker.py --preset smoke   # the plumbing in about a minute
     nice -n 10 .venv/bin/python benchmarks/reranker.py --latency-only   # the speed targets alone, no training
+    nice -n 10 .venv/bin/python benchmarks/reranker.py --student-init general \
+        --general-workspace /tmp/general/artifacts/work                     # the student from general_student
 
 `--latency-only` times the same architectures without training them (weights do not change the cost of a
 forward pass): the packaged MiniLM as a one-output cross-encoder (the teacher), its layers 0, 2, 4, 5 with
@@ -57,6 +59,15 @@ def main() -> None:
     parser.add_argument("--workdir", default="", help="keep artifacts here; default: a tmp folder")
     parser.add_argument("--latency-only", action="store_true", help="time untrained models, no training")
     parser.add_argument(
+        "--student-init",
+        choices=("teacher", "general"),
+        default="",
+        help="reranker_student from the teacher's layers or from general_student (default: the preset's)",
+    )
+    parser.add_argument(
+        "--general-workspace", default="", help="training workspace holding a trained general_student"
+    )
+    parser.add_argument(
         "--candidates",
         type=int,
         default=0,
@@ -78,27 +89,42 @@ def main() -> None:
         print(f"\nwrote {path}")
         return
     if arguments.workdir:
-        report = run(Path(arguments.workdir), arguments.preset, arguments.queries, arguments.candidates)
+        report = run(Path(arguments.workdir), arguments, arguments.general_workspace)
     else:
         with tempfile.TemporaryDirectory(prefix="reranker-") as scratch:
-            report = run(Path(scratch), arguments.preset, arguments.queries, arguments.candidates)
+            report = run(Path(scratch), arguments, arguments.general_workspace)
     print_table(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "reranker" if arguments.preset == "demo" else f"reranker_{arguments.preset}"
+    if arguments.student_init == "general":
+        name += "_general"
     path = RESULTS / (f"{name}_{arguments.queries}q.json" if arguments.queries else f"{name}.json")
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {path}")
 
 
-def run(root: Path, preset: str, queries: int, candidates: int) -> dict[str, Any]:
-    """The group under `preset`; `queries` and `candidates`, when set, override the pairs' size."""
-    from manga_distill_assets.assets.reranker.config import RerankEvalConfig, RerankQueriesConfig
+def run(root: Path, arguments: argparse.Namespace, general_workspace: str) -> dict[str, Any]:
+    """The group under `arguments.preset`; `--queries`, `--candidates` and `--student-init`, when set,
+    override the preset. A student that starts from `general_student` materialises it first (reused from
+    `general_workspace` when that holds one trained with the same corpus, base and config)."""
+    from manga_distill_assets.assets.reranker.config import (
+        RerankEvalConfig,
+        RerankQueriesConfig,
+        RerankStudentConfig,
+    )
     from manga_distill_assets.definitions import defs, local_resources
     from manga_distill_assets.presets import PRESETS
+    from manga_distill_assets.resources.workspace import TrainingWorkspace
 
+    preset, queries, candidates = arguments.preset, arguments.queries, arguments.candidates
     resources = local_resources(root / "artifacts")
+    if general_workspace:
+        resources["training_workspace"] = TrainingWorkspace(root=general_workspace)
     instance = dg.DagsterInstance.ephemeral()
     ops = dict(PRESETS[preset]().ops)
+    student = ops.get("reranker_student", RerankStudentConfig())
+    if arguments.student_init:
+        ops["reranker_student"] = student.model_copy(update={"init": arguments.student_init})
     pairs = ops.get("rerank_queries", RerankQueriesConfig()).model_dump()
     evaluation = ops.get("reranker_eval", RerankEvalConfig()).model_dump()
     sizes = {"queries": queries} if queries else {}
@@ -133,6 +159,9 @@ def run(root: Path, preset: str, queries: int, candidates: int) -> dict[str, Any
     for day in days:
         materialize("raw_queries", partition_key=day)
     materialize("unlabeled_queries", partition_key=days[-1])
+    student_init = ops.get("reranker_student", student).init
+    if student_init == "general":
+        materialize("general_student")
     started = time.perf_counter()
     for key in ASSETS:
         last = materialize(key)
@@ -140,6 +169,7 @@ def run(root: Path, preset: str, queries: int, candidates: int) -> dict[str, Any
     int8, teacher, bm25 = report["student_onnx_int8"], report["teacher"], report["bm25"]
     return {
         "preset": preset,
+        "student_init": student_init,
         "group_wall_seconds": time.perf_counter() - started,
         "seconds_per_step": timings,
         "failed_blocking_checks": failed_checks,

@@ -135,3 +135,18 @@ def test_the_task_stages_start_from_it_and_keep_its_shape(built):
     ref = ModelRef.from_dict(stage2.output_for_node("student_stage2"))
     config = AutoConfig.from_pretrained(graph.resources["model_store"].get(ref))
     assert (config.num_hidden_layers, config.hidden_size) == (2, 16)
+
+
+def test_the_reranker_student_starts_from_it_under_init_general(built):
+    graph, _, _, _, base = built
+    smoke = smoke_run_config().ops
+    steps = {
+        "rerank_queries": smoke["rerank_queries"],
+        "reranker_teacher": smoke["reranker_teacher"].model_copy(update={"base_model": str(base)}),
+        "teacher_rerank_scores": smoke["teacher_rerank_scores"],
+        "reranker_student": smoke["reranker_student"].model_copy(update={"init": "general"}),
+    }
+    for key, config in steps.items():
+        assert run(graph, key, config=config).success, key
+    metadata = graph.metadata("reranker_student")
+    assert (metadata["init"], metadata["layers"], metadata["hidden_size"]) == ("general", 2, 16)

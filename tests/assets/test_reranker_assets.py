@@ -89,14 +89,19 @@ def requested(graph: Graph) -> set[str]:
     return {key for key in RERANKER_ASSETS if result.get_num_requested(dg.AssetKey(key))}
 
 
-def test_the_group_reads_the_pairs_the_teacher_and_the_query_log():
+def test_the_group_reads_the_pairs_the_teacher_the_query_log_and_the_general_student():
     graph = defs.resolve_asset_graph()
 
     def parents(key: str) -> set[str]:
         return {parent.to_user_string() for parent in graph.get(dg.AssetKey(key)).parent_keys}
 
     assert parents("teacher_rerank_scores") == {"reranker_teacher", "rerank_queries", "unlabeled_queries"}
-    assert parents("reranker_student") == {"reranker_teacher", "teacher_rerank_scores", "rerank_queries"}
+    assert parents("reranker_student") == {
+        "reranker_teacher",
+        "teacher_rerank_scores",
+        "rerank_queries",
+        "general_student",
+    }
     assert parents("reranker_eval") == {
         "rerank_queries",
         "reranker_teacher",

@@ -1,5 +1,7 @@
 """Typed knobs for the reranker group, with defaults that materialise it in minutes on 2 CPU cores."""
 
+from typing import Literal
+
 import dagster as dg
 from pydantic import Field
 
@@ -66,6 +68,11 @@ class RerankScoresConfig(dg.Config):
 
 
 class RerankStudentConfig(dg.Config):
+    init: Literal["teacher", "general"] = Field(
+        default="teacher",
+        description="teacher: the teacher's `teacher_layers`; general: the latest general_student (its "
+        "narrower shape, materialised beforehand), with a new scoring head.",
+    )
     teacher_layers: list[int] = Field(
         default=[0, 2, 4, 5], description="Teacher layers the student starts from (0-based), one per layer."
     )

@@ -10,6 +10,7 @@ import pandas as pd
 from transformers import AutoTokenizer
 
 from manga_distill_assets.assets.automation import on_input_content_change
+from manga_distill_assets.assets.general.student import general_start
 from manga_distill_assets.assets.intent_classifier.common import (
     GPU_OP_TAGS,
     GPU_POOL,
@@ -211,9 +212,10 @@ def teacher_rerank_scores(
 
 @dg.asset(
     group_name="reranker",
-    code_version="1",
+    code_version="2",
     kinds={"pytorch"},
-    automation_condition=on_input_content_change(),
+    ins={"general_student": dg.AssetIn(dagster_type=dg.Nothing)},
+    automation_condition=on_input_content_change(optional=["general_student"]),
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
 )
@@ -226,14 +228,26 @@ def reranker_student(
     model_store: ModelStore,
     training_workspace: TrainingWorkspace,
 ):
-    """Teacher layers `teacher_layers` with a pruned vocabulary, trained on Margin-MSE (+ listwise KL) over
-    each transfer query's candidate list against the teacher's scores."""
+    """Teacher layers `teacher_layers` (or, under `init: general`, the latest general_student) with a pruned
+    vocabulary, trained on Margin-MSE (+ listwise KL) over each transfer query's candidate list against the
+    teacher's scores."""
     teacher, tokenizer = load_model(model_store.get(ModelRef.from_dict(reranker_teacher)))
+    general, general_sha = general_start(
+        context, model_store, config.init, teacher.config.vocab_size, "reranker_student"
+    )
     try:
-        student = from_teacher(teacher, config.teacher_layers)
+        student = (
+            from_pretrained(str(general), RELEVANCE_LABEL, seed=config.training.seed)
+            if general
+            else from_teacher(teacher, config.teacher_layers)
+        )
     except ValueError as error:
         raise dg.Failure(description=f"reranker_student: {error}", allow_retries=False) from error
-    metadata: dict = {}
+    metadata: dict = {
+        "init": config.init,
+        "layers": student.config.num_hidden_layers,
+        "hidden_size": student.config.hidden_size,
+    }
     if config.prune_vocabulary:
         texts = pd.concat([rerank_queries["query"], rerank_queries["doc"], teacher_rerank_scores["query"]])
         pruned = prune_vocabulary(student, tokenizer, texts.drop_duplicates().tolist())
@@ -248,7 +262,10 @@ def reranker_student(
         scores,
         config.training.settings(),
         training_workspace.folder(
-            "reranker_student", frame_fingerprint(teacher_rerank_scores), config.model_dump_json()
+            "reranker_student",
+            frame_fingerprint(teacher_rerank_scores),
+            config.model_dump_json(),
+            general_sha,
         ),
         listwise_weight=config.listwise_weight,
         temperature=config.temperature,
