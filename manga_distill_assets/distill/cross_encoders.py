@@ -37,7 +37,12 @@ from manga_distill_assets.distill.training.callbacks import Progress, ProgressRe
 
 RELEVANCE_LABEL = {0: "relevance"}
 PAIR_MAX_LENGTH = 48
-"""Tokens per (query, passage) pair wherever a pair is scored: a product passage and a search query fit."""
+"""Tokens per (query, passage) pair a reranker is trained on by default: a product passage and a search query
+fit. `CrossEncoder` records the training length as its tokenizer's `model_max_length`, which is saved with the
+model, and every later scoring reads the length from there (`pair_length`): a model is scored on pairs cut as
+it was trained on them, whatever `max_length` its training was given."""
+LONGEST_PAIR = 512
+"""The cap where a tokenizer names no usable length of its own (BERT's position table)."""
 
 
 @dataclass(frozen=True)
@@ -184,10 +189,10 @@ def pair_scores(
     tokenizer: PreTrainedTokenizerBase,
     queries: Sequence[str],
     docs: Sequence[str],
-    max_length: int = PAIR_MAX_LENGTH,
     batch_size: int = 64,
 ) -> np.ndarray:
-    """The model's raw score (logit) for each (query, doc) pair, batched in order of length for speed."""
+    """The model's raw score (logit) for each (query, doc) pair, batched in order of length for speed; pairs
+    are cut at the model's own length (`pair_length`)."""
     if len(queries) != len(docs):
         raise ValueError(f"Got {len(queries)} queries for {len(docs)} docs; pass one query per doc.")
     order = np.argsort([len(q) + len(d) for q, d in zip(queries, docs, strict=True)], kind="stable")
@@ -196,9 +201,7 @@ def pair_scores(
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            encoded = encode_pairs(
-                tokenizer, [queries[i] for i in chunk], [docs[i] for i in chunk], max_length
-            )
+            encoded = encode_pairs(tokenizer, [queries[i] for i in chunk], [docs[i] for i in chunk])
             encoded = encoded.to(next(model.parameters()).device)
             scores[chunk] = model(**encoded).logits[:, 0].float().cpu().numpy()
     return scores
@@ -208,22 +211,29 @@ def encode_pairs(
     tokenizer: PreTrainedTokenizerBase,
     queries: Sequence[str],
     docs: Sequence[str],
-    max_length: int,
+    max_length: int | None = None,
     tensors: str = "pt",
 ):
     """Query and passage as one sequence pair, cut as `CrossEncoder` cuts them in training: a token at a time
     from the longer of the two, so a short query stays whole and an over-long one (a pasted paragraph in the
-    query log) is cut too rather than failing the batch."""
+    query log) is cut too rather than failing the batch. `max_length` defaults to the model's
+    `pair_length`."""
     encoded = tokenizer(
         list(queries),
         list(docs),
         padding=True,
         truncation="longest_first",
-        max_length=max_length,
+        max_length=max_length or pair_length(tokenizer),
         return_tensors=tensors,
     )
     reset_truncation(tokenizer)
     return encoded
+
+
+def pair_length(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The pair length a reranker was trained on: its tokenizer's `model_max_length` (which training sets),
+    or `LONGEST_PAIR` where the tokenizer names none (transformers then holds a huge placeholder)."""
+    return min(tokenizer.model_max_length, LONGEST_PAIR)
 
 
 def reset_truncation(tokenizer: PreTrainedTokenizerBase) -> None:

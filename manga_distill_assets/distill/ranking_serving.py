@@ -17,7 +17,7 @@ import onnxruntime
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from manga_distill_assets.distill.cross_encoders import PAIR_MAX_LENGTH, encode_pairs
+from manga_distill_assets.distill.cross_encoders import encode_pairs
 from manga_distill_assets.distill.onnx_export import OUTPUT_NAME
 
 QueryList = tuple[str, Sequence[str]]
@@ -28,13 +28,10 @@ def onnx_query_scores(
     session: onnxruntime.InferenceSession,
     tokenizer: PreTrainedTokenizerBase,
     lists: Sequence[QueryList],
-    max_length: int = PAIR_MAX_LENGTH,
 ) -> list[np.ndarray]:
     """The graph's score of each candidate, one array per query, each query's candidates in one batch."""
     return [
-        session.run([OUTPUT_NAME], _feed(session, tokenizer, query, docs, max_length))[0][:, 0].astype(
-            np.float32
-        )
+        session.run([OUTPUT_NAME], _feed(session, tokenizer, query, docs))[0][:, 0].astype(np.float32)
         for query, docs in lists
     ]
 
@@ -43,16 +40,12 @@ def torch_query_scores(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     lists: Sequence[QueryList],
-    max_length: int = PAIR_MAX_LENGTH,
 ) -> list[np.ndarray]:
     """The PyTorch model's score of each candidate, one array per query, each query in one batch."""
     model.eval()
     with torch.inference_mode():
         return [
-            model(**encode_pairs(tokenizer, [query] * len(docs), docs, max_length))
-            .logits[:, 0]
-            .float()
-            .numpy()
+            model(**encode_pairs(tokenizer, [query] * len(docs), docs)).logits[:, 0].float().numpy()
             for query, docs in lists
         ]
 
@@ -87,9 +80,8 @@ def torch_latency(
     tokenizer: PreTrainedTokenizerBase,
     lists: Sequence[QueryList],
     threads: int = 1,
-    max_length: int = PAIR_MAX_LENGTH,
 ) -> dict[str, float]:
-    encoded = [encode_pairs(tokenizer, [query] * len(docs), docs, max_length) for query, docs in lists]
+    encoded = [encode_pairs(tokenizer, [query] * len(docs), docs) for query, docs in lists]
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     model.eval()
@@ -104,13 +96,12 @@ def onnx_latency(
     session: onnxruntime.InferenceSession,
     tokenizer: PreTrainedTokenizerBase,
     lists: Sequence[QueryList],
-    max_length: int = PAIR_MAX_LENGTH,
 ) -> dict[str, float]:
     """Time `session` (opened with the wanted thread count, see `open_session`) on each query's batch."""
-    feeds = [_feed(session, tokenizer, query, docs, max_length) for query, docs in lists]
+    feeds = [_feed(session, tokenizer, query, docs) for query, docs in lists]
     return query_latency(lambda feed: session.run([OUTPUT_NAME], feed), feeds)
 
 
-def _feed(session, tokenizer, query: str, docs: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
-    encoded = encode_pairs(tokenizer, [query] * len(docs), docs, max_length, tensors="np")
+def _feed(session, tokenizer, query: str, docs: Sequence[str]) -> dict[str, np.ndarray]:
+    encoded = encode_pairs(tokenizer, [query] * len(docs), docs, tensors="np")
     return {item.name: encoded[item.name].astype(np.int64) for item in session.get_inputs()}

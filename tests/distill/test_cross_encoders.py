@@ -2,9 +2,12 @@
 
 import numpy as np
 
+from manga_distill_assets.distill.artifacts import load_model, save_model
 from manga_distill_assets.distill.cross_encoders import (
+    LONGEST_PAIR,
     RerankTraining,
     encode_pairs,
+    pair_length,
     pair_scores,
     train_student_reranker,
     train_teacher_reranker,
@@ -31,7 +34,7 @@ def test_the_teacher_learns_to_score_graded_pairs_in_order(tmp_path):
     result = train_teacher_reranker(
         tiny_teacher(num_labels=1), tiny_tokenizer(tmp_path), queries, docs, grades, settings, tmp_path / "t"
     )
-    scores = pair_scores(result.model, result.tokenizer, queries, docs, max_length=32).reshape(3, 3)
+    scores = pair_scores(result.model, result.tokenizer, queries, docs).reshape(3, 3)
     assert (scores.argmax(axis=1) == np.arange(3)).all()
     assert result.steps == 100
 
@@ -53,7 +56,7 @@ def test_the_student_learns_the_teachers_margins(tmp_path):
         temperature=2.0,
     )
     for query, docs in zip(queries, lists, strict=True):
-        scores = pair_scores(result.model, result.tokenizer, [query] * 3, docs, max_length=32)
+        scores = pair_scores(result.model, result.tokenizer, [query] * 3, docs)
         assert scores.argmax() == 0
 
 
@@ -69,6 +72,23 @@ def test_a_query_longer_than_the_pair_limit_is_cut_rather_than_refused(tmp_path)
     tokenizer = tiny_tokenizer(tmp_path)
     encoded = encode_pairs(tokenizer, ["where is my order " * 20], ["refund"], max_length=16)
     assert encoded["input_ids"].shape[1] == 16
+
+
+def test_a_trained_model_is_scored_on_pairs_cut_at_its_training_length_after_a_save(tmp_path):
+    queries, docs, grades = pairs()
+    settings = RerankTraining(epochs=1, batch_size=9, max_length=12)
+    result = train_teacher_reranker(
+        tiny_teacher(num_labels=1), tiny_tokenizer(tmp_path), queries, docs, grades, settings, tmp_path / "t"
+    )
+    _, tokenizer = load_model(save_model(result.model, result.tokenizer, tmp_path / "saved"))
+    encoded = encode_pairs(tokenizer, ["where is my order"], ["track my order please " * 20])
+    assert encoded["input_ids"].shape[1] == 12
+
+
+def test_a_tokenizer_without_a_length_is_capped_at_the_longest_pair(tmp_path):
+    tokenizer = tiny_tokenizer(tmp_path)
+    tokenizer.model_max_length = int(1e30)  # what transformers holds when a tokenizer names no length
+    assert pair_length(tokenizer) == LONGEST_PAIR
 
 
 def test_min_steps_goes_round_a_small_set_again(tmp_path):

@@ -52,11 +52,11 @@ def split_rows(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return frame[frame["split"] == name].reset_index(drop=True)
 
 
-def validation_ndcg_at_3(model, tokenizer, rerank_queries: pd.DataFrame, max_length: int) -> float:
+def validation_ndcg_at_3(model, tokenizer, rerank_queries: pd.DataFrame) -> float:
     rows = split_rows(rerank_queries, "validation")
     if rows.empty:
         return float("nan")
-    rows["score"] = pair_scores(model, tokenizer, rows["query"].tolist(), rows["doc"].tolist(), max_length)
+    rows["score"] = pair_scores(model, tokenizer, rows["query"].tolist(), rows["doc"].tolist())
     return ndcg_at(per_query(rows, "grade"), per_query(rows, "score"), 3)
 
 
@@ -67,10 +67,9 @@ def _store_ranker(
     model,
     tokenizer,
     rerank_queries: pd.DataFrame,
-    max_length: int,
 ) -> tuple[ModelRef, float, dict]:
     """Score a trained cross-encoder on the validation split, store it with that score, and describe it."""
-    ndcg = validation_ndcg_at_3(model, tokenizer, rerank_queries, max_length)
+    ndcg = validation_ndcg_at_3(model, tokenizer, rerank_queries)
     with tempfile.TemporaryDirectory() as tmp:
         ref = model_store.put(
             save_model(model, tokenizer, Path(tmp) / kind),
@@ -133,7 +132,7 @@ def reranker_teacher(
         )
         model, tokenizer, steps, history = result.model, result.tokenizer, result.steps, result.history
     ref, ndcg, described = _store_ranker(
-        context, model_store, "reranker_teacher", model, tokenizer, rerank_queries, knobs.max_length
+        context, model_store, "reranker_teacher", model, tokenizer, rerank_queries
     )
     yield ref_output(
         ref,
@@ -278,7 +277,6 @@ def reranker_student(
         result.model,
         result.tokenizer,
         rerank_queries,
-        config.training.max_length,
     )
     return ref_output(
         ref,
