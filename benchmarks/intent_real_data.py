@@ -14,7 +14,8 @@ at all, and the eval report's figures are kept. The table gives mean ± sd over 
 `--student-init general` runs the `narrow` preset: the students and both baselines start from
 `general_student` (default config, default corpus) with the longer task stages that start needs; with
 `--general-workspace` pointing at the training workspace of an earlier `benchmarks/general_student.py` run,
-that encoder is reused rather than trained again.
+that encoder is reused rather than trained again. `--general-shape 3x192x6x768` trains (or reuses) a general
+student of another shape, for the retention-speed curve.
 
 Each run is kept under `--workdir` (default .artifacts/intent_real_data) with its result JSON, so a run that
 is done is not repeated and the table covers every run done so far. Prints a table and writes
@@ -55,14 +56,17 @@ def main() -> None:
         return
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     workdir = Path(arguments.workdir)
-    suffix = "" if arguments.student_init == "teacher" else f"-{arguments.student_init}"
+    student_init = arguments.student_init
+    if student_init == "general" and arguments.general_shape:
+        student_init = f"general-{arguments.general_shape}"
+    suffix = "" if student_init == "teacher" else f"-{student_init}"
     for size in arguments.per_intent:
         for seed in [0] if size == "full" else arguments.seeds:
             name = f"{size}-seed{seed}{suffix}"
             result_file = workdir / "runs" / f"{name}.json"
             if result_file.is_file():
                 continue
-            result = run(workdir / name, size, seed, arguments.student_init, arguments.general_workspace)
+            result = run(workdir / name, size, seed, arguments, student_init)
             result_file.parent.mkdir(parents=True, exist_ok=True)
             result_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     runs = [json.loads(path.read_text()) for path in sorted((workdir / "runs").glob("*.json"))]
@@ -81,6 +85,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--student-init", choices=["teacher", "general"], default="teacher")
     parser.add_argument(
         "--general-workspace", default="", help="training workspace holding a trained general_student"
+    )
+    parser.add_argument(
+        "--general-shape",
+        default="",
+        help="with --student-init general: general_student's layers x hidden x heads x feed-forward, e.g. "
+        "3x192x6x768 (default: its config's, 4x192x6x768)",
     )
     return parser.parse_args()
 
@@ -120,7 +130,11 @@ def write_query_log(root: Path, texts: list[str]) -> list[str]:
     return days
 
 
-def run(root: Path, size: str, seed: int, student_init: str, general_workspace: str) -> dict[str, Any]:
+def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student_init: str) -> dict[str, Any]:
+    """One run of the graph; `student_init` names the setting in the results (teacher, general, or
+    general-<shape> with `--general-shape`)."""
+    from manga_distill_assets.assets.general.config import GeneralStudentConfig
+    from manga_distill_assets.assets.intent_classifier.config import EncoderShape
     from manga_distill_assets.definitions import defs, local_resources
     from manga_distill_assets.presets import narrow_run_config
     from manga_distill_assets.resources.labeled_source import LabeledIntentsSource
@@ -146,10 +160,17 @@ def run(root: Path, size: str, seed: int, student_init: str, general_workspace: 
         ),
     }
     ops: dict[str, dg.Config] = {}
-    if general_workspace:
-        resources["training_workspace"] = TrainingWorkspace(root=general_workspace)
-    if student_init == "general":
+    if arguments.general_workspace:
+        resources["training_workspace"] = TrainingWorkspace(root=arguments.general_workspace)
+    general = arguments.student_init == "general"
+    if general:
         ops = dict(narrow_run_config().ops)
+    if general and arguments.general_shape:
+        layers, hidden, heads, feed_forward = (int(part) for part in arguments.general_shape.split("x"))
+        shape = EncoderShape(
+            num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=feed_forward
+        )
+        ops["general_student"] = GeneralStudentConfig(shape=shape)
     instance = dg.DagsterInstance.ephemeral()
 
     def materialize(selection: dg.AssetSelection, partition_key: str | None = None) -> None:
@@ -168,7 +189,7 @@ def run(root: Path, size: str, seed: int, student_init: str, general_workspace: 
         return {key.to_user_string() for key in selection.resolve(graph)}
 
     started = time.perf_counter()
-    if student_init == "general":
+    if general:
         materialize(dg.AssetSelection.assets("general_student"))
     materialize(dg.AssetSelection.assets("labeled_intents"))
     for day in days:
