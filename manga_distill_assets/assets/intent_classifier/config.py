@@ -63,8 +63,15 @@ class TrainingKnobs(dg.Config):
         )
 
 
+FRESH_HEAD_LEARNING_RATE = 2e-3
+"""The rate of a classification head (and pooler) that starts untrained, wherever one does: 20 times the
+teacher's encoder rate (docs/intent-on-real-data.md)."""
+
 TEACHER_TRAINING = TrainingKnobs(
-    epochs=20.0, learning_rate=1e-4, head_learning_rate=2e-3, freeze_word_embeddings=True
+    epochs=20.0,
+    learning_rate=1e-4,
+    head_learning_rate=FRESH_HEAD_LEARNING_RATE,
+    freeze_word_embeddings=True,
 )
 """How a pre-trained encoder is fine-tuned into a classifier here. `epochs` is a cap: validation decides when
 to stop. The packaged MiniLM's pooler was never trained and the head starts random, so both learn at
@@ -257,7 +264,7 @@ class BaselineConfig(dg.Config):
         epochs=20.0,
         learning_rate=2e-4,
         batch_size=32,
-        head_learning_rate=2e-3,
+        head_learning_rate=FRESH_HEAD_LEARNING_RATE,
         freeze_word_embeddings=True,
     )
 
