@@ -7,9 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX_URL ?=
-# The suite runs its test files on every core (pytest-xdist) and names its slowest steps, since CI must stay
-# well inside 15 minutes; PYTEST_ARGS= runs it in one process.
-PYTEST_ARGS ?= -n auto --dist loadfile --durations=15
+# The suite runs its test files on every core (pytest-xdist), longest module fixtures first (tests/conftest.py),
+# and names its slowest steps, since CI must stay well inside 15 minutes; PYTEST_ARGS= runs it in one process.
+PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder --durations=15
 STAMP := $(VENV)/.installed
 # Every install takes the versions in LOCK, so two installs on two days are the same project; `make lock`
 # refreshes it on purpose. torch stays out of it: TORCH_SPEC / TORCH_INDEX_URL choose the CPU or a CUDA build.
