@@ -198,6 +198,17 @@ def test_a_loss_that_falls_by_less_than_a_thousandth_is_not_progress():
     assert stops == [False, True]
 
 
+def head_and_encoder_change(before: dict, after: dict) -> tuple[float, float]:
+    """The largest weight change in the classifier head and in the encoder layers."""
+
+    def part(keep) -> float:
+        return largest_difference(
+            {k: v for k, v in before.items() if keep(k)}, {k: v for k, v in after.items() if keep(k)}
+        )
+
+    return part(lambda k: k.startswith("classifier.")), part(lambda k: ".encoder." in k)
+
+
 def test_the_head_learns_at_its_own_rate_and_the_encoder_at_the_base_rate(tmp_path, tokenizer):
     split_rates = config(tmp_path, epochs=1, learning_rate=1e-5, head_learning_rate=1e-2)
     model = tiny_teacher()
@@ -205,14 +216,7 @@ def test_the_head_learns_at_its_own_rate_and_the_encoder_at_the_base_rate(tmp_pa
     train_teacher(model, tokenizer, SEPARABLE, SEPARABLE, split_rates)
     after = snapshot(model)
 
-    head_change = largest_difference(
-        {k: v for k, v in before.items() if k.startswith("classifier.")},
-        {k: v for k, v in after.items() if k.startswith("classifier.")},
-    )
-    encoder_change = largest_difference(
-        {k: v for k, v in before.items() if ".encoder." in k},
-        {k: v for k, v in after.items() if ".encoder." in k},
-    )
+    head_change, encoder_change = head_and_encoder_change(before, after)
     assert head_change > 100 * encoder_change > 0.0
 
 
@@ -223,14 +227,7 @@ def test_stage2_also_trains_the_head_at_its_own_rate(tmp_path, tokenizer):
     train_stage2(model, tokenizer, TEXTS, one_hot_logits(LABELS), LABELS, split_rates)
     after = snapshot(model)
 
-    head_change = largest_difference(
-        {k: v for k, v in before.items() if k.startswith("classifier.")},
-        {k: v for k, v in after.items() if k.startswith("classifier.")},
-    )
-    encoder_change = largest_difference(
-        {k: v for k, v in before.items() if ".encoder." in k},
-        {k: v for k, v in after.items() if ".encoder." in k},
-    )
+    head_change, encoder_change = head_and_encoder_change(before, after)
     assert head_change > 100 * encoder_change > 0.0
 
 
