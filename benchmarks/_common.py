@@ -1,4 +1,5 @@
-"""What every benchmark script shares: where results go, how they are written, and how threads are pinned.
+"""What every benchmark script shares: where results go, how they are written, how threads are pinned, and how
+a student shape is written on the command line.
 
 Scripts run as `.venv/bin/python benchmarks/<name>.py`, so Python puts this folder on the path and they import
 this module as `_common`. Timings on a shared machine are only comparable with the thread count fixed, so
@@ -10,7 +11,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from manga_distill_assets.distill.students import StudentSpec
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -37,3 +41,11 @@ def pin_to_one_core() -> str:
     core = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {core})
     return f"pinned to core {core}"
+
+
+def parse_shape(text: str) -> StudentSpec:
+    """`LxHxAxF` (layers x hidden x heads x feed-forward, e.g. 3x192x6x768) as a student shape."""
+    from manga_distill_assets.distill.students import StudentSpec
+
+    layers, hidden, heads, feed_forward = (int(part) for part in text.split("x"))
+    return StudentSpec(layers, hidden, heads, feed_forward)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import random
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from _common import parse_shape
 
 RESULTS = Path(__file__).parent / "results" / "intent_real_data.json"
 BANKING77 = Path(
@@ -166,10 +168,7 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
     if general:
         ops = dict(narrow_run_config().ops)
     if general and arguments.general_shape:
-        layers, hidden, heads, feed_forward = (int(part) for part in arguments.general_shape.split("x"))
-        shape = EncoderShape(
-            num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=feed_forward
-        )
+        shape = EncoderShape(**dataclasses.asdict(parse_shape(arguments.general_shape)))
         ops["general_student"] = GeneralStudentConfig(shape=shape)
     instance = dg.DagsterInstance.ephemeral()
 

