@@ -89,10 +89,10 @@ def main() -> None:
         print(f"\nwrote {path}")
         return
     if arguments.workdir:
-        report = run(Path(arguments.workdir), arguments, arguments.general_workspace)
+        report = run(Path(arguments.workdir), arguments)
     else:
         with tempfile.TemporaryDirectory(prefix="reranker-") as scratch:
-            report = run(Path(scratch), arguments, arguments.general_workspace)
+            report = run(Path(scratch), arguments)
     print_table(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "reranker" if arguments.preset == "demo" else f"reranker_{arguments.preset}"
@@ -103,10 +103,10 @@ def main() -> None:
     print(f"\nwrote {path}")
 
 
-def run(root: Path, arguments: argparse.Namespace, general_workspace: str) -> dict[str, Any]:
+def run(root: Path, arguments: argparse.Namespace) -> dict[str, Any]:
     """The group under `arguments.preset`; `--queries`, `--candidates` and `--student-init`, when set,
     override the preset. A student that starts from `general_student` materialises it first (reused from
-    `general_workspace` when that holds one trained with the same corpus, base and config)."""
+    `--general-workspace` when that holds one trained with the same corpus, base and config)."""
     from manga_distill_assets.assets.reranker.config import (
         RerankEvalConfig,
         RerankQueriesConfig,
@@ -118,8 +118,8 @@ def run(root: Path, arguments: argparse.Namespace, general_workspace: str) -> di
 
     preset, queries, candidates = arguments.preset, arguments.queries, arguments.candidates
     resources = local_resources(root / "artifacts")
-    if general_workspace:
-        resources["training_workspace"] = TrainingWorkspace(root=general_workspace)
+    if arguments.general_workspace:
+        resources["training_workspace"] = TrainingWorkspace(root=arguments.general_workspace)
     instance = dg.DagsterInstance.ephemeral()
     ops = dict(PRESETS[preset]().ops)
     student = ops.get("reranker_student", RerankStudentConfig())
