@@ -9,6 +9,8 @@ Differences from TinyBERT's reference code, on purpose:
 - Attention is compared as probabilities (what transformers returns), not pre-softmax scores, and only over
   query/key pairs where both tokens are real, so padding never contributes.
 - When the teacher has more heads, adjacent teacher heads are averaged in groups to the student's head count.
+- The squared errors are summed in fp32 whatever precision autocast gave the states: in bf16, a sum over
+  thousands of terms loses the small differences the student is being taught.
 
 transformers returns attention probabilities after attention dropout, so a student trained with attention
 dropout compares a noisy copy of its own maps; set `attention_probs_dropout_prob=0` for stage 1 to avoid it.
@@ -22,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from manga_distill_assets.distill.layer_match import MATCH_KINDS, LayerMatch, validate_layer_matches
+from manga_distill_assets.distill.losses import at_least_fp32
 
 
 class EncoderOutputs(Protocol):
@@ -128,7 +131,7 @@ class IntermediateLoss(nn.Module):
             _check_attention(teacher_attention, self.teacher_heads, token_mask, "teacher")
             grouped_teacher = average_head_groups(teacher_attention.detach(), self.student_heads)
             mse = masked_attention_mse(
-                student_attention, grouped_teacher.to(student_attention.dtype), token_mask
+                at_least_fp32(student_attention), at_least_fp32(grouped_teacher), token_mask
             )
             return self.gamma * match.weight * mse
         student_state = _hidden_states(student, "student")[match.student_layer]
@@ -136,7 +139,7 @@ class IntermediateLoss(nn.Module):
         _check_state(student_state, self.student_hidden, token_mask, "student")
         _check_state(teacher_state, self.teacher_hidden, token_mask, "teacher")
         projected = self.projections[_projection_key(match)](student_state)
-        mse = masked_state_mse(projected, teacher_state.detach().to(projected.dtype), token_mask)
+        mse = masked_state_mse(at_least_fp32(projected), at_least_fp32(teacher_state.detach()), token_mask)
         return self.beta * match.weight * mse
 
 

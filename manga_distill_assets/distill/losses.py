@@ -114,11 +114,20 @@ def unchecked_distillation_terms(
     output: OutputDistillation = DEFAULT_OUTPUT_DISTILLATION,
 ) -> DistillationTerms:
     """`distillation_terms` without its input checks and without a host sync: for training loops that
-    validated their data once before training and check the loss with `check_finite_loss`."""
+    validated their data once before training and check the loss with `check_finite_loss`.
+
+    The terms are computed in fp32 whatever precision the logits come in: under bf16 autocast a log-softmax
+    keeps 8 bits of mantissa, too few for a KL between two nearly equal distributions."""
+    student_logits, teacher_logits = at_least_fp32(student_logits), at_least_fp32(teacher_logits)
     hard = _labelled_cross_entropy(student_logits, labels)
     soft = _scaled_kl(student_logits, teacher_logits.detach(), output.temperature)
     total = (1.0 - output.alpha) * hard + output.alpha * soft
     return DistillationTerms(total=total, hard=hard, soft=soft)
+
+
+def at_least_fp32(tensor: Tensor) -> Tensor:
+    """bf16 and fp16 become fp32; fp32 and fp64 stay as they are."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
 def check_finite_loss(loss: Tensor, step: str) -> None:

@@ -96,6 +96,18 @@ def test_loss_matches_a_numpy_computation(temperature: float, alpha: float) -> N
     assert float(loss) == pytest.approx(expected, rel=1e-10)
 
 
+def test_bf16_logits_give_fp32_terms_computed_on_their_exact_values() -> None:
+    student, teacher = random_batch(seed=7)
+    student, teacher = student.to(torch.bfloat16), teacher.to(torch.bfloat16)
+    labels = torch.tensor([3, IGNORE_INDEX, 0, 9, 4])
+    expected = numpy_distillation_loss(
+        student.double().numpy(), teacher.double().numpy(), labels.numpy(), 4.0, 0.7
+    )
+    loss = distillation_loss(student, teacher, labels)
+    assert loss.dtype == torch.float32
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
 def test_default_temperature_and_alpha_are_four_and_point_seven() -> None:
     assert OutputDistillation() == OutputDistillation(temperature=4.0, alpha=0.7)
     student, teacher = random_batch(seed=1)

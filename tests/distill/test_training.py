@@ -570,5 +570,31 @@ def test_config_rejects_an_unknown_precision(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks a GPU precision when a GPU is present")
-def test_auto_precision_is_fp32_on_a_cpu():
-    assert resolve_precision("auto") == "fp32"
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"),
+    [(True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")],
+)
+def test_auto_precision_on_a_cpu_is_bf16_only_where_the_cpu_multiplies_bf16_natively(
+    monkeypatch, avx512_bf16, amx, expected
+):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert resolve_precision("auto") == expected
+
+
+def test_stage2_in_bf16_keeps_fp32_weights_and_still_learns_the_teacher_distribution(tmp_path, tokenizer):
+    teacher_choice = [(label + 1) % 3 for label in SEPARABLE.labels]
+
+    result = train_stage2(
+        tiny_teacher(),
+        tokenizer,
+        SEPARABLE.texts,
+        one_hot_logits(teacher_choice),
+        SEPARABLE.labels,
+        config(tmp_path, epochs=8, batch_size=4, precision="bf16"),
+        output=OutputDistillation(alpha=1.0),
+    )
+
+    assert {parameter.dtype for parameter in result.model.parameters()} == {torch.float32}
+    agreement = np.mean(np.array(predictions(result.model, tokenizer, SEPARABLE.texts)) == teacher_choice)
+    assert agreement >= 0.9

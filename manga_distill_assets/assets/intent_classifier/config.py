@@ -30,7 +30,9 @@ class TrainingKnobs(dg.Config):
     max_length: int = Field(default=64, gt=8, description="Tokens per text; manga queries are short.")
     checkpoint_every: int = Field(default=200, ge=0, description="Steps between checkpoints (0: at the end).")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        default="auto", description="auto: bf16/fp16 on GPU."
+        default="auto",
+        description="auto: bf16 (or fp16) on a GPU; bf16 on a CPU that multiplies it natively (AVX512-BF16, "
+        "AMX); else fp32. Weights and losses stay fp32.",
     )
     head_learning_rate: float | None = Field(
         default=None, gt=0, description="Rate of a freshly initialised head and pooler (None: learning_rate)."

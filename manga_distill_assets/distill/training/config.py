@@ -90,13 +90,22 @@ class TrainingConfig:
 
 
 def resolve_precision(precision: Precision) -> Literal["fp32", "bf16", "fp16"]:
-    """`auto` takes the fastest numerically safe choice: bf16 where the GPU has it, else fp16 on a GPU, else
-    fp32, since CPU autocast is rarely faster for models this small."""
+    """`auto` takes the fastest numerically safe choice: bf16 where the GPU has it, else fp16 on a GPU; on a
+    CPU, bf16 autocast where the CPU multiplies bf16 natively (AVX512-BF16 or AMX), else fp32, which emulated
+    bf16 would only slow down. On 2 Zen 4 cores a MiniLM teacher step (batch 32) took 0.43 s in bf16 against
+    0.63 s in fp32, a 2-layer student's (batch 64) 0.25 s against 0.38 s. Weights, optimiser state and the
+    distillation losses stay fp32 (`losses.py`, `intermediate.py`); only the matrix products run in bf16."""
     if precision != "auto":
         return precision
-    if not torch.cuda.is_available():
-        return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """torch's own probes of the CPU's instruction sets (private in torch.cpu, hence the guard)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
 def training_arguments(
