@@ -582,6 +582,24 @@ def test_auto_precision_on_a_cpu_is_bf16_only_where_the_cpu_multiplies_bf16_nati
     assert resolve_precision("auto") == expected
 
 
+def test_a_model_trained_in_bf16_comes_back_scoring_in_fp32_like_its_stored_weights(tmp_path, tokenizer):
+    result = train_teacher(
+        tiny_teacher(),
+        tokenizer,
+        LabeledTexts(TEXTS, LABELS),
+        LabeledTexts(TEXTS, LABELS),
+        config(tmp_path, precision="bf16"),
+    )
+    reloaded = tiny_teacher()
+    reloaded.load_state_dict(result.model.state_dict())
+
+    inputs = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        returned, stored = result.model.eval()(**inputs).logits, reloaded.eval()(**inputs).logits
+    assert returned.dtype == torch.float32
+    assert torch.allclose(returned, stored, atol=1e-6)
+
+
 def test_stage2_in_bf16_keeps_fp32_weights_and_still_learns_the_teacher_distribution(tmp_path, tokenizer):
     teacher_choice = [(label + 1) % 3 for label in SEPARABLE.labels]
 

@@ -203,6 +203,9 @@ def fit(trainer: Trainer, config: TrainingConfig, model: PreTrainedModel) -> Tra
     metrics = dict(output.metrics)
     if trainer.eval_dataset is not None:
         metrics.update(trainer.evaluate())
+    # Mixed precision leaves the model's forward wrapped in autocast for good; the model handed back scores in
+    # fp32, as it is stored and as it will be loaded.
+    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     return TrainingResult(
         model=model,
         log_history=list(trainer.state.log_history),
