@@ -92,9 +92,9 @@ class TrainingConfig:
 def resolve_precision(precision: Precision) -> Literal["fp32", "bf16", "fp16"]:
     """`auto` takes the fastest numerically safe choice: bf16 where the GPU has it, else fp16 on a GPU; on a
     CPU, bf16 autocast where the CPU multiplies bf16 natively (AVX512-BF16 or AMX), else fp32, which emulated
-    bf16 would only slow down. On 2 Zen 4 cores a MiniLM teacher step (batch 32) took 0.43 s in bf16 against
-    0.63 s in fp32, a 2-layer student's (batch 64) 0.25 s against 0.38 s. Weights, optimiser state and the
-    distillation losses stay fp32 (`losses.py`, `intermediate.py`); only the matrix products run in bf16."""
+    bf16 would only slow down. On 2 Zen 4 cores every training loop ran 1.4-1.7x as many steps a second in
+    bf16 (benchmarks/training_loops.py). Weights, optimiser state and the distillation losses stay fp32
+    (`losses.py`, `intermediate.py`); only the matrix products run in bf16."""
     if precision != "auto":
         return precision
     if torch.cuda.is_available():
