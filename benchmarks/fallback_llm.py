@@ -3,7 +3,8 @@ time, and how the Bedrock → student fallback splits traffic under throttling.
 
 ``curve`` trains the offline student (a Llama built from a config, SFT with TRL on the offline teacher's
 answers to the packaged train questions) at each ``--shapes`` entry (hidden:layers:epochs) and scores it on
-the held-out test questions: fact accuracy, its retention of the teacher's, train seconds.
+the held-out test questions: fact accuracy (overall and by kind of question), its retention of the teacher's,
+train seconds, and fact accuracy on as many questions it was trained on (memorised against generalised).
 
 ``group`` materialises the `fallback_llm` group with the defaults a user gets (after the intent teacher that
 routes the query log, which is not part of the group), one asset per run so each one's wall time is on record,
@@ -38,7 +39,7 @@ import torch
 from manga_distill_assets.data.assistant_prompt import system_prompt
 from manga_distill_assets.data.catalogue_assistant import catalogue_answer, is_refusal
 from manga_distill_assets.data.manga_qa import generate_manga_qa
-from manga_distill_assets.distill.answer_quality import answer_quality
+from manga_distill_assets.distill.answer_quality import answer_quality, fact_accurate
 from manga_distill_assets.distill.chat_model import LlamaShape, tiny_llama, train_tokenizer
 from manga_distill_assets.distill.generation import generate_answers
 from manga_distill_assets.distill.sft import SFTKnobs, conversation, train_sft
@@ -56,6 +57,8 @@ def curve(shapes: list[str], test_questions: int, threads: int) -> list[dict]:
         qa[qa["split"] == "train"],
         qa[qa["split"] == "test"].sample(test_questions, random_state=13),
     )
+    # Questions the student was trained on: how much it memorised, against how much it generalises.
+    seen = train.sample(test_questions, random_state=13)
     pairs = [(q, a) for q, a in ((q, catalogue_answer(q)) for q in train["question"]) if not is_refusal(a)]
     teacher = answer_quality(
         [catalogue_answer(q) for q in test["question"]], test["answer"].tolist(), test["facts"].tolist()
@@ -85,6 +88,10 @@ def curve(shapes: list[str], test_questions: int, threads: int) -> list[dict]:
             result.model, tokenizer, system, test["question"].tolist(), max_new_tokens=48
         )
         quality = answer_quality(answers, test["answer"].tolist(), test["facts"].tolist())
+        stated = [fact_accurate(answer, facts) for answer, facts in zip(answers, test["facts"], strict=True)]
+        seen_answers = generate_answers(
+            result.model, tokenizer, system, seen["question"].tolist(), max_new_tokens=48
+        )
         rows.append(
             {
                 "shape": spec,
@@ -94,6 +101,16 @@ def curve(shapes: list[str], test_questions: int, threads: int) -> list[dict]:
                 **{key: round(value, 4) for key, value in quality.items()},
                 "teacher_fact_accuracy": teacher["fact_accuracy"],
                 "retention": round(quality["fact_accuracy"] / teacher["fact_accuracy"], 4),
+                "fact_accuracy_by_kind": {
+                    kind: round(
+                        float(np.mean([ok for ok, k in zip(stated, test["kind"], strict=True) if k == kind])),
+                        3,
+                    )
+                    for kind in sorted(set(test["kind"]))
+                },
+                "train_questions_fact_accuracy": answer_quality(
+                    seen_answers, seen["answer"].tolist(), seen["facts"].tolist()
+                )["fact_accuracy"],
             }
         )
         print(json.dumps(rows[-1]), flush=True)
