@@ -284,10 +284,10 @@ def test_stage2_takes_no_teacher_model():
     assert model_parameters == ["student"]
 
 
-def test_stage2_student_learns_the_cached_teacher_distribution(tmp_path, tokenizer):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_stage2_learns_the_cached_teacher_distribution_with_fp32_weights(tmp_path, tokenizer, precision):
     # The cached logits disagree with the hard labels on purpose; with alpha=1 only the logits can teach.
     teacher_choice = [(label + 1) % 3 for label in SEPARABLE.labels]
-    settings = config(tmp_path, epochs=8, batch_size=4)
 
     result = train_stage2(
         tiny_teacher(),
@@ -295,10 +295,11 @@ def test_stage2_student_learns_the_cached_teacher_distribution(tmp_path, tokeniz
         SEPARABLE.texts,
         one_hot_logits(teacher_choice),
         SEPARABLE.labels,
-        settings,
+        config(tmp_path, epochs=8, batch_size=4, precision=precision),
         output=OutputDistillation(alpha=1.0),
     )
 
+    assert {parameter.dtype for parameter in result.model.parameters()} == {torch.float32}
     agreement = np.mean(np.array(predictions(result.model, tokenizer, SEPARABLE.texts)) == teacher_choice)
     assert agreement >= 0.9
 
@@ -598,21 +599,3 @@ def test_a_model_trained_in_bf16_comes_back_scoring_in_fp32_like_its_stored_weig
         returned, stored = result.model.eval()(**inputs).logits, reloaded.eval()(**inputs).logits
     assert returned.dtype == torch.float32
     assert torch.allclose(returned, stored, atol=1e-6)
-
-
-def test_stage2_in_bf16_keeps_fp32_weights_and_still_learns_the_teacher_distribution(tmp_path, tokenizer):
-    teacher_choice = [(label + 1) % 3 for label in SEPARABLE.labels]
-
-    result = train_stage2(
-        tiny_teacher(),
-        tokenizer,
-        SEPARABLE.texts,
-        one_hot_logits(teacher_choice),
-        SEPARABLE.labels,
-        config(tmp_path, epochs=8, batch_size=4, precision="bf16"),
-        output=OutputDistillation(alpha=1.0),
-    )
-
-    assert {parameter.dtype for parameter in result.model.parameters()} == {torch.float32}
-    agreement = np.mean(np.array(predictions(result.model, tokenizer, SEPARABLE.texts)) == teacher_choice)
-    assert agreement >= 0.9
