@@ -1,6 +1,9 @@
 """Where training keeps its checkpoints between attempts: local disk, even when models live on S3."""
 
 import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from hashlib import sha256
 from pathlib import Path
@@ -37,3 +40,12 @@ class TrainingWorkspace(dg.ConfigurableResource):
         folder = Path(self.root) / asset / key
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    @contextmanager
+    def checkpoints(self, asset: str, *inputs: object) -> Iterator[Path]:
+        """`folder(asset, *inputs)` for a block that trains and stores a model. A block that fails (or a
+        process killed inside it) leaves the folder for the rerun to resume; one that ends has stored its
+        model, and its checkpoints, each with an optimiser state twice the model's size, are deleted."""
+        folder = self.folder(asset, *inputs)
+        yield folder
+        shutil.rmtree(folder, ignore_errors=True)

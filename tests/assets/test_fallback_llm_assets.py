@@ -9,7 +9,7 @@ from manga_distill_assets.assets.intent_classifier.config import TeacherConfig
 from manga_distill_assets.data.manga_qa import generate_manga_qa
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.presets import smoke_run_config
-from manga_distill_assets.resources.model_store import ModelRef
+from manga_distill_assets.resources.model_store import LocalModelStore, ModelRef, ModelStore
 from manga_distill_assets.resources.qa_source import MangaQASource
 from tests.assets.harness import Graph, recent_days, write_day
 from tests.distill.tiny import tiny_teacher, tiny_tokenizer
@@ -138,29 +138,42 @@ def test_a_qa_file_without_the_answer_column_fails_naming_file_and_column(built,
     assert str(path) in message and "'answer'" in message
 
 
-def test_llm_student_resumes_from_its_last_checkpoint_after_a_crash(built):
+class StoreFailingOn(LocalModelStore):
+    """The local store, failing to store one kind of model as a full disk would."""
+
+    failing_kind: str
+
+    def put(self, folder, kind, label_map, metrics) -> ModelRef:
+        if kind == self.failing_kind:
+            raise OSError(f"No space left on device while storing {kind}")
+        return super().put(folder, kind, label_map, metrics)
+
+
+def test_llm_student_resumes_from_its_last_checkpoint_after_a_failed_run_and_then_deletes_them(built):
     graph, _, _ = built
     config = (
         smoke_run_config()
         .ops["llm_student"]
         .model_copy(update={"max_conversations": 48, "epochs": 1.0, "checkpoint_every": 1})
     )
+    workspace = graph.root / "artifacts" / "work" / "llm_student"
 
-    def train() -> dict:
-        dg.materialize(
+    def train(store: ModelStore) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
             list(graph.defs.assets),
             selection=dg.AssetSelection.assets("llm_student"),
             instance=graph.instance,
-            resources=graph.resources,
+            resources={**graph.resources, "model_store": store},
             run_config=dg.RunConfig(ops={"llm_student": config}),
+            raise_on_error=False,
         )
-        return graph.metadata("llm_student")
 
-    first = train()
-    (folder,) = (graph.root / "artifacts" / "work" / "llm_student").glob(
-        f"*/checkpoint-{first['optimizer_steps']}"
-    )
-    shutil.rmtree(folder)  # as if killed while writing the last checkpoint
-    again = train()
-    assert again["resumed_from"].endswith(f"checkpoint-{first['optimizer_steps'] - 1}")
-    assert again["optimizer_steps"] == first["optimizer_steps"] == 3
+    store = graph.resources["model_store"]
+    assert not train(StoreFailingOn(root=store.root, failing_kind="llm_student")).success
+    *kept, last = sorted(workspace.glob("*/checkpoint-*"), key=lambda folder: int(folder.name.split("-")[1]))
+    shutil.rmtree(last)  # as if killed while writing the last checkpoint
+    assert train(store).success
+    again = graph.metadata("llm_student")
+    assert again["resumed_from"] == str(kept[-1])
+    assert again["optimizer_steps"] == 3
+    assert not list(workspace.glob("*/checkpoint-*"))

@@ -56,6 +56,12 @@ def test_eval_report_compares_teacher_student_and_both_baselines(built):
     )
 
 
+def test_every_model_stored_leaves_no_training_checkpoint_behind(built):
+    graph, _ = built
+    work = graph.root / "artifacts" / "work"
+    assert sorted(path.relative_to(work).as_posix() for path in work.glob("*/*/checkpoint-*")) == []
+
+
 def test_the_teacher_and_both_baselines_record_validation_accuracy_and_loss_for_the_gate(built):
     _, result = built
     report = result.output_for_node("eval_report")

@@ -45,3 +45,19 @@ def test_the_fingerprint_follows_content_and_paths(tmp_path, change) -> None:
         del files["loop.py"]
     assert code_fingerprint(_write(tmp_path / "b", files)) != code_fingerprint(original)
     assert code_fingerprint(_write(tmp_path / "c", {"loop.py": "steps = 1\n"})) == code_fingerprint(original)
+
+
+def test_a_block_that_ends_deletes_its_checkpoints(tmp_path) -> None:
+    resource = TrainingWorkspace(root=str(tmp_path))
+    with resource.checkpoints("teacher_model", "data-digest") as folder:
+        (folder / "checkpoint-5").mkdir()
+    assert not folder.exists()
+
+
+def test_a_block_that_fails_keeps_its_checkpoints_for_the_rerun(tmp_path) -> None:
+    resource = TrainingWorkspace(root=str(tmp_path))
+    with pytest.raises(OSError), resource.checkpoints("teacher_model", "data-digest") as folder:
+        (folder / "checkpoint-5").mkdir()
+        raise OSError("No space left on device while storing the teacher")
+    with resource.checkpoints("teacher_model", "data-digest") as again:
+        assert (again / "checkpoint-5").is_dir()

@@ -149,27 +149,33 @@ def _transformer_member(
             check_label_map(model, names, source=f"ensemble member {member.name} ({folder})")
         except ValueError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
-    else:
-        base = member.base_model or default_teacher_base()
-        tokenizer = AutoTokenizer.from_pretrained(base)
-        model = from_pretrained(base, dict(enumerate(names)), seed=member.training.seed)
-        train = split(labeled, "train")
-        if member.max_train_examples and len(train) > member.max_train_examples:
-            train = train.groupby("label", group_keys=False).sample(
-                frac=member.max_train_examples / len(train), random_state=member.training.seed
-            )
-        validation = split(labeled, "validation")
-        folder_key = (MEMBER_KIND, member.name, frame_fingerprint(train), member.model_dump_json())
+        return _store_member(store, model, tokenizer, member.name, names)
+    base = member.base_model or default_teacher_base()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = from_pretrained(base, dict(enumerate(names)), seed=member.training.seed)
+    train = split(labeled, "train")
+    if member.max_train_examples and len(train) > member.max_train_examples:
+        train = train.groupby("label", group_keys=False).sample(
+            frac=member.max_train_examples / len(train), random_state=member.training.seed
+        )
+    validation = split(labeled, "validation")
+    with workspace.checkpoints(
+        MEMBER_KIND, member.name, frame_fingerprint(train), member.model_dump_json()
+    ) as checkpoints:
         model = train_teacher(
             model,
             tokenizer,
             LabeledTexts(train["text"].tolist(), label_ids(train["label"], names)),
             LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
-            member.training.training_config(workspace.folder(*folder_key)),
+            member.training.training_config(checkpoints),
             progress=log_progress(context, f"member {member.name}"),
         ).model
+        return _store_member(store, model, tokenizer, member.name, names)
+
+
+def _store_member(store: ModelStore, model, tokenizer, name: str, names: list[str]) -> ModelRef:
     with tempfile.TemporaryDirectory() as tmp:
-        saved = save_model(model, tokenizer, Path(tmp) / member.name)
+        saved = save_model(model, tokenizer, Path(tmp) / name)
         return store.put(saved, kind=MEMBER_KIND, label_map=dict(enumerate(names)), metrics={})
 
 

@@ -88,25 +88,27 @@ def ensemble_student(
     """(1-α)·CE + α·T²·KL against the ensemble's mean calibrated probabilities."""
     stage1_ref = matching_ref(student_stage1, labeled_intents, "ensemble_student")
     rows = transfer_rows(ensemble_soft_labels, config.use_paraphrases, config.use_unlabeled)
-    folder = training_workspace.folder(
+    with training_workspace.checkpoints(
         KIND,
         stage1_ref.sha256,
         lines_fingerprint(rows["text"]),
         sha256(np.stack(rows["logits"].to_numpy()).astype(np.float32).tobytes()).hexdigest(),
         config.model_dump_json(),
-    )
-    result, tokenizer = distil_stage1_student(
-        stage1_ref,
-        rows,
-        labeled_intents,
-        model_store,
-        config.training.training_config(folder),
-        config.output(),
-        log_progress(context, "ensemble stage2"),
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        saved = save_model(result.model, tokenizer, Path(tmp) / KIND)
-        ref = model_store.put(saved, kind=KIND, label_map=stage1_ref.label_map, metrics=dict(result.metrics))
+    ) as checkpoints:
+        result, tokenizer = distil_stage1_student(
+            stage1_ref,
+            rows,
+            labeled_intents,
+            model_store,
+            config.training.training_config(checkpoints),
+            config.output(),
+            log_progress(context, "ensemble stage2"),
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = save_model(result.model, tokenizer, Path(tmp) / KIND)
+            ref = model_store.put(
+                saved, kind=KIND, label_map=stage1_ref.label_map, metrics=dict(result.metrics)
+            )
     return ref_output(
         ref,
         {

@@ -66,26 +66,24 @@ def llm_student(
         tokenizer = train_tokenizer([system, *questions, *answers], config.vocab_size)
         model = tiny_llama(tokenizer, config.shape(), config.seed)
         base = _put(model_store, model, tokenizer, "llm_student_base", {}).to_dict()
-    folder = training_workspace.folder(
+    chats = [
+        conversation(system, question, answer) for question, answer in zip(questions, answers, strict=True)
+    ]
+    with training_workspace.checkpoints(
         "llm_student",
         frame_fingerprint(teacher_responses, ["question", "answer"]),
         system,
         config.model_dump_json(),
-    )
-    result = train_sft(
-        model,
-        tokenizer,
-        [conversation(system, question, answer) for question, answer in zip(questions, answers, strict=True)],
-        folder,
-        config.sft_knobs(),
-        progress=log_progress(context, "sft"),
-    )
+    ) as checkpoints:
+        result = train_sft(
+            model, tokenizer, chats, checkpoints, config.sft_knobs(), progress=log_progress(context, "sft")
+        )
+        ref = _put(model_store, result.model, tokenizer, "llm_student", {"final_loss": result.final_loss})
     if result.truncated_away:
         context.log.warning(
             f"llm_student: {result.truncated_away} chats were longer than max_length={config.max_length} "
             "tokens up to their answer and were left out; raise max_length to train on them."
         )
-    ref = _put(model_store, result.model, tokenizer, "llm_student", {"final_loss": result.final_loss})
     output = ref_output(
         ref,
         {

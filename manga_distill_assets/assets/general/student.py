@@ -1,6 +1,7 @@
 """`general_student`: the narrow encoder that `student_stage1` starts from under `init: general`."""
 
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -118,6 +119,8 @@ def _train(
     }
     (workspace / "metadata.json").write_text(json.dumps(metadata))
     save_model(student, tokenizer, workspace / FINISHED, projections=result.projections)
+    for checkpoint in workspace.glob("checkpoint-*"):  # they resume a cut-off run; a rerun reads FINISHED
+        shutil.rmtree(checkpoint)
     return student, metadata
 
 

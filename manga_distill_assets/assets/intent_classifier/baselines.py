@@ -110,33 +110,32 @@ def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
         if not start.fresh_head and general is None:
             knobs = knobs.model_copy(update={"head_learning_rate": None})
         train, validation = split(labeled_intents, "train"), split(labeled_intents, "validation")
-        result = train_baseline(
-            student,
-            tokenizer,
-            LabeledTexts(train["text"].tolist(), label_ids(train["label"], names)),
-            LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
-            knobs.training_config(
-                training_workspace.folder(
-                    name,
-                    teacher_ref.sha256,
-                    lines_fingerprint(train["text"]),
-                    config.model_copy(update={"training": knobs}).model_dump_json(),
-                    general_sha,
-                )
-            ),
-            progress=log_progress(context, name),
-        )
-        model, bytes_saved = result.model, 0
-        scores = validation_scores(model, tokenizer, validation, names, knobs.max_length)
-        if config.prune_vocabulary:
-            pruning = prune_vocabulary(model, tokenizer, vocabulary_texts(labeled_intents, []))
-            model, tokenizer, bytes_saved = pruning.model, pruning.tokenizer, pruning.bytes_saved
+        with training_workspace.checkpoints(
+            name,
+            teacher_ref.sha256,
+            lines_fingerprint(train["text"]),
+            config.model_copy(update={"training": knobs}).model_dump_json(),
+            general_sha,
+        ) as checkpoints:
+            result = train_baseline(
+                student,
+                tokenizer,
+                LabeledTexts(train["text"].tolist(), label_ids(train["label"], names)),
+                LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+                knobs.training_config(checkpoints),
+                progress=log_progress(context, name),
+            )
+            model, bytes_saved = result.model, 0
+            scores = validation_scores(model, tokenizer, validation, names, knobs.max_length)
+            if config.prune_vocabulary:
+                pruning = prune_vocabulary(model, tokenizer, vocabulary_texts(labeled_intents, []))
+                model, tokenizer, bytes_saved = pruning.model, pruning.tokenizer, pruning.bytes_saved
+            metrics = {**{k: float(v) for k, v in result.metrics.items()}, **scores}
+            ref = save_and_put(model_store, model, tokenizer, name, id2label, metrics)
         context.log.info(
             f"{name}: validation accuracy {scores['validation_accuracy']:.4f} after "
             f"{result.epochs_run:.1f} epochs ({result.stop_reason})"
         )
-        metrics = {**{k: float(v) for k, v in result.metrics.items()}, **scores}
-        ref = save_and_put(model_store, model, tokenizer, name, id2label, metrics)
         return ref_output(
             ref,
             {

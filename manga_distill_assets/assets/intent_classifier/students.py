@@ -102,39 +102,34 @@ def student_stage1(
     matches = config.matches() or uniform_layer_map(
         student.config.num_hidden_layers, teacher.config.num_hidden_layers
     )
-    result = train_stage1(
-        student,
-        teacher,
-        tokenizer,
-        texts,
-        matches,
-        config.training.training_config(
-            training_workspace.folder(
-                "student_stage1",
-                teacher_ref.sha256,
-                lines_fingerprint(texts),
-                config.model_dump_json(),
-                general_sha,
-            )
-        ),
-        beta=config.beta,
-        gamma=config.gamma,
-        progress=log_progress(context, "stage1"),
-    )
-    student, bytes_saved = result.model, 0
-    if config.prune_vocabulary:
-        pruning = prune_vocabulary(student, tokenizer, vocabulary_texts(labeled_intents, texts))
-        student, tokenizer, bytes_saved = pruning.model, pruning.tokenizer, pruning.bytes_saved
+    with training_workspace.checkpoints(
+        "student_stage1", teacher_ref.sha256, lines_fingerprint(texts), config.model_dump_json(), general_sha
+    ) as checkpoints:
+        result = train_stage1(
+            student,
+            teacher,
+            tokenizer,
+            texts,
+            matches,
+            config.training.training_config(checkpoints),
+            beta=config.beta,
+            gamma=config.gamma,
+            progress=log_progress(context, "stage1"),
+        )
+        student, bytes_saved = result.model, 0
+        if config.prune_vocabulary:
+            pruning = prune_vocabulary(student, tokenizer, vocabulary_texts(labeled_intents, texts))
+            student, tokenizer, bytes_saved = pruning.model, pruning.tokenizer, pruning.bytes_saved
+        ref = save_and_put(
+            model_store,
+            student,
+            tokenizer,
+            "student_stage1",
+            id2label,
+            {"final_loss": result.final_loss},
+            projections=result.projections,
+        )
     final = result.log_history[-1] if result.log_history else {}
-    ref = save_and_put(
-        model_store,
-        student,
-        tokenizer,
-        "student_stage1",
-        id2label,
-        {"final_loss": result.final_loss},
-        projections=result.projections,
-    )
     return ref_output(
         ref,
         {
@@ -173,25 +168,24 @@ def student_stage2(
     names = label_names(labeled_intents)
     rows = _stage2_rows(teacher_soft_labels, config)
     validation = split(labeled_intents, "validation")
-    result = train_stage2(
-        student,
-        tokenizer,
-        rows["text"].tolist(),
-        np.stack(rows["logits"].to_numpy()).astype(np.float32),
-        rows["label"].astype(int).tolist(),
-        config.training.training_config(
-            training_workspace.folder(
-                "student_stage2", stage1_ref.sha256, lines_fingerprint(rows["text"]), config.model_dump_json()
-            )
-        ),
-        output=config.output(),
-        progress=log_progress(context, "stage2"),
-        validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
-    )
+    with training_workspace.checkpoints(
+        "student_stage2", stage1_ref.sha256, lines_fingerprint(rows["text"]), config.model_dump_json()
+    ) as checkpoints:
+        result = train_stage2(
+            student,
+            tokenizer,
+            rows["text"].tolist(),
+            np.stack(rows["logits"].to_numpy()).astype(np.float32),
+            rows["label"].astype(int).tolist(),
+            config.training.training_config(checkpoints),
+            output=config.output(),
+            progress=log_progress(context, "stage2"),
+            validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+        )
+        ref = save_and_put(
+            model_store, result.model, tokenizer, "student_stage2", stage1_ref.label_map, dict(result.metrics)
+        )
     final = result.log_history[-1] if result.log_history else {}
-    ref = save_and_put(
-        model_store, result.model, tokenizer, "student_stage2", stage1_ref.label_map, dict(result.metrics)
-    )
     return ref_output(
         ref,
         {

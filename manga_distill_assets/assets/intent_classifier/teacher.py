@@ -56,34 +56,35 @@ def teacher_model(
     whose label map must match `labeled_intents`."""
     names = label_names(labeled_intents)
     id2label = dict(enumerate(names))
-    if config.registered_checkpoint:
-        model, tokenizer = _load_registered(config.registered_checkpoint)
-        check_label_map(model, names, source=config.registered_checkpoint)
-        steps, epochs_run, stop_reason = 0, 0.0, "registered, not trained here"
-    else:
-        base = config.base_model or default_teacher_base()
-        tokenizer = AutoTokenizer.from_pretrained(base)
-        model = from_pretrained(base, id2label, seed=config.training.seed)
-        train = _subsample(split(labeled_intents, "train"), config.max_train_examples, config.training.seed)
-        result = train_teacher(
-            model,
-            tokenizer,
-            _labeled_texts(train, names),
-            _labeled_texts(split(labeled_intents, "validation"), names),
-            config.training.training_config(
-                training_workspace.folder("teacher_model", frame_fingerprint(train), config.model_dump_json())
-            ),
-            progress=log_progress(context, "teacher"),
+    train = _subsample(split(labeled_intents, "train"), config.max_train_examples, config.training.seed)
+    with training_workspace.checkpoints(
+        "teacher_model", frame_fingerprint(train), config.model_dump_json()
+    ) as checkpoints:
+        if config.registered_checkpoint:
+            model, tokenizer = _load_registered(config.registered_checkpoint)
+            check_label_map(model, names, source=config.registered_checkpoint)
+            steps, epochs_run, stop_reason = 0, 0.0, "registered, not trained here"
+        else:
+            base = config.base_model or default_teacher_base()
+            tokenizer = AutoTokenizer.from_pretrained(base)
+            model = from_pretrained(base, id2label, seed=config.training.seed)
+            result = train_teacher(
+                model,
+                tokenizer,
+                _labeled_texts(train, names),
+                _labeled_texts(split(labeled_intents, "validation"), names),
+                config.training.training_config(checkpoints),
+                progress=log_progress(context, "teacher"),
+            )
+            model, steps = result.model, result.optimizer_steps
+            epochs_run, stop_reason = result.epochs_run, result.stop_reason
+        scores = validation_scores(
+            model, tokenizer, split(labeled_intents, "validation"), names, config.training.max_length
         )
-        model, steps = result.model, result.optimizer_steps
-        epochs_run, stop_reason = result.epochs_run, result.stop_reason
-    scores = validation_scores(
-        model, tokenizer, split(labeled_intents, "validation"), names, config.training.max_length
-    )
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = save_model(model, tokenizer, Path(tmp) / "teacher")
+            ref = model_store.put(folder, kind="teacher", label_map=id2label, metrics=scores)
     accuracy = scores["validation_accuracy"]
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = save_model(model, tokenizer, Path(tmp) / "teacher")
-        ref = model_store.put(folder, kind="teacher", label_map=id2label, metrics=scores)
     context.log.info(
         f"teacher validation accuracy {accuracy:.4f} after {epochs_run:.1f} epochs ({stop_reason})"
     )

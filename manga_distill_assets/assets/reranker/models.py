@@ -113,6 +113,9 @@ def reranker_teacher(
                 allow_retries=False,
             )
         steps, history = 0, []
+        ref, ndcg, described = _store_ranker(
+            context, model_store, "reranker_teacher", model, tokenizer, rerank_queries
+        )
     else:
         base = config.base_model or default_teacher_base()
         model = from_pretrained(base, RELEVANCE_LABEL, seed=knobs.seed)
@@ -120,20 +123,23 @@ def reranker_teacher(
         train = split_rows(rerank_queries, "train")
         if config.max_train_pairs and len(train) > config.max_train_pairs:
             train = train.sample(config.max_train_pairs, random_state=knobs.seed)
-        result = train_teacher_reranker(
-            model,
-            tokenizer,
-            train["query"].tolist(),
-            train["doc"].tolist(),
-            train["grade"].tolist(),
-            knobs.settings(),
-            training_workspace.folder("reranker_teacher", frame_fingerprint(train), config.model_dump_json()),
-            progress=log_progress(context, "reranker_teacher"),
-        )
-        model, tokenizer, steps, history = result.model, result.tokenizer, result.steps, result.history
-    ref, ndcg, described = _store_ranker(
-        context, model_store, "reranker_teacher", model, tokenizer, rerank_queries
-    )
+        with training_workspace.checkpoints(
+            "reranker_teacher", frame_fingerprint(train), config.model_dump_json()
+        ) as checkpoints:
+            result = train_teacher_reranker(
+                model,
+                tokenizer,
+                train["query"].tolist(),
+                train["doc"].tolist(),
+                train["grade"].tolist(),
+                knobs.settings(),
+                checkpoints,
+                progress=log_progress(context, "reranker_teacher"),
+            )
+            model, tokenizer, steps, history = result.model, result.tokenizer, result.steps, result.history
+            ref, ndcg, described = _store_ranker(
+                context, model_store, "reranker_teacher", model, tokenizer, rerank_queries
+            )
     yield ref_output(
         ref,
         {
@@ -253,31 +259,24 @@ def reranker_student(
         student, tokenizer = pruned.model, pruned.tokenizer
         metadata |= {"vocabulary": pruned.kept_tokens, "vocabulary_before": pruned.original_tokens}
     queries, lists, scores = candidate_lists(teacher_rerank_scores, config.list_size, config.training.seed)
-    result = train_student_reranker(
-        student,
-        tokenizer,
-        queries,
-        lists,
-        scores,
-        config.training.settings(),
-        training_workspace.folder(
-            "reranker_student",
-            frame_fingerprint(teacher_rerank_scores),
-            config.model_dump_json(),
-            general_sha,
-        ),
-        listwise_weight=config.listwise_weight,
-        temperature=config.temperature,
-        progress=log_progress(context, "reranker_student"),
-    )
-    ref, _, described = _store_ranker(
-        context,
-        model_store,
-        "reranker_student",
-        result.model,
-        result.tokenizer,
-        rerank_queries,
-    )
+    with training_workspace.checkpoints(
+        "reranker_student", frame_fingerprint(teacher_rerank_scores), config.model_dump_json(), general_sha
+    ) as checkpoints:
+        result = train_student_reranker(
+            student,
+            tokenizer,
+            queries,
+            lists,
+            scores,
+            config.training.settings(),
+            checkpoints,
+            listwise_weight=config.listwise_weight,
+            temperature=config.temperature,
+            progress=log_progress(context, "reranker_student"),
+        )
+        ref, _, described = _store_ranker(
+            context, model_store, "reranker_student", result.model, result.tokenizer, rerank_queries
+        )
     return ref_output(
         ref,
         {
