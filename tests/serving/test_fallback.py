@@ -1,6 +1,9 @@
-"""The Bedrock → student fallback with the real boto3 client against the loopback Bedrock server."""
+"""The Bedrock → student fallback with the real boto3 client against the loopback Bedrock server.
 
-import numpy as np
+The deadline is checked as the time each student call is given: the wall-clock latency of a loaded machine
+is measured by `benchmarks/fallback_llm.py fallback` (answers over the deadline, p99), not asserted here.
+"""
+
 import pytest
 
 from manga_distill_assets.distill.chat_model import LlamaShape, tiny_llama, train_tokenizer
@@ -16,20 +19,30 @@ from tests.bedrock_server import Fault
 SYSTEM = "Answer briefly."
 DEADLINE_S = 1.0
 RESERVE_S = 0.4
+MARGIN_S = 0.1
 QUESTIONS = [f"Is volume {number} of Berserk in stock?" for number in range(1, 41)]
 
 
-@pytest.fixture(scope="module")
+class TimedStudent:
+    """A real (untrained) tiny Llama generating within the time it is given, which it records."""
+
+    def __init__(self) -> None:
+        self.tokenizer = train_tokenizer([SYSTEM, *QUESTIONS], vocab_size=300)
+        shape = LlamaShape(hidden_size=32, layers=1, heads=2, kv_heads=1, intermediate_size=64)
+        self.model = tiny_llama(self.tokenizer, shape, 0)
+        self.given_s: list[float] = []
+
+    def __call__(self, question: str, time_left_s: float) -> str:
+        self.given_s.append(time_left_s)
+        answers = generate_answers(
+            self.model, self.tokenizer, SYSTEM, [question], max_new_tokens=24, max_time_s=time_left_s
+        )
+        return answers[0] or "…"
+
+
+@pytest.fixture
 def student():
-    """A real (untrained) tiny Llama: its generation time is part of every fallback answer's latency."""
-    tokenizer = train_tokenizer([SYSTEM, *QUESTIONS], vocab_size=300)
-    model = tiny_llama(
-        tokenizer, LlamaShape(hidden_size=32, layers=1, heads=2, kv_heads=1, intermediate_size=64), 0
-    )
-    return lambda question, time_left_s: (
-        generate_answers(model, tokenizer, SYSTEM, [question], max_new_tokens=24, max_time_s=time_left_s)[0]
-        or "…"
-    )
+    return TimedStudent()
 
 
 def assistant_for(server, student, breaker: CircuitBreaker | None = None) -> FallbackAssistant:
@@ -39,6 +52,7 @@ def assistant_for(server, student, breaker: CircuitBreaker | None = None) -> Fal
         student,
         deadline_s=DEADLINE_S,
         student_reserve_s=RESERVE_S,
+        student_margin_s=MARGIN_S,
         breaker=breaker or CircuitBreaker(),
     )
 
@@ -57,7 +71,8 @@ def test_under_a_full_outage_every_question_is_answered_by_the_student_within_it
     assistant = assistant_for(bedrock_server, student, CircuitBreaker(failure_threshold=3, reset_after_s=60))
     answers = [assistant.answer(question) for question in QUESTIONS]
     assert {answer.source for answer in answers} == {Source.STUDENT}
-    assert max(answer.latency_ms for answer in answers) < DEADLINE_S * 1000
+    assert len(student.given_s) == len(QUESTIONS)
+    assert all(0 < given <= DEADLINE_S - MARGIN_S for given in student.given_s)
     assert [answer.reason for answer in answers[:4]] == ["server_error"] * 3 + ["circuit_open"]
     assert sum(bedrock_server.requests.values()) == 3  # the open breaker spares Bedrock the rest
 
@@ -72,23 +87,21 @@ def test_a_slow_claude_times_out_to_the_student_within_the_deadline(bedrock_serv
     bedrock_server.inject(Fault("slow", delay_s=3.0))
     answer = assistant_for(bedrock_server, student).answer("Who wrote Monster?")
     assert (answer.source, answer.reason) == (Source.STUDENT, "timeout")
-    assert answer.latency_ms < DEADLINE_S * 1000
+    (given,) = student.given_s
+    assert 0 < given <= RESERVE_S - MARGIN_S  # the wait for Claude came out of the deadline
 
 
-def test_under_30_percent_throttling_the_split_is_70_30_and_p99_stays_within_the_deadline(
-    bedrock_server, student, record_property
+def test_under_30_percent_throttling_the_split_is_70_30_and_the_student_answers_within_the_deadline(
+    bedrock_server, student
 ):
     throttled = [question for index, question in enumerate(QUESTIONS) if index % 10 in (0, 3, 6)]
     bedrock_server.inject(*(Fault("throttle", text=question) for question in throttled))
     assistant = assistant_for(bedrock_server, student)
     answers = [assistant.answer(question) for question in QUESTIONS]
     by_student = [answer for answer in answers if answer.source is Source.STUDENT]
-    p99 = float(np.percentile([answer.latency_ms for answer in answers], 99))
-    record_property("split", f"claude {len(answers) - len(by_student)} / student {len(by_student)}")
-    record_property("p99_ms", round(p99, 1))
     assert len(by_student) == len(throttled) == 12
     assert {answer.reason for answer in by_student} == {"throttled"}
-    assert p99 < DEADLINE_S * 1000
+    assert len(student.given_s) == 12 and all(0 < given <= DEADLINE_S - MARGIN_S for given in student.given_s)
 
 
 def test_questions_are_pii_scrubbed_before_they_reach_bedrock(bedrock_server, student):
