@@ -1,9 +1,7 @@
 """The ensemble's student: stage 2 of the intent graph, on the ensemble's soft targets, from the same
 stage-1 student that student_stage2 starts from, so the two students differ only in their targets."""
 
-import tempfile
 from hashlib import sha256
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -14,20 +12,15 @@ from manga_distill_assets.assets.ensemble.config import EnsembleStudentConfig
 from manga_distill_assets.assets.intent_classifier.common import (
     GPU_OP_TAGS,
     GPU_POOL,
-    label_ids,
-    label_names,
     log_progress,
     loss_curve,
     matching_ref,
     ref_output,
-    split,
 )
+from manga_distill_assets.assets.intent_classifier.students import distil_stage1_student, save_and_put
 from manga_distill_assets.data.fingerprint import lines_fingerprint
-from manga_distill_assets.distill.artifacts import load_model, save_model
-from manga_distill_assets.distill.losses import OutputDistillation
 from manga_distill_assets.distill.students import count_parameters
-from manga_distill_assets.distill.training import LabeledTexts, TrainingConfig, TrainingResult, train_stage2
-from manga_distill_assets.resources.model_store import ModelRef, ModelStore
+from manga_distill_assets.resources.model_store import ModelStore
 from manga_distill_assets.resources.workspace import TrainingWorkspace
 
 KIND = "ensemble_student"
@@ -38,34 +31,6 @@ def transfer_rows(soft_labels: pd.DataFrame, use_paraphrases: bool, use_unlabele
     origins = {"labeled"} | ({"paraphrase"} if use_paraphrases else set())
     origins |= {"unlabeled"} if use_unlabeled else set()
     return soft_labels[soft_labels["keep"] & soft_labels["origin"].isin(origins)].reset_index(drop=True)
-
-
-def distil_stage1_student(
-    stage1: ModelRef,
-    rows: pd.DataFrame,
-    labeled: pd.DataFrame,
-    store: ModelStore,
-    training: TrainingConfig,
-    output: OutputDistillation,
-    progress,
-) -> tuple[TrainingResult, object]:
-    """Stage 2 (`train_stage2`) from the stored stage-1 student on `rows`' targets; returns the result and
-    the student's tokenizer."""
-    student, tokenizer = load_model(store.get(stage1))
-    names = label_names(labeled)
-    validation = split(labeled, "validation")
-    result = train_stage2(
-        student,
-        tokenizer,
-        rows["text"].tolist(),
-        np.stack(rows["logits"].to_numpy()).astype(np.float32),
-        rows["label"].astype(int).tolist(),
-        training,
-        output=output,
-        progress=progress,
-        validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
-    )
-    return result, tokenizer
 
 
 @dg.asset(
@@ -104,11 +69,9 @@ def ensemble_student(
             config.output(),
             log_progress(context, "ensemble stage2"),
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            saved = save_model(result.model, tokenizer, Path(tmp) / KIND)
-            ref = model_store.put(
-                saved, kind=KIND, label_map=stage1_ref.label_map, metrics=dict(result.metrics)
-            )
+        ref = save_and_put(
+            model_store, result.model, tokenizer, KIND, stage1_ref.label_map, dict(result.metrics)
+        )
     return ref_output(
         ref,
         {

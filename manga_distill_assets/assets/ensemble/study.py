@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from manga_distill_assets.assets.ensemble.config import EnsembleStudyConfig
-from manga_distill_assets.assets.ensemble.student import distil_stage1_student, transfer_rows
+from manga_distill_assets.assets.ensemble.student import transfer_rows
 from manga_distill_assets.assets.intent_classifier.common import (
     GPU_OP_TAGS,
     GPU_POOL,
@@ -24,6 +24,7 @@ from manga_distill_assets.assets.intent_classifier.common import (
     matching_ref,
     split,
 )
+from manga_distill_assets.assets.intent_classifier.students import distil_stage1_student
 from manga_distill_assets.assets.markdown import markdown_table
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.evaluation import classification_report, predict_logits

@@ -28,11 +28,18 @@ from manga_distill_assets.assets.intent_classifier.config import (
 from manga_distill_assets.data.fingerprint import lines_fingerprint
 from manga_distill_assets.distill.artifacts import load_model, save_model
 from manga_distill_assets.distill.layer_match import uniform_layer_map
+from manga_distill_assets.distill.losses import OutputDistillation
 from manga_distill_assets.distill.students import (
     count_parameters,
     model_size_bytes,
 )
-from manga_distill_assets.distill.training import LabeledTexts, train_stage1, train_stage2
+from manga_distill_assets.distill.training import (
+    LabeledTexts,
+    TrainingConfig,
+    TrainingResult,
+    train_stage1,
+    train_stage2,
+)
 from manga_distill_assets.distill.vocab import prune_vocabulary
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 from manga_distill_assets.resources.workspace import TrainingWorkspace
@@ -44,6 +51,34 @@ def save_and_put(
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_model(model, tokenizer, Path(tmp) / kind, projections=projections)
         return store.put(folder, kind=kind, label_map=id2label, metrics=metrics)
+
+
+def distil_stage1_student(
+    stage1: ModelRef,
+    rows: pd.DataFrame,
+    labeled: pd.DataFrame,
+    store: ModelStore,
+    training: TrainingConfig,
+    output: OutputDistillation,
+    progress,
+) -> tuple[TrainingResult, object]:
+    """Stage 2 (`train_stage2`) from the stored stage-1 student on `rows`' targets; returns the result and
+    the student's tokenizer."""
+    student, tokenizer = load_model(store.get(stage1))
+    names = label_names(labeled)
+    validation = split(labeled, "validation")
+    result = train_stage2(
+        student,
+        tokenizer,
+        rows["text"].tolist(),
+        np.stack(rows["logits"].to_numpy()).astype(np.float32),
+        rows["label"].astype(int).tolist(),
+        training,
+        output=output,
+        progress=progress,
+        validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+    )
+    return result, tokenizer
 
 
 def transfer_texts(
@@ -164,23 +199,18 @@ def student_stage2(
     """Output distillation from cached teacher logits: (1-α)·CE + α·T²·KL. Labelled rows give hard and soft
     targets, kept paraphrases their source label and soft targets, unlabeled queries soft targets only."""
     stage1_ref = matching_ref(student_stage1, labeled_intents, "student_stage2")
-    student, tokenizer = load_model(model_store.get(stage1_ref))
-    names = label_names(labeled_intents)
     rows = _stage2_rows(teacher_soft_labels, config)
-    validation = split(labeled_intents, "validation")
     with training_workspace.checkpoints(
         "student_stage2", stage1_ref.sha256, lines_fingerprint(rows["text"]), config.model_dump_json()
     ) as checkpoints:
-        result = train_stage2(
-            student,
-            tokenizer,
-            rows["text"].tolist(),
-            np.stack(rows["logits"].to_numpy()).astype(np.float32),
-            rows["label"].astype(int).tolist(),
+        result, tokenizer = distil_stage1_student(
+            stage1_ref,
+            rows,
+            labeled_intents,
+            model_store,
             config.training.training_config(checkpoints),
-            output=config.output(),
-            progress=log_progress(context, "stage2"),
-            validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+            config.output(),
+            log_progress(context, "stage2"),
         )
         ref = save_and_put(
             model_store, result.model, tokenizer, "student_stage2", stage1_ref.label_map, dict(result.metrics)
