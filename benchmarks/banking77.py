@@ -23,13 +23,15 @@ import os
 import platform
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import torch
 from _common import RESULTS, write_results
+
+from manga_distill_assets.data.query_log import days_before
 
 BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77"
 LOG_DAYS = 7
@@ -151,8 +153,7 @@ def train_texts() -> list[str]:
 def write_query_log(root: Path, texts: list[str]) -> list[str]:
     """The texts spread over the last `LOG_DAYS` days (ending yesterday, UTC), in the `LocalQueryLog` layout
     `<root>/dt=YYYY-MM-DD/part-0.jsonl`; returns the days, oldest first."""
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
-    days = [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(LOG_DAYS))]
+    days = days_before(datetime.now(UTC), LOG_DAYS)
     for index, day in enumerate(days):
         folder = root / f"dt={day}"
         folder.mkdir(parents=True, exist_ok=True)

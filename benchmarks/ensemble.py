@@ -27,7 +27,7 @@ import platform
 import tempfile
 import time
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ import dagster as dg
 import intent_real_data
 import torch
 from banking77 import point_labeled_source_at_banking77, train_texts, write_query_log
+
+from manga_distill_assets.data.query_log import days_before
 
 RESULTS = Path(__file__).parent / "results"
 UPSTREAM = ("teacher_model", "claude_paraphrases", "teacher_soft_labels", "student_stage1", "student_stage2")
@@ -102,8 +104,7 @@ def run(
     from manga_distill_assets.resources.query_log import LocalQueryLog
 
     resources = local_resources(root / "artifacts")
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
-    days = [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(PACKAGED_DAYS))]
+    days = days_before(datetime.now(UTC), PACKAGED_DAYS)
     if data == "banking77" and per_intent:
         train = intent_real_data.read_banking77("train.csv")
         labelled, unlabelled = intent_real_data.draw(train, per_intent, seed=0)

@@ -30,7 +30,7 @@ import os
 import random
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ import torch
 from manga_distill_assets.data.assistant_prompt import system_prompt
 from manga_distill_assets.data.catalogue_assistant import catalogue_answer, is_refusal
 from manga_distill_assets.data.manga_qa import generate_manga_qa
+from manga_distill_assets.data.query_log import days_before
 from manga_distill_assets.distill.answer_quality import answer_quality, fact_accurate
 from manga_distill_assets.distill.chat_model import LlamaShape, tiny_llama, train_tokenizer
 from manga_distill_assets.distill.generation import generate_answers
@@ -192,8 +193,7 @@ def group(root: Path) -> dict:
             raise SystemExit(f"materialising {key} failed; see the run log above.")
         return result
 
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
-    days = [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(LOG_DAYS))]
+    days = days_before(datetime.now(UTC), LOG_DAYS)
     materialize("labeled_intents")
     for day in days:
         materialize("raw_queries", partition_key=day)

@@ -34,12 +34,14 @@ import random
 import statistics
 import time
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from _common import parse_shape
+
+from manga_distill_assets.data.query_log import days_before
 
 RESULTS = Path(__file__).parent / "results" / "intent_real_data.json"
 BANKING77 = Path(
@@ -119,8 +121,7 @@ def draw(rows: list[dict[str, str]], size: str, seed: int) -> tuple[list[dict[st
 
 def write_query_log(root: Path, texts: list[str]) -> list[str]:
     """The texts over the last `LOG_DAYS` days (ending yesterday, UTC) in the `LocalQueryLog` layout."""
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
-    days = [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(LOG_DAYS))]
+    days = days_before(datetime.now(UTC), LOG_DAYS)
     for index, day in enumerate(days):
         folder = root / f"dt={day}"
         folder.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import argparse
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import dagster as dg
 from _common import RESULTS, write_results
 
 from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
+from manga_distill_assets.data.query_log import days_before
 from manga_distill_assets.definitions import defs, local_resources
 from manga_distill_assets.presets import PRESETS
 from manga_distill_assets.resources.query_log import SimulatedQueryLog
@@ -154,10 +155,7 @@ class Automation:
 
 def main() -> None:
     arguments = parse_arguments()
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
-    days = [
-        (yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(arguments.days + 1))
-    ]
+    days = days_before(datetime.now(UTC), arguments.days + 1)
     history, new_day = days[:-1], days[-1]
     with tempfile.TemporaryDirectory(prefix="refresh-") as scratch:
         world = World(Path(scratch) / "nightly", arguments.preset)

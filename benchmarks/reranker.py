@@ -31,11 +31,13 @@ import os
 import platform
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+
+from manga_distill_assets.data.query_log import days_before
 
 RESULTS = Path(__file__).parent / "results"
 LOG_DAYS = 3
@@ -153,8 +155,7 @@ def run(root: Path, arguments: argparse.Namespace) -> dict[str, Any]:
             failed_checks.append(key)  # stored, but a blocking check failed: a finding to report
         return result
 
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
-    days = [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(LOG_DAYS))]
+    days = days_before(datetime.now(UTC), LOG_DAYS)
     materialize("labeled_intents")
     for day in days:
         materialize("raw_queries", partition_key=day)

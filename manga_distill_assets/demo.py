@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 from transformers.utils import logging as transformers_logging
@@ -16,6 +16,7 @@ from transformers.utils import logging as transformers_logging
 from manga_distill_assets.assets.intent_classifier.config import Stage1Config
 from manga_distill_assets.assets.intent_classifier.evaluation import summary_markdown
 from manga_distill_assets.assets.queries.assets import WINDOW_DAYS
+from manga_distill_assets.data.query_log import days_before
 from manga_distill_assets.definitions import defs
 from manga_distill_assets.presets import PRESETS
 
@@ -32,8 +33,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
     transformers_logging.set_verbosity_error()
     instance = dg.DagsterInstance.get()
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
-    days = [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(args.days))]
+    days = days_before(datetime.now(UTC), args.days)
     started = time.perf_counter()
 
     land = defs.resolve_job_def("land_raw_queries")

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,13 @@ class ParsedDay:
     rows: pd.DataFrame
     malformed: dict[str, int]
     lines_read: int
+
+
+def days_before(now: datetime, count: int) -> list[str]:
+    """The `count` whole days (UTC) before `now`'s, oldest first, as ISO dates: the complete days of a daily
+    log, and the day partitions a run at `now` can fill."""
+    yesterday = (now.astimezone(UTC) - timedelta(days=1)).date()
+    return [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(count))]
 
 
 def empty_rows() -> pd.DataFrame:

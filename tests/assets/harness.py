@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from manga_distill_assets.assets.intent_classifier.config import TeacherConfig
+from manga_distill_assets.data.query_log import days_before
 from manga_distill_assets.definitions import defs, local_resources, production_resources
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.presets import smoke_run_config
@@ -33,8 +34,7 @@ CLOCK = datetime.now(UTC)
 
 def recent_days(count: int) -> list[str]:
     """Days that are valid partitions at CLOCK, oldest first, ending the day before (UTC)."""
-    yesterday = (CLOCK - timedelta(days=1)).date()
-    return [(yesterday - timedelta(days=offset)).isoformat() for offset in reversed(range(count))]
+    return days_before(CLOCK, count)
 
 
 def write_day(root: Path, day: str, texts: Sequence[str], name: str = "part-0.jsonl") -> Path:

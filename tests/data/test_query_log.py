@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ from manga_distill_assets.data.query_log import (
     CorruptLogFile,
     DayNotFound,
     UnrecognisedLogFiles,
+    days_before,
     parse_query_lines,
     read_day_folder,
 )
@@ -242,3 +244,9 @@ def test_a_truncated_gzip_file_fails_naming_the_file(tmp_path: Path) -> None:
 
     with pytest.raises(CorruptLogFile, match=r"cut\.jsonl\.gz"):
         read_day_folder(tmp_path)
+
+
+def test_the_days_before_a_moment_are_whole_utc_days_oldest_first_and_never_today() -> None:
+    # 00:30 on 2 March in Tokyo is still 1 March in UTC
+    just_after_midnight_in_tokyo = datetime(2026, 3, 2, 0, 30, tzinfo=timezone(timedelta(hours=9)))
+    assert days_before(just_after_midnight_in_tokyo, 3) == ["2026-02-26", "2026-02-27", "2026-02-28"]
