@@ -34,6 +34,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.distill.ranking_losses import ranking_distillation_loss
 from manga_distill_assets.distill.training.callbacks import Progress, ProgressReporter
+from manga_distill_assets.distill.training.config import Precision, precision_arguments
 
 RELEVANCE_LABEL = {0: "relevance"}
 PAIR_MAX_LENGTH = 48
@@ -57,6 +58,9 @@ class RerankTraining:
     min_steps: int = 0
     """At least this many optimiser steps, going round the data again as needed: a new scoring head on a few
     hundred pairs gets too few updates from `epochs` alone."""
+    precision: Precision = "auto"
+    """As for every training loop (`resolve_precision`): bf16 autocast where the hardware multiplies bf16
+    natively, fp32 weights; the trained model scores in fp32."""
 
     def max_steps(self, rows: int) -> int:
         """The step cap for `rows` training rows: `epochs` worth, or `min_steps` where that is more;
@@ -167,6 +171,7 @@ def _train(model, tokenizer, data: Dataset, loss, settings: RerankTraining, outp
         warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of the steps in transformers 5
         seed=settings.seed,
         data_seed=settings.seed,
+        **precision_arguments(settings.precision),
         logging_steps=settings.log_every,
         save_strategy="no",
         report_to="none",
@@ -180,6 +185,8 @@ def _train(model, tokenizer, data: Dataset, loss, settings: RerankTraining, outp
         callbacks=[ProgressReporter(lambda event: (history.append(event), progress and progress(event)))],
     )
     output = trainer.train()
+    # Mixed precision leaves the forward wrapped in autocast for good; the model handed back scores in fp32.
+    trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     reset_truncation(cross_encoder.tokenizer)
     return TrainedReranker(cross_encoder.model.eval(), cross_encoder.tokenizer, output.global_step, history)
 

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from manga_distill_assets.distill.losses import at_least_fp32
+
 
 def margin_mse(student: Tensor, teacher: Tensor) -> Tensor:
     """Mean squared error between student and teacher margins of column 0 over every other column."""
@@ -36,9 +38,13 @@ def listwise_kl(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
 def ranking_distillation_loss(
     student: Tensor, teacher: Tensor, listwise_weight: float = 0.0, temperature: float = 1.0
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Margin-MSE plus `listwise_weight` × the listwise KL; the total and each term (for logging)."""
+    """Margin-MSE plus `listwise_weight` × the listwise KL; the total and each term (for logging).
+
+    The terms are computed in fp32 on the scores' exact values whatever precision they come in (bf16 under
+    autocast), as `distillation_loss`'s are: squared errors and a softmax summed in bf16 keep 8 bits."""
     if listwise_weight < 0:
         raise ValueError(f"listwise_weight must be 0 or more, got {listwise_weight}.")
+    student, teacher = at_least_fp32(student), at_least_fp32(teacher)
     terms = {"margin_mse": margin_mse(student, teacher)}
     total = terms["margin_mse"]
     if listwise_weight:

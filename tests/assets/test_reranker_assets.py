@@ -7,6 +7,7 @@ import pytest
 from manga_distill_assets.assets.reranker.config import RerankTeacherConfig
 from manga_distill_assets.definitions import defs
 from manga_distill_assets.distill.artifacts import save_model
+from manga_distill_assets.distill.training.config import resolve_precision
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.rerank_source import RerankPairsSource
 from tests.assets.harness import Graph, recent_days, write_day
@@ -71,6 +72,13 @@ def test_the_student_keeps_four_teacher_layers_and_a_pruned_vocabulary(built):
     metadata = graph.metadata("reranker_student")
     assert metadata["vocabulary"] < metadata["vocabulary_before"]
     assert metadata["parameters"] < graph.metadata("reranker_teacher")["parameters"]
+
+
+def test_teacher_and_student_record_the_precision_they_trained_in(built):
+    graph, _, _ = built
+    expected = resolve_precision("auto")
+    assert graph.metadata("reranker_teacher")["precision"] == expected
+    assert graph.metadata("reranker_student")["precision"] == expected
 
 
 def test_onnx_parity_reports_top3_agreement_and_kendall_tau_for_both_graphs(built):

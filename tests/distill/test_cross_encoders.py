@@ -1,6 +1,7 @@
 """Cross-encoder training on sentence-transformers' trainer, on a tiny model: it learns what it is shown."""
 
 import numpy as np
+import torch
 
 from manga_distill_assets.distill.artifacts import load_model, save_model
 from manga_distill_assets.distill.cross_encoders import (
@@ -102,3 +103,36 @@ def test_min_steps_goes_round_a_small_set_again(tmp_path):
 def test_min_steps_never_shortens_what_the_epochs_give():
     assert RerankTraining(epochs=3, batch_size=3, min_steps=7).max_steps(rows=9) == -1  # 9 steps
     assert RerankTraining(epochs=3, batch_size=3, min_steps=10).max_steps(rows=9) == 10
+
+
+def test_a_reranker_trained_in_bf16_comes_back_scoring_in_fp32_like_its_stored_weights(tmp_path):
+    queries, docs, grades = pairs()
+    settings = RerankTraining(epochs=1, batch_size=3, max_length=32, precision="bf16")
+    result = train_teacher_reranker(
+        tiny_teacher(num_labels=1), tiny_tokenizer(tmp_path), queries, docs, grades, settings, tmp_path / "t"
+    )
+    stored, _ = load_model(save_model(result.model, result.tokenizer, tmp_path / "saved"))
+
+    encoded = encode_pairs(result.tokenizer, queries, docs)
+    with torch.no_grad():
+        returned, reloaded = result.model.eval()(**encoded).logits, stored.eval()(**encoded).logits
+    assert returned.dtype == torch.float32
+    assert torch.allclose(returned, reloaded, atol=1e-6)
+
+
+def test_precision_reaches_the_trainer_the_same_run_in_bf16_and_fp32_trains_different_weights(tmp_path):
+    queries, docs, grades = pairs()
+    trained = {}
+    for precision in ("fp32", "bf16"):
+        settings = RerankTraining(epochs=3, batch_size=3, max_length=32, precision=precision)
+        result = train_teacher_reranker(
+            tiny_teacher(num_labels=1),
+            tiny_tokenizer(tmp_path),
+            queries,
+            docs,
+            grades,
+            settings,
+            tmp_path / precision,
+        )
+        trained[precision] = pair_scores(result.model, result.tokenizer, queries, docs)
+    assert not np.allclose(trained["fp32"], trained["bf16"], atol=1e-4)

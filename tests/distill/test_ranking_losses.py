@@ -80,6 +80,19 @@ def test_combined_loss_weights_the_listwise_term():
     assert set(ranking_distillation_loss(student, teacher)[1]) == {"margin_mse"}
 
 
+def test_bf16_scores_give_fp32_terms_computed_on_their_exact_values():
+    student, teacher = scores(8).to(torch.bfloat16), scores(9).to(torch.bfloat16)
+    exact_student, exact_teacher = student.double().numpy(), teacher.double().numpy()
+    margins = (exact_student[:, :1] - exact_student[:, 1:]) - (exact_teacher[:, :1] - exact_teacher[:, 1:])
+    expected = (margins**2).mean() + 0.5 * numpy_listwise_kl(exact_student, exact_teacher, 2.0)
+
+    total, terms = ranking_distillation_loss(student, teacher, listwise_weight=0.5, temperature=2.0)
+
+    assert total.dtype == torch.float32
+    assert all(term.dtype == torch.float32 for term in terms.values())
+    assert total.item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_losses_refuse_mismatched_shapes_a_single_candidate_and_a_bad_temperature():
     with pytest.raises(ValueError, match="same shape"):
         margin_mse(scores(0, candidates=3), scores(0, candidates=4))

@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from manga_distill_assets.distill.cross_encoders import PAIR_MAX_LENGTH, RerankTraining
+from manga_distill_assets.distill.training.config import Precision
 
 
 class RerankKnobs(dg.Config):
@@ -22,6 +23,11 @@ class RerankKnobs(dg.Config):
         description="Train at least this many optimiser steps, repeating the data: one epoch of a small "
         "file is too few updates for a new scoring head.",
     )
+    precision: Precision = Field(
+        default="auto",
+        description="auto: bf16 (or fp16) on a GPU; bf16 on a CPU that multiplies it natively (AVX512-BF16, "
+        "AMX); else fp32. Weights stay fp32.",
+    )
 
     def settings(self) -> RerankTraining:
         return RerankTraining(
@@ -31,6 +37,7 @@ class RerankKnobs(dg.Config):
             max_length=self.max_length,
             seed=self.seed,
             min_steps=self.min_steps,
+            precision=self.precision,
         )
 
 

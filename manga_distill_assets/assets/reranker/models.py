@@ -40,6 +40,7 @@ from manga_distill_assets.distill.students import (
     from_teacher,
     model_size_bytes,
 )
+from manga_distill_assets.distill.training.config import resolve_precision
 from manga_distill_assets.distill.vocab import prune_vocabulary
 from manga_distill_assets.resources.logit_cache import LogitCache
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
@@ -88,7 +89,7 @@ def _store_ranker(
 
 @dg.asset(
     group_name="reranker",
-    code_version="3",
+    code_version="4",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     pool=GPU_POOL,
@@ -146,6 +147,9 @@ def reranker_teacher(
             **described,
             "registered": bool(config.registered_cross_encoder),
             "train_steps": steps,
+            "precision": "not trained"
+            if config.registered_cross_encoder
+            else resolve_precision(knobs.precision),
             "loss": loss_curve(history),
         },
     )
@@ -217,7 +221,7 @@ def teacher_rerank_scores(
 
 @dg.asset(
     group_name="reranker",
-    code_version="2",
+    code_version="3",
     kinds={"pytorch"},
     ins={"general_student": dg.AssetIn(dagster_type=dg.Nothing)},
     automation_condition=on_input_content_change(optional=["general_student"]),
@@ -284,6 +288,7 @@ def reranker_student(
             **described,
             "training_lists": len(queries),
             "train_steps": result.steps,
+            "precision": resolve_precision(config.training.precision),
             "final_loss": result.final_loss,
             "loss": loss_curve(result.history),
         },

@@ -108,6 +108,20 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
+def precision_arguments(precision: Precision) -> dict[str, bool]:
+    """The Trainer's mixed-precision flags for `precision` (after `resolve_precision`), for every Trainer the
+    project runs (ours and sentence-transformers'): bf16 on a CPU needs `use_cpu`, which turns on the CPU's
+    autocast; fp16 needs a GPU."""
+    resolved = resolve_precision(precision)
+    if resolved == "fp16" and not torch.cuda.is_available():
+        raise ValueError("precision='fp16' needs a CUDA GPU; use 'auto', 'fp32' or 'bf16' on CPU.")
+    return {
+        "bf16": resolved == "bf16",
+        "fp16": resolved == "fp16",
+        "use_cpu": resolved == "bf16" and not torch.cuda.is_available(),
+    }
+
+
 def training_arguments(
     config: TrainingConfig,
     *,
@@ -125,11 +139,6 @@ def training_arguments(
     intervals instead. Seeding alone makes CPU runs repeatable; `full_determinism` would switch the whole
     process to deterministic kernels (and fail on some GPU ops), so it is left off.
     """
-    precision = resolve_precision(config.precision)
-    if precision == "fp16" and not torch.cuda.is_available():
-        raise ValueError(
-            "TrainingConfig.precision='fp16' needs a CUDA GPU; use 'auto', 'fp32' or 'bf16' on CPU."
-        )
     arguments: dict[str, Any] = {
         "output_dir": str(config.output_dir),
         "num_train_epochs": config.epochs,
@@ -140,9 +149,7 @@ def training_arguments(
         "weight_decay": config.weight_decay,
         "seed": config.seed,
         "full_determinism": False,
-        "bf16": precision == "bf16",
-        "fp16": precision == "fp16",
-        "use_cpu": precision == "bf16" and not torch.cuda.is_available(),
+        **precision_arguments(config.precision),
         "dataloader_num_workers": config.num_workers,
         "dataloader_pin_memory": torch.cuda.is_available(),
         "logging_strategy": "steps",
