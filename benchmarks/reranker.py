@@ -202,8 +202,8 @@ def latency_only(candidates: int, queries: int) -> dict[str, Any]:
     from manga_distill_assets.data.rerank_candidates import select_candidates
     from manga_distill_assets.data.rerank_pairs import catalogue_products, generate_queries, graded_rows
     from manga_distill_assets.distill.cross_encoders import RELEVANCE_LABEL
-    from manga_distill_assets.distill.onnx_export import INT8_FILE, export_student, file_bytes, open_session
-    from manga_distill_assets.distill.ranking_serving import onnx_latency, torch_latency
+    from manga_distill_assets.distill.onnx_export import INT8_FILE, file_bytes, open_session
+    from manga_distill_assets.distill.ranking_serving import export_reranker, onnx_latency, torch_latency
     from manga_distill_assets.distill.students import count_parameters, from_pretrained, from_teacher
     from manga_distill_assets.distill.vocab import prune_vocabulary
 
@@ -234,7 +234,7 @@ def latency_only(candidates: int, queries: int) -> dict[str, Any]:
         },
     }
     with tempfile.TemporaryDirectory() as scratch:
-        folder = export_student(pruned.model, pruned.tokenizer, Path(scratch) / "onnx")
+        folder = export_reranker(pruned.model, pruned.tokenizer, Path(scratch) / "onnx")
         session = open_session(folder / INT8_FILE, threads=1)
         report["rows"]["student_onnx_int8"] = {
             "size_bytes": file_bytes(folder / INT8_FILE),

@@ -17,7 +17,6 @@ from manga_distill_assets.distill.cross_encoders import RELEVANCE_LABEL
 from manga_distill_assets.distill.onnx_export import (
     INT8_FILE,
     VARIANT_FILES,
-    export_student,
     file_bytes,
     open_session,
     parameter_count,
@@ -31,6 +30,7 @@ from manga_distill_assets.distill.ranking_metrics import (
 )
 from manga_distill_assets.distill.ranking_serving import (
     QueryList,
+    export_reranker,
     onnx_latency,
     onnx_query_scores,
     torch_latency,
@@ -79,9 +79,7 @@ def reranker_onnx(
     lists = query_lists(_test_rows(rerank_queries, "reranker_onnx"))
     reference = torch_query_scores(model, tokenizer, lists)
     with tempfile.TemporaryDirectory() as tmp:
-        # Latency is the reranker's binding budget (20 candidates per query), and its parity is judged on
-        # rankings, not near-tied argmaxes: every encoder matmul goes int8.
-        folder = export_student(model, tokenizer, Path(tmp) / "reranker_onnx", quantize_ffn_output=True)
+        folder = export_reranker(model, tokenizer, Path(tmp) / "reranker_onnx")
         metrics: dict[str, float] = {}
         for variant, name in VARIANT_FILES.items():
             scores = onnx_query_scores(open_session(folder / name), tokenizer, lists)
