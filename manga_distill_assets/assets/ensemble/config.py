@@ -11,7 +11,6 @@ from pydantic import Field
 
 from manga_distill_assets.assets.intent_classifier.config import TEACHER_TRAINING, Stage2Config, TrainingKnobs
 from manga_distill_assets.distill.char_tfidf import CharTfidfSettings
-from manga_distill_assets.distill.losses import OutputDistillation
 
 
 class TransformerMemberConfig(dg.Config):
@@ -82,16 +81,11 @@ class EnsembleReportConfig(dg.Config):
     latency_runs: int = Field(default=100, ge=5)
 
 
-class EnsembleStudyConfig(dg.Config):
+class EnsembleStudyConfig(Stage2Config):
+    """student_stage2's loss and transfer texts, once per seed, on a shorter budget."""
+
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    temperature: float = Field(default=OutputDistillation.temperature, gt=0)
-    alpha: float = Field(default=OutputDistillation.alpha, ge=0, le=1)
-    use_paraphrases: bool = True
-    use_unlabeled: bool = True
     training: TrainingKnobs = Field(
         default=TrainingKnobs(epochs=0.5, learning_rate=3e-4, batch_size=64, checkpoint_every=0),
         description="A quarter of student_stage2's two epochs per seed: 2 partitions × 3 seeds fit on a CPU.",
     )
-
-    def output(self) -> OutputDistillation:
-        return OutputDistillation(self.temperature, self.alpha)

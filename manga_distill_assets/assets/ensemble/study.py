@@ -14,7 +14,6 @@ import dagster as dg
 import pandas as pd
 
 from manga_distill_assets.assets.ensemble.config import EnsembleStudyConfig
-from manga_distill_assets.assets.ensemble.student import transfer_rows
 from manga_distill_assets.assets.intent_classifier.common import (
     GPU_OP_TAGS,
     GPU_POOL,
@@ -24,7 +23,7 @@ from manga_distill_assets.assets.intent_classifier.common import (
     matching_ref,
     split,
 )
-from manga_distill_assets.assets.intent_classifier.students import distil_stage1_student
+from manga_distill_assets.assets.intent_classifier.students import distil_stage1_student, kept_rows
 from manga_distill_assets.assets.markdown import markdown_table
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.evaluation import classification_report, predict_logits
@@ -64,7 +63,7 @@ def ensemble_vs_single_teacher_study(
     """Stage 2 on the ensemble's or the single teacher's soft labels, per seed; test accuracy per seed."""
     stage1 = matching_ref(student_stage1, labeled_intents, "ensemble_vs_single_teacher_study")
     soft_labels = ensemble_soft_labels if context.partition_key == TARGETS[0] else teacher_soft_labels
-    rows = transfer_rows(soft_labels, config.use_paraphrases, config.use_unlabeled)
+    rows = kept_rows(soft_labels, config.origins())
     test = split(labeled_intents, "test")
     names = label_names(labeled_intents)
     truth = label_ids(test["label"], names)

@@ -20,11 +20,11 @@ from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.assets.experiments.config import InitStudyConfig
 from manga_distill_assets.assets.experiments.studies import (
+    ALL_ORIGINS,
     GROUP,
     RESULT_COLUMNS,
     score_texts,
     study_output,
-    transfer_rows,
 )
 from manga_distill_assets.assets.intent_classifier.common import (
     GPU_OP_TAGS,
@@ -35,7 +35,7 @@ from manga_distill_assets.assets.intent_classifier.common import (
     matching_ref,
     split,
 )
-from manga_distill_assets.assets.intent_classifier.students import transfer_texts, vocabulary_texts
+from manga_distill_assets.assets.intent_classifier.students import kept_rows, transfer_texts, vocabulary_texts
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.layer_match import uniform_layer_map
 from manga_distill_assets.distill.losses import OutputDistillation
@@ -77,7 +77,7 @@ def init_study(
     teacher_ref = matching_ref(teacher_model, labeled_intents, INIT_STUDY)
     teacher, tokenizer = load_model(model_store.get(teacher_ref))
     names = label_names(labeled_intents)
-    rows = transfer_rows(teacher_soft_labels, ("labeled", "paraphrase", "unlabeled"))
+    rows = kept_rows(teacher_soft_labels, ALL_ORIGINS)
     validation, test = split(labeled_intents, "validation"), split(labeled_intents, "test")
     stage1_texts = transfer_texts(
         labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts

@@ -12,7 +12,7 @@ scores.
 
 import dataclasses
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from manga_distill_assets.assets.intent_classifier.common import (
     matching_ref,
     split,
 )
+from manga_distill_assets.assets.intent_classifier.students import kept_rows
 from manga_distill_assets.assets.markdown import markdown_table
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
@@ -289,7 +290,7 @@ def _train_variant(
     settings = config.recipe_settings()
     recipe = RECIPES[variant.recipe]
     student, tokenizer = _starting_student(recipe.start, settings, inputs, seed)
-    rows = transfer_rows(inputs.soft_labels, variant.origins)
+    rows = kept_rows(inputs.soft_labels, variant.origins)
     names = label_names(inputs.labeled)
     train, validation = split(inputs.labeled, "train"), split(inputs.labeled, "validation")
     fresh = {"seed": seed, "resume": False}
@@ -330,12 +331,6 @@ def _starting_student(
     if start == "stage1_frozen_encoder":
         freeze_encoder(student)
     return student, tokenizer
-
-
-def transfer_rows(soft_labels: pd.DataFrame, origins: Sequence[str]) -> pd.DataFrame:
-    """The stage-2 transfer set restricted to `origins`, with the teacher's paraphrase filter applied."""
-    chosen = soft_labels["keep"] & soft_labels["origin"].isin(list(origins))
-    return soft_labels[chosen].reset_index(drop=True)
 
 
 def _logits(rows: pd.DataFrame) -> np.ndarray:

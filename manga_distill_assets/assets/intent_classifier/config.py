@@ -248,6 +248,11 @@ class Stage2Config(dg.Config):
     def output(self) -> OutputDistillation:
         return OutputDistillation(self.temperature, self.alpha)
 
+    def origins(self) -> tuple[str, ...]:
+        """The soft-label rows stage 2 learns from: the labelled texts, and the transfer texts asked for."""
+        chosen = {"paraphrase": self.use_paraphrases, "unlabeled": self.use_unlabeled}
+        return ("labeled", *(origin for origin, used in chosen.items() if used))
+
 
 class BaselineConfig(dg.Config):
     """Keep `student` and `training.seed` equal to stage 1's so both start from the same weights. Both

@@ -1,6 +1,7 @@
 """The distilled students: stage 1 (intermediate layers) and stage 2 (outputs)."""
 
 import tempfile
+from collections.abc import Sequence
 from itertools import zip_longest
 from pathlib import Path
 
@@ -79,6 +80,62 @@ def distil_stage1_student(
         validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
     )
     return result, tokenizer
+
+
+def kept_rows(soft_labels: pd.DataFrame, origins: Sequence[str]) -> pd.DataFrame:
+    """The stage-2 transfer set restricted to `origins`, with the teacher's paraphrase filter applied."""
+    chosen = soft_labels["keep"] & soft_labels["origin"].isin(list(origins))
+    return soft_labels[chosen].reset_index(drop=True)
+
+
+def distil_and_store(
+    context: dg.AssetExecutionContext,
+    kind: str,
+    config: Stage2Config,
+    student_stage1: dict,
+    soft_labels: pd.DataFrame,
+    labeled: pd.DataFrame,
+    store: ModelStore,
+    workspace: TrainingWorkspace,
+    *inputs: str,
+) -> dg.Output[dict]:
+    """Stage 2 from the stored stage-1 student on the kept `soft_labels` of `config.origins()`, stored as
+    `kind`: student_stage2 on the teacher's targets, ensemble_student on the ensemble's. `inputs` are what
+    else the training depends on, beside the stage-1 student, the texts and the config (its checkpoints'
+    folder)."""
+    stage1_ref = matching_ref(student_stage1, labeled, kind)
+    rows = kept_rows(soft_labels, config.origins())
+    with workspace.checkpoints(
+        kind, stage1_ref.sha256, lines_fingerprint(rows["text"]), *inputs, config.model_dump_json()
+    ) as checkpoints:
+        result, tokenizer = distil_stage1_student(
+            stage1_ref,
+            rows,
+            labeled,
+            store,
+            config.training.training_config(checkpoints),
+            config.output(),
+            log_progress(context, kind),
+        )
+        ref = save_and_put(store, result.model, tokenizer, kind, stage1_ref.label_map, dict(result.metrics))
+    final = result.log_history[-1] if result.log_history else {}
+    return ref_output(
+        ref,
+        {
+            **{
+                f"rows_{origin}": int((rows["origin"] == origin).sum())
+                for origin in ("labeled", "paraphrase", "unlabeled")
+            },
+            "temperature": config.temperature,
+            "alpha": config.alpha,
+            "parameters": count_parameters(result.model),
+            "optimizer_steps": result.optimizer_steps,
+            "resumed_from": str(result.resumed_from) if result.resumed_from else None,
+            "loss_curve": loss_curve(result.log_history),
+            **{key: float(value) for key, value in result.metrics.items()},
+            **{f"final_{key}": value for key, value in final.items() if isinstance(value, float)},
+        },
+    )
 
 
 def transfer_texts(
@@ -198,44 +255,13 @@ def student_stage2(
 ) -> dg.Output[dict]:
     """Output distillation from cached teacher logits: (1-α)·CE + α·T²·KL. Labelled rows give hard and soft
     targets, kept paraphrases their source label and soft targets, unlabeled queries soft targets only."""
-    stage1_ref = matching_ref(student_stage1, labeled_intents, "student_stage2")
-    rows = _stage2_rows(teacher_soft_labels, config)
-    with training_workspace.checkpoints(
-        "student_stage2", stage1_ref.sha256, lines_fingerprint(rows["text"]), config.model_dump_json()
-    ) as checkpoints:
-        result, tokenizer = distil_stage1_student(
-            stage1_ref,
-            rows,
-            labeled_intents,
-            model_store,
-            config.training.training_config(checkpoints),
-            config.output(),
-            log_progress(context, "stage2"),
-        )
-        ref = save_and_put(
-            model_store, result.model, tokenizer, "student_stage2", stage1_ref.label_map, dict(result.metrics)
-        )
-    final = result.log_history[-1] if result.log_history else {}
-    return ref_output(
-        ref,
-        {
-            **{
-                f"rows_{origin}": int((rows["origin"] == origin).sum())
-                for origin in ("labeled", "paraphrase", "unlabeled")
-            },
-            "temperature": config.temperature,
-            "alpha": config.alpha,
-            "parameters": count_parameters(result.model),
-            "optimizer_steps": result.optimizer_steps,
-            "resumed_from": str(result.resumed_from) if result.resumed_from else None,
-            "loss_curve": loss_curve(result.log_history),
-            **{key: float(value) for key, value in result.metrics.items()},
-            **{f"final_{key}": value for key, value in final.items() if isinstance(value, float)},
-        },
+    return distil_and_store(
+        context,
+        "student_stage2",
+        config,
+        student_stage1,
+        teacher_soft_labels,
+        labeled_intents,
+        model_store,
+        training_workspace,
     )
-
-
-def _stage2_rows(soft_labels: pd.DataFrame, config: Stage2Config) -> pd.DataFrame:
-    origins = {"labeled"} | ({"paraphrase"} if config.use_paraphrases else set())
-    origins |= {"unlabeled"} if config.use_unlabeled else set()
-    return soft_labels[soft_labels["keep"] & soft_labels["origin"].isin(origins)].reset_index(drop=True)
