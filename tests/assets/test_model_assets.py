@@ -62,10 +62,10 @@ def test_every_model_stored_leaves_no_training_checkpoint_behind(built):
     assert sorted(path.relative_to(work).as_posix() for path in work.glob("*/*/checkpoint-*")) == []
 
 
-def test_the_teacher_and_both_baselines_record_validation_accuracy_and_loss_for_the_gate(built):
+def test_every_pytorch_model_records_validation_accuracy_and_loss_for_the_report(built):
     _, result = built
     report = result.output_for_node("eval_report")
-    for name in ("teacher", "baseline", "baseline_teacher_init"):
+    for name in ("teacher", "student", "baseline", "baseline_teacher_init"):
         assert 0.0 <= report["validation_accuracy"][name] <= 1.0
         assert report["validation_loss"][name] > 0.0
 

@@ -26,6 +26,7 @@ from manga_distill_assets.assets.intent_classifier.config import (
     Stage1Config,
     Stage2Config,
 )
+from manga_distill_assets.assets.intent_classifier.teacher import validation_scores
 from manga_distill_assets.data.fingerprint import lines_fingerprint
 from manga_distill_assets.distill.artifacts import load_model, save_model
 from manga_distill_assets.distill.layer_match import uniform_layer_map
@@ -102,7 +103,8 @@ def distil_and_store(
     """Stage 2 from the stored stage-1 student on the kept `soft_labels` of `config.origins()`, stored as
     `kind`: student_stage2 on the teacher's targets, ensemble_student on the ensemble's. `inputs` are what
     else the training depends on, beside the stage-1 student, the texts and the config (its checkpoints'
-    folder)."""
+    folder). The student's validation accuracy and loss are measured as the teacher's and the baselines'
+    are, so eval_report sets all four side by side."""
     stage1_ref = matching_ref(student_stage1, labeled, kind)
     rows = kept_rows(soft_labels, config.origins())
     with workspace.checkpoints(
@@ -117,7 +119,11 @@ def distil_and_store(
             config.output(),
             log_progress(context, kind),
         )
-        ref = save_and_put(store, result.model, tokenizer, kind, stage1_ref.label_map, dict(result.metrics))
+        validation = split(labeled, "validation")
+        metrics = result.metrics | validation_scores(
+            result.model, tokenizer, validation, label_names(labeled), config.training.max_length
+        )
+        ref = save_and_put(store, result.model, tokenizer, kind, stage1_ref.label_map, metrics)
     final = result.log_history[-1] if result.log_history else {}
     return ref_output(
         ref,
@@ -132,7 +138,7 @@ def distil_and_store(
             "optimizer_steps": result.optimizer_steps,
             "resumed_from": str(result.resumed_from) if result.resumed_from else None,
             "loss_curve": loss_curve(result.log_history),
-            **{key: float(value) for key, value in result.metrics.items()},
+            **{key: float(value) for key, value in metrics.items()},
             **{f"final_{key}": value for key, value in final.items() if isinstance(value, float)},
         },
     )
