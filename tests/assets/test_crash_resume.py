@@ -162,7 +162,7 @@ def test_the_resumed_run_trains_only_the_steps_after_the_checkpoint(crash):
     steps = [
         int(match.group(1))
         for entry in logs
-        if (match := re.match(r"stage2: step=(\d+) loss=", entry.user_message or ""))
+        if (match := re.match(r"student_stage2: step=(\d+) loss=", entry.user_message or ""))
     ]
     first = checkpoint_step(crash["last_checkpoint"]) + LOG_EVERY
     assert steps == list(range(first, STAGE2_STEPS + 1, LOG_EVERY))
