@@ -27,6 +27,8 @@ Quantize = Callable[[Path, Path, list[str], list[str] | None], Path]
 """(fp32 graph, int8 target, nodes kept fp32, nodes to quantise or None for all) -> the int8 graph."""
 Logits = Callable[[Path], np.ndarray]
 """A graph's logits for the calibration texts, in the reference's order."""
+Measure = Callable[[np.ndarray, np.ndarray], float]
+"""How well a graph's logits (second) keep the reference's (first): 1.0 is perfect parity."""
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,11 @@ def quantize_keeping_parity(
     *,
     floor: float,
     always_fp32: Sequence[str] = (),
+    measure: Measure = agreement,
 ) -> Int8Choice:
     """Write to `target` the int8 graph with the fewest matmuls kept fp32 whose top-1 predictions agree with
-    `reference` (the PyTorch model's logits for the calibration texts) on at least `floor` of the texts.
+    `reference` (the PyTorch model's logits for the calibration texts) on at least `floor` of the texts, or
+    whose `measure` against the reference reaches `floor` (a reranker's is judged on rankings).
 
     `always_fp32` are kept fp32 whatever happens (the head, by default). When even every matmul in fp32 is
     not enough (the gap lies elsewhere), `target` keeps the graph with the best agreement found and the
@@ -101,7 +105,7 @@ def quantize_keeping_parity(
     """
     always = list(always_fp32)
     candidates = weight_matmuls(onnx.load(str(fp32), load_external_data=False).graph, always)
-    plain = agreement(reference, logits(quantize(fp32, target, always, None)))
+    plain = measure(reference, logits(quantize(fp32, target, always, None)))
     if plain >= floor or not candidates:
         return Int8Choice((), plain, plain, len(candidates))
     scratch = target.with_name(f".{target.stem}.probe{target.suffix}")
@@ -117,7 +121,7 @@ def quantize_keeping_parity(
     best = Int8Choice((), plain, plain, len(candidates))
     for count in range(1, len(ranked) + 1):
         kept = ranked[:count]
-        reached = agreement(reference, logits(quantize(fp32, target, always + kept, None)))
+        reached = measure(reference, logits(quantize(fp32, target, always + kept, None)))
         if reached > best.agreement:
             best = Int8Choice(tuple(kept), reached, plain, len(candidates))
         if reached >= floor:

@@ -8,8 +8,10 @@ the same number of threads.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +21,77 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.distill.cross_encoders import encode_pairs
-from manga_distill_assets.distill.onnx_export import OUTPUT_NAME, export_student
+from manga_distill_assets.distill.int8_fallback import quantize_keeping_parity
+from manga_distill_assets.distill.onnx_export import (
+    FP32_FILE,
+    INT8_CHOICE_FILE,
+    INT8_FILE,
+    OUTPUT_NAME,
+    export_student,
+    fp32_nodes,
+    open_session,
+    quantize_int8,
+)
+from manga_distill_assets.distill.ranking_metrics import kendall_tau, top_k_agreement
 
 QueryList = tuple[str, Sequence[str]]
 """One query and its candidate passages."""
 
 
-def export_reranker(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> Path:
+@dataclass(frozen=True)
+class RankingParity:
+    """Floors an int8 reranker must reach against the PyTorch model, per query and averaged: the share of its
+    top 3 kept, and Kendall τ between the two score lists."""
+
+    top3: float
+    kendall: float
+
+    def reached(self, reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> float:
+        """1.0 plus `candidate`'s smaller margin over the two floors: 1.0 or more passes both."""
+        top3 = top_k_agreement(reference, candidate, 3) - self.top3
+        return 1.0 + min(top3, kendall_tau(reference, candidate) - self.kendall)
+
+
+def export_reranker(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: Path,
+    calibration: Sequence[QueryList] = (),
+    parity: RankingParity | None = None,
+) -> Path:
     """The fp32 and int8 graphs of a cross-encoder, every encoder matmul int8 (the feed-forward
     down-projections too, which a classifier keeps fp32): latency at 20 candidates is the reranker's binding
-    budget, and its parity is judged on rankings, not on near-tied argmaxes. On a 4 × 384 student, 20
-    candidates at one thread, keeping them fp32 took 69 ms a query against 47 ms (docs/reranker.md)."""
-    return export_student(model, tokenizer, folder, quantize_ffn_output=True)
+    budget. On a 4 × 384 student, 20 candidates at one thread, keeping them fp32 took 69 ms a query against
+    47 ms (docs/reranker.md).
+
+    With `calibration` queries (held out from training and from the test) and `parity`, an int8 graph that
+    ranks them unlike the PyTorch model hands its most sensitive matmuls back to fp32, fewest first, until
+    it reaches the floors (`quantize_keeping_parity`); `INT8_CHOICE_FILE` records which. Which matmuls
+    matter depends on the model and the data: the same recipe's students passed with every matmul int8 on
+    one CPU and kept 0.86 of their top 3 on another."""
+    folder = export_student(model, tokenizer, folder, quantize_ffn_output=True)
+    if not calibration or parity is None:
+        return folder
+    reference = torch_query_scores(model, tokenizer, calibration)
+    sizes = np.cumsum([len(scores) for scores in reference])[:-1]
+
+    def scores(path: Path) -> np.ndarray:
+        return np.concatenate(onnx_query_scores(open_session(path), tokenizer, calibration))
+
+    choice = quantize_keeping_parity(
+        folder / FP32_FILE,
+        folder / INT8_FILE,
+        np.concatenate(reference),
+        scores,
+        lambda source, target, keep, only: quantize_int8(
+            source, target, quantize_ffn_output=True, keep_fp32=keep, only=only
+        ),
+        floor=1.0,
+        always_fp32=fp32_nodes(folder / FP32_FILE, head=True, ffn_output=False),
+        measure=lambda first, second: parity.reached(np.split(first, sizes), np.split(second, sizes)),
+    )
+    (folder / INT8_CHOICE_FILE).write_text(json.dumps(asdict(choice) | asdict(parity)))
+    return folder
 
 
 def onnx_query_scores(

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from manga_distill_assets.assets.reranker.config import RerankTeacherConfig
+from manga_distill_assets.assets.reranker.serving import gate_problems
 from manga_distill_assets.definitions import defs
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.distill.training.config import resolve_precision
@@ -65,6 +66,7 @@ def test_eval_reports_bm25_teacher_student_and_int8_with_retention_and_speed_up(
     )
     assert report["student"]["params"] < teacher["params"]
     assert report["candidates"] == 8
+    assert int8["parity"]["passed"] and int8["parity"]["matmuls_kept_fp32"] >= 0
 
 
 def test_the_student_keeps_four_teacher_layers_and_a_pruned_vocabulary(built):
@@ -79,6 +81,18 @@ def test_teacher_and_student_record_the_precision_they_trained_in(built):
     expected = resolve_precision("auto")
     assert graph.metadata("reranker_teacher")["precision"] == expected
     assert graph.metadata("reranker_student")["precision"] == expected
+
+
+def test_the_gate_fails_an_int8_graph_below_the_parity_floors_and_says_to_serve_the_pytorch_student():
+    ranks_like_pytorch = {"retention_ndcg_at_3": 0.97, "parity": {"passed": True}}
+    ranks_unlike = {
+        "retention_ndcg_at_3": 0.97,
+        "parity": {"passed": False, "top3_agreement": 0.86, "kendall_tau": 0.89},
+    }
+    assert gate_problems(ranks_like_pytorch, retention_floor=0.95) == []
+    (problem,) = gate_problems(ranks_unlike, retention_floor=0.95)
+    assert "must not be served" in problem and "86.0%" in problem and "Serve the PyTorch student" in problem
+    assert len(gate_problems({**ranks_unlike, "retention_ndcg_at_3": 0.9}, retention_floor=0.95)) == 2
 
 
 def test_onnx_parity_reports_top3_agreement_and_kendall_tau_for_both_graphs(built):
