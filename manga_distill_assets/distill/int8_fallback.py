@@ -52,6 +52,16 @@ def weight_matmuls(graph: onnx.GraphProto, excluded: Sequence[str] = ()) -> list
     ]
 
 
+def weight_sizes(graph: onnx.GraphProto) -> dict[str, int]:
+    """Each weight matmul's stored weight size: what keeping it fp32 costs, in proportion, per token."""
+    sizes = {initializer.name: int(np.prod(initializer.dims)) for initializer in graph.initializer}
+    return {
+        node.name: max(sizes.get(name, 0) for name in node.input)
+        for node in graph.node
+        if node.op_type == "MatMul" and any(name in sizes for name in node.input)
+    }
+
+
 def counted_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
     return float((reference.argmax(axis=1) == candidate.argmax(axis=1)).mean())
 
@@ -94,10 +104,13 @@ def quantize_keeping_parity(
     floor: float,
     always_fp32: Sequence[str] = (),
     measure: Measure = agreement,
+    cost_aware: bool = False,
 ) -> Int8Choice:
     """Write to `target` the int8 graph with the fewest matmuls kept fp32 whose top-1 predictions agree with
     `reference` (the PyTorch model's logits for the calibration texts) on at least `floor` of the texts, or
-    whose `measure` against the reference reaches `floor` (a reranker's is judged on rankings).
+    whose `measure` against the reference reaches `floor` (a reranker's is judged on rankings). With
+    `cost_aware`, matmuls are handed back in order of logit shift per weight (a feed-forward matmul costs four
+    times an attention projection), for a graph whose latency budget binds.
 
     `always_fp32` are kept fp32 whatever happens (the head, by default). When even every matmul in fp32 is
     not enough (the gap lies elsewhere), `target` keeps the graph with the best agreement found and the
@@ -117,7 +130,8 @@ def quantize_keeping_parity(
         }
     finally:
         scratch.unlink(missing_ok=True)
-    ranked = sorted(candidates, key=shift.__getitem__, reverse=True)
+    cost = weight_sizes(onnx.load(str(fp32), load_external_data=False).graph) if cost_aware else {}
+    ranked = sorted(candidates, key=lambda name: shift[name] / cost.get(name, 1), reverse=True)
     best = Int8Choice((), plain, plain, len(candidates))
     for count in range(1, len(ranked) + 1):
         kept = ranked[:count]

@@ -33,9 +33,15 @@ TEXTS = 20
 REFERENCE = np.tile([[2.0, 0.0]], (TEXTS, 1))
 
 
-def _graph_file(folder: Path, matmuls: list[str]) -> Path:
-    """Matmuls by stored weights, one matmul of two activations (not quantisable) and a head."""
-    weights = [helper.make_tensor(f"w_{name}", TensorProto.FLOAT, [2, 2], [1, 0, 0, 1]) for name in matmuls]
+def _graph_file(folder: Path, matmuls: list[str], wide: tuple[str, ...] = ()) -> Path:
+    """Matmuls by stored weights (2 × 2, or 2 × 8 for those named `wide`), one matmul of two activations
+    (not quantisable) and a head."""
+    weights = [
+        helper.make_tensor(f"w_{name}", TensorProto.FLOAT, [2, 8], [1.0] * 16)
+        if name in wide
+        else helper.make_tensor(f"w_{name}", TensorProto.FLOAT, [2, 2], [1, 0, 0, 1])
+        for name in matmuls
+    ]
     nodes = [helper.make_node("MatMul", ["x", f"w_{name}"], [f"y_{name}"], name=name) for name in matmuls]
     nodes.append(helper.make_node("MatMul", ["x", "x"], ["xx"], name="activations"))
     graph = helper.make_graph(
@@ -73,12 +79,14 @@ class Toy:
         return logits
 
 
-def _search(tmp_path: Path, flips: dict[str, set[int]], floor: float, always=(), elsewhere=frozenset()):
+def _search(
+    tmp_path: Path, flips: dict[str, set[int]], floor: float, always=(), elsewhere=frozenset(), **options
+):
     toy = Toy(flips, elsewhere)
-    fp32 = _graph_file(tmp_path, list(flips))
+    fp32 = _graph_file(tmp_path, list(flips), options.pop("wide", ()))
     target = tmp_path / "model_int8.onnx"
     choice = quantize_keeping_parity(
-        fp32, target, REFERENCE, toy.logits, toy.quantize, floor=floor, always_fp32=always
+        fp32, target, REFERENCE, toy.logits, toy.quantize, floor=floor, always_fp32=always, **options
     )
     return choice, toy.written[target]
 
@@ -123,6 +131,25 @@ def test_the_matmul_that_flips_most_stays_fp32_first_and_the_search_stops_at_the
     assert choice.plain_agreement == 16 / 20
     assert choice.agreement == 19 / 20
     assert quantised == {"calm", "mild"}
+
+
+def test_a_cost_aware_search_hands_back_the_cheaper_matmul_that_moves_the_logits_less_per_weight(tmp_path):
+    flips = {"wide": {0, 1}, "narrow": {2}}  # the wide weight moves twice the logits at four times the size
+    plain, _ = _search(tmp_path, flips, floor=0.9, wide=("wide",))
+    cost_aware, _ = _search(tmp_path, flips, floor=0.9, wide=("wide",), cost_aware=True)
+    assert plain.kept_fp32 == ("wide",)
+    assert cost_aware.kept_fp32 == ("narrow",)
+
+
+def test_a_search_can_judge_parity_by_its_own_measure(tmp_path):
+    def first_text_only(reference: np.ndarray, candidate: np.ndarray) -> float:
+        return float(reference[0].argmax() == candidate[0].argmax())
+
+    flips = {"a": {0}, "b": set()}
+    by_default, _ = _search(tmp_path, flips, floor=0.95)  # one flip in 20 texts is within the floor
+    by_first_text, _ = _search(tmp_path, flips, floor=1.0, measure=first_text_only)
+    assert by_default.kept_fp32 == ()
+    assert by_first_text.kept_fp32 == ("a",)
 
 
 def test_matmuls_named_always_fp32_are_never_quantised_nor_counted(tmp_path):

@@ -66,3 +66,7 @@ def test_an_int8_reranker_that_ranks_held_out_queries_unlike_pytorch_keeps_matmu
     assert (
         choice["plain_agreement"] < 1.0 and choice["kept_fp32"]
     )  # the plain graph did not rank like PyTorch
+
+
+def test_the_search_aims_halfway_between_the_floors_and_exact_parity():
+    assert RankingParity(top3=0.9, kendall=0.8).halfway_to_exact() == RankingParity(top3=0.95, kendall=0.9)
