@@ -17,8 +17,9 @@ Lands a few days of the simulated query log (their queries join the transfer set
 
 `--latency-only` times the same architectures without training them (weights do not change the cost of a
 forward pass): the packaged MiniLM as a one-output cross-encoder (the teacher), its layers 0, 2, 4, 5 with
-the vocabulary pruned to the pairs' tokens (the student), and that student's int8 ONNX graph, each scoring
-the generated test queries' candidate lists at one thread.
+the vocabulary pruned to the pairs' tokens (the student), and that student's int8 ONNX graph with every
+matmul int8 (the fastest graph `reranker_onnx` can serve; its parity search may keep some fp32), each
+scoring the generated test queries' candidate lists at one thread.
 
 Prints a table and writes benchmarks/results/reranker.json (reranker_<preset>.json for other presets).
 """
