@@ -117,7 +117,8 @@ def quantize_keeping_parity(
     returned choice says so; the caller's parity check decides what that means.
     """
     always = list(always_fp32)
-    candidates = weight_matmuls(onnx.load(str(fp32), load_external_data=False).graph, always)
+    graph = onnx.load(str(fp32), load_external_data=False).graph
+    candidates = weight_matmuls(graph, always)
     plain = measure(reference, logits(quantize(fp32, target, always, None)))
     if plain >= floor or not candidates:
         return Int8Choice((), plain, plain, len(candidates))
@@ -130,7 +131,7 @@ def quantize_keeping_parity(
         }
     finally:
         scratch.unlink(missing_ok=True)
-    cost = weight_sizes(onnx.load(str(fp32), load_external_data=False).graph) if cost_aware else {}
+    cost = weight_sizes(graph) if cost_aware else {}
     ranked = sorted(candidates, key=lambda name: shift[name] / cost.get(name, 1), reverse=True)
     best = Int8Choice((), plain, plain, len(candidates))
     for count in range(1, len(ranked) + 1):

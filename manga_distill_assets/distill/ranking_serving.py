@@ -51,6 +51,9 @@ class RankingParity:
         the test's queries, ranked by the same graph, still clear the floors themselves."""
         return RankingParity((1.0 + self.top3) / 2, (1.0 + self.kendall) / 2)
 
+    def met_by(self, top3_agreement: float, kendall_tau: float) -> bool:
+        return top3_agreement >= self.top3 and kendall_tau >= self.kendall
+
     def reached(self, reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> float:
         """1.0 plus `candidate`'s smaller margin over the two floors: 1.0 or more passes both."""
         top3 = top_k_agreement(reference, candidate, 3) - self.top3
