@@ -13,6 +13,7 @@ from manga_distill_assets.distill.onnx_export import (
     read_int8_choice,
 )
 from manga_distill_assets.distill.ranking_serving import (
+    SMOOTHING_STRENGTHS,
     RankingParity,
     export_reranker,
     onnx_query_scores,
@@ -70,3 +71,19 @@ def test_an_int8_reranker_that_ranks_held_out_queries_unlike_pytorch_keeps_matmu
 
 def test_the_search_aims_halfway_between_the_floors_and_exact_parity():
     assert RankingParity(top3=0.9, kendall=0.8).halfway_to_exact() == RankingParity(top3=0.95, kendall=0.9)
+
+
+def test_the_export_tries_every_smoothing_strength_and_its_fp32_graph_still_scores_as_pytorch(tmp_path):
+    tokenizer = tiny_tokenizer(tmp_path)
+    model = tiny_teacher(num_labels=1, layers=2)
+    calibration = [(text, list(TINY_TEXTS[10:22])) for text in TINY_TEXTS[:4]]
+
+    folder = export_reranker(model, tokenizer, tmp_path / "onnx", calibration, RankingParity(0.9, 0.8))
+
+    smoothing = read_int8_choice(folder)["smoothing"]
+    assert set(smoothing["parity_by_alpha"]) == {str(alpha) for alpha in SMOOTHING_STRENGTHS}
+    best = max(smoothing["parity_by_alpha"].values())
+    assert smoothing["parity_by_alpha"][str(smoothing["alpha"])] == best
+    reference = torch_query_scores(model, tokenizer, calibration)
+    fp32 = onnx_query_scores(open_session(folder / FP32_FILE), tokenizer, calibration)
+    assert max(np.abs(a - b).max() for a, b in zip(reference, fp32, strict=True)) < 1e-4

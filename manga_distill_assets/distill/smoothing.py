@@ -1,0 +1,111 @@
+"""Activation smoothing before dynamic int8 quantisation (SmoothQuant: Xiao et al., 2023).
+
+Dynamic quantisation gives each matmul's input one 8-bit scale per call, set by its largest value, and a
+transformer's activations put most of that range into a few channels: on the 4 × 384 reranker student, layer
+0's feed-forward input peaked at 28.3 in one channel where the median channel's peak was 1.9, so every
+ordinary channel kept a handful of levels. Dividing input channel j by s_j and multiplying the weight's
+matching input row by s_j leaves the product exact and moves part of the range into the weights, which are
+quantised per output channel and can afford it. s_j = max|X_j|^α / max|W_j|^(1-α): α = 0 leaves the
+activations' range as it is, α = 1 hands all of it to the weights. The division stays in the graph as one
+fp32 elementwise multiply per distinct input (the query, key and value projections share theirs); the
+residual paths that read the same activations are untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import Tensor, nn
+from transformers import PreTrainedModel
+
+_HEAD_PARTS = ("classifier", "pooler")
+_FLOOR = 1e-5
+
+
+class SmoothedLinear(nn.Module):
+    """`linear(x)` computed as `linear_scaled(x * inverse)`, where the weight's input rows carry the scale."""
+
+    def __init__(self, linear: nn.Linear, scale: Tensor, inverse: Tensor) -> None:
+        super().__init__()
+        self.linear = copy.deepcopy(linear)
+        with torch.no_grad():
+            self.linear.weight.mul_(scale[None, :])
+        self.inverse = inverse
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.linear(inputs * self.inverse)
+
+
+def encoder_linears(model: nn.Module) -> dict[str, nn.Linear]:
+    """The linear layers smoothing applies to: all but the pooler's and the classifier's, which take one
+    vector a text and whose rounding lands straight on the output (they stay fp32 in the int8 graph)."""
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and not any(part in name for part in _HEAD_PARTS)
+    }
+
+
+def input_ranges(model: PreTrainedModel, batches: Iterable[Mapping[str, Tensor]]) -> dict[str, Tensor]:
+    """Each encoder linear layer's largest absolute input per channel over `batches` (tokenised model
+    inputs); layers that read the same input tensor (the query, key and value projections) are one entry,
+    their names joined by "|", since they must share one scale."""
+    peaks: dict[str, Tensor] = {}
+    first_inputs: dict[str, Tensor] = {}
+    hooks = []
+    for name, module in encoder_linears(model).items():
+
+        def record(_module: nn.Module, args: tuple[Tensor, ...], name: str = name) -> None:
+            first_inputs.setdefault(name, args[0])
+            values = args[0].detach().float()
+            peak = values.abs().reshape(-1, values.shape[-1]).amax(dim=0)
+            peaks[name] = torch.maximum(peaks[name], peak) if name in peaks else peak
+
+        hooks.append(module.register_forward_pre_hook(record))
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for batch in batches:
+                model(**batch)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if not peaks:
+        raise ValueError(
+            "Smoothing needs at least one calibration batch through an encoder with linear layers."
+        )
+    # Every first input is still referenced here, so no two distinct tensors share an id.
+    groups: dict[int, list[str]] = {}
+    for name, tensor in first_inputs.items():
+        groups.setdefault(id(tensor), []).append(name)
+    return {
+        "|".join(names): torch.stack([peaks[name] for name in names]).amax(dim=0) for names in groups.values()
+    }
+
+
+def smoothed(model: PreTrainedModel, ranges: Mapping[str, Tensor], alpha: float) -> PreTrainedModel:
+    """A copy of `model` whose encoder linear layers divide their inputs by s (shared by the layers of one
+    input) and carry s in their weights: the same function, with flatter inputs for int8."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"The smoothing strength alpha must lie in [0, 1], got {alpha}.")
+    copied = copy.deepcopy(model)
+    for group, peak in ranges.items():
+        names = group.split("|")
+        linears = [copied.get_submodule(name) for name in names]
+        weight_peak = torch.stack([linear.weight.detach().abs().amax(dim=0) for linear in linears]).amax(
+            dim=0
+        )
+        scale = (peak.clamp(min=_FLOOR) ** alpha / weight_peak.clamp(min=_FLOOR) ** (1 - alpha)).clamp(
+            min=_FLOOR
+        )
+        inverse = nn.Parameter((1.0 / scale).float(), requires_grad=False)
+        for name, linear in zip(names, linears, strict=True):
+            parent, _, child = name.rpartition(".")
+            setattr(copied.get_submodule(parent), child, SmoothedLinear(linear, scale, inverse))
+    return copied.eval()
+
+
+def _peak(per_channel: list[Tensor]) -> Tensor:
+    return torch.stack(per_channel).amax(dim=0)
