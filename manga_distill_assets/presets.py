@@ -36,6 +36,7 @@ from manga_distill_assets.assets.intent_classifier.config import (
 )
 from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
 from manga_distill_assets.assets.reranker.config import (
+    LayerMatching,
     RerankEvalConfig,
     RerankKnobs,
     RerankOnnxConfig,
@@ -135,7 +136,8 @@ def llama3_8b_qlora_run_config() -> dg.RunConfig:
 
 
 def _reranker_smoke() -> dict[str, dg.Config]:
-    """The reranker group on 60 queries of 8 candidates, one short epoch each, gates open."""
+    """The reranker group on 60 queries of 8 candidates, one short epoch each (the student's layer matching
+    half of one), gates open."""
     return {
         "rerank_queries": RerankQueriesConfig(
             queries=60, formats_per_title=2, candidates=8, hard_negatives=2
@@ -145,7 +147,9 @@ def _reranker_smoke() -> dict[str, dg.Config]:
         ),
         "teacher_rerank_scores": RerankScoresConfig(max_log_queries=10, candidates=8),
         "reranker_student": RerankStudentConfig(
-            list_size=4, training=RerankKnobs(epochs=1.0, batch_size=8, max_length=48)
+            list_size=4,
+            layer_matching=LayerMatching(epochs=0.5),
+            training=RerankKnobs(epochs=1.0, batch_size=8, max_length=48),
         ),
         "reranker_onnx": RerankOnnxConfig(top3_floor=0.5, kendall_floor=0.0),
         "reranker_eval": RerankEvalConfig(candidates=8, latency_queries=5, retention_floor=0.0),

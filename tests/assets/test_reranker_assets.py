@@ -76,6 +76,13 @@ def test_the_student_keeps_four_teacher_layers_and_a_pruned_vocabulary(built):
     assert metadata["parameters"] < graph.metadata("reranker_teacher")["parameters"]
 
 
+def test_the_student_matches_the_teachers_layers_on_the_transfer_pairs_when_asked(built):
+    graph, _, _ = built
+    metadata = graph.metadata("reranker_student")
+    assert metadata["layer_matching_steps"] > 0
+    assert metadata["layer_matching_loss"] > 0
+
+
 def test_teacher_and_student_record_the_precision_they_trained_in(built):
     graph, _, _ = built
     expected = resolve_precision("auto")

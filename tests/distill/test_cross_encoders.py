@@ -1,5 +1,7 @@
 """Cross-encoder training on sentence-transformers' trainer, on a tiny model: it learns what it is shown."""
 
+import copy
+
 import numpy as np
 import torch
 
@@ -8,11 +10,16 @@ from manga_distill_assets.distill.cross_encoders import (
     LONGEST_PAIR,
     RerankTraining,
     encode_pairs,
+    match_teacher_layers,
     pair_length,
     pair_scores,
     train_student_reranker,
     train_teacher_reranker,
 )
+from manga_distill_assets.distill.intermediate import IntermediateLoss
+from manga_distill_assets.distill.layer_match import uniform_layer_map
+from manga_distill_assets.distill.training import TrainingConfig
+from manga_distill_assets.distill.training.data import encode
 from tests.distill.tiny import tiny_teacher, tiny_tokenizer
 
 QUERIES = ["where is my order", "any good romance series", "how do i get a refund"]
@@ -59,6 +66,45 @@ def test_the_student_learns_the_teachers_margins(tmp_path):
     for query, docs in zip(queries, lists, strict=True):
         scores = pair_scores(result.model, result.tokenizer, [query] * 3, docs)
         assert scores.argmax() == 0
+
+
+def matching_loss(student, teacher, projections, tokenizer, queries, docs) -> float:
+    """The intermediate loss of `student` on the pairs, through `projections`, computed here from the two
+    models' outputs on `encode_pairs` batches."""
+    loss = IntermediateLoss(uniform_layer_map(2, 4), 32, 32, 2, 4)
+    loss.projections.load_state_dict(projections.state_dict())
+    batch = encode_pairs(tokenizer, queries, docs, max_length=32)
+    with torch.no_grad():
+        outputs = [
+            model(**batch, output_hidden_states=True, output_attentions=True) for model in (student, teacher)
+        ]
+        return float(loss(*outputs, batch["attention_mask"])["loss"])
+
+
+def test_training_rows_of_pairs_hold_both_segments_cut_as_encode_pairs_cuts_them(tmp_path):
+    tokenizer = tiny_tokenizer(tmp_path)
+    query, doc = "where is my order", "track my order please " * 20
+    (row,) = encode(tokenizer, [(query, doc)], max_length=16)
+    expected = encode_pairs(tokenizer, [query], [doc], max_length=16)
+    assert row["input_ids"] == expected["input_ids"][0].tolist()
+    assert row["token_type_ids"] == expected["token_type_ids"][0].tolist()
+    assert 0 in row["token_type_ids"] and 1 in row["token_type_ids"]
+
+
+def test_layer_matching_on_pairs_brings_the_students_states_to_the_teachers(tmp_path):
+    tokenizer = tiny_tokenizer(tmp_path)
+    teacher = tiny_teacher(num_labels=1)
+    student = tiny_teacher(num_labels=1, layers=2, hidden=32, heads=2, seed=1)
+    before = copy.deepcopy(student)
+    queries, docs, _ = pairs()
+    config = TrainingConfig(
+        tmp_path / "m", epochs=40, learning_rate=3e-3, batch_size=9, max_length=32, warmup_ratio=0.0
+    )
+    result = match_teacher_layers(student, teacher, tokenizer, queries, docs, config)
+    trained = matching_loss(result.model, teacher, result.projections, tokenizer, queries, docs)
+    untrained = matching_loss(before, teacher, result.projections, tokenizer, queries, docs)
+    assert trained < 0.5 * untrained
+    assert result.optimizer_steps == 40
 
 
 def test_pairs_are_cut_from_the_longer_side_so_a_short_query_stays_whole(tmp_path):

@@ -1,12 +1,13 @@
 """Typed knobs for the reranker group, with defaults that materialise it in minutes on 2 CPU cores."""
 
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
 from manga_distill_assets.distill.cross_encoders import PAIR_MAX_LENGTH, RerankTraining
-from manga_distill_assets.distill.training.config import Precision
+from manga_distill_assets.distill.training.config import Precision, TrainingConfig
 
 
 class RerankKnobs(dg.Config):
@@ -74,6 +75,28 @@ class RerankScoresConfig(dg.Config):
     batch_size: int = Field(default=64, gt=0)
 
 
+class LayerMatching(dg.Config):
+    """TinyBERT's intermediate-layer stage on the transfer pairs, before the score distillation
+    (`distill.cross_encoders.match_teacher_layers`)."""
+
+    epochs: float = Field(default=0.0, ge=0, description="Passes over the transfer pairs (0: no such stage).")
+    learning_rate: float = Field(default=5e-4, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+
+    def training_config(self, output_dir: Path, training: RerankKnobs) -> TrainingConfig:
+        """The stage's loop at the student training's seed, pair length and precision."""
+        return TrainingConfig(
+            output_dir=output_dir,
+            epochs=self.epochs,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            seed=training.seed,
+            max_length=training.max_length,
+            precision=training.precision,
+            checkpoint_every=0,
+        )
+
+
 class RerankStudentConfig(dg.Config):
     init: Literal["teacher", "general"] = Field(
         default="teacher",
@@ -89,6 +112,7 @@ class RerankStudentConfig(dg.Config):
     listwise_weight: float = Field(default=0.5, ge=0, description="Weight of the listwise KL term (0: off).")
     temperature: float = Field(default=2.0, gt=0, description="Temperature of the listwise KL term.")
     prune_vocabulary: bool = True
+    layer_matching: LayerMatching = LayerMatching()
     training: RerankKnobs = RerankKnobs(epochs=2.0, learning_rate=1e-4, batch_size=8)
 
 

@@ -29,6 +29,7 @@ from manga_distill_assets.data.rerank_transfer import candidate_lists, pair_key,
 from manga_distill_assets.distill.artifacts import load_model, save_model
 from manga_distill_assets.distill.cross_encoders import (
     RELEVANCE_LABEL,
+    match_teacher_layers,
     pair_scores,
     train_student_reranker,
     train_teacher_reranker,
@@ -257,15 +258,30 @@ def reranker_student(
         "layers": student.config.num_hidden_layers,
         "hidden_size": student.config.hidden_size,
     }
-    if config.prune_vocabulary:
-        texts = pd.concat([rerank_queries["query"], rerank_queries["doc"], teacher_rerank_scores["query"]])
-        pruned = prune_vocabulary(student, tokenizer, texts.drop_duplicates().tolist())
-        student, tokenizer = pruned.model, pruned.tokenizer
-        metadata |= {"vocabulary": pruned.kept_tokens, "vocabulary_before": pruned.original_tokens}
+    pair_queries = teacher_rerank_scores["query"]
     queries, lists, scores = candidate_lists(teacher_rerank_scores, config.list_size, config.training.seed)
     with training_workspace.checkpoints(
         "reranker_student", frame_fingerprint(teacher_rerank_scores), config.model_dump_json(), general_sha
     ) as checkpoints:
+        if config.layer_matching.epochs:
+            matched = match_teacher_layers(
+                student,
+                teacher,
+                tokenizer,
+                pair_queries.tolist(),
+                teacher_rerank_scores["doc"].tolist(),
+                config.layer_matching.training_config(checkpoints / "layer_matching", config.training),
+                progress=log_progress(context, "reranker_student layer matching"),
+            )
+            metadata |= {
+                "layer_matching_steps": matched.optimizer_steps,
+                "layer_matching_loss": matched.final_loss,
+            }
+        if config.prune_vocabulary:
+            texts = pd.concat([rerank_queries[column] for column in ("query", "doc")] + [pair_queries])
+            pruned = prune_vocabulary(student, tokenizer, texts.drop_duplicates().tolist())
+            student, tokenizer = pruned.model, pruned.tokenizer
+            metadata |= {"vocabulary": pruned.kept_tokens, "vocabulary_before": pruned.original_tokens}
         result = train_student_reranker(
             student,
             tokenizer,

@@ -14,6 +14,8 @@ from transformers import PreTrainedTokenizerBase
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+TextInput = str | tuple[str, str]
+"""One text, or a (first, second) pair such as a cross-encoder's (query, passage)."""
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,10 @@ class LabeledTexts:
 
 
 def encode(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int, **columns: Sequence[Any]
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[TextInput], max_length: int, **columns: Sequence[Any]
 ) -> list[dict[str, Any]]:
-    """Tokenise every text once, unpadded, and attach the extra per-row columns (labels, teacher logits).
+    """Tokenise every text (or pair, cut from its longer side first) once, unpadded, and attach the extra
+    per-row columns (labels, teacher logits).
 
     Rows stay unpadded so that `DataCollatorWithPadding` pads each batch only to its own longest row.
     """

@@ -8,6 +8,7 @@ teacher's) are trained and saved.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -19,7 +20,7 @@ from manga_distill_assets.distill.intermediate import IntermediateLoss
 from manga_distill_assets.distill.layer_match import LayerMatch
 from manga_distill_assets.distill.training.callbacks import Progress
 from manga_distill_assets.distill.training.config import TrainingConfig, training_arguments
-from manga_distill_assets.distill.training.data import encode, model_inputs
+from manga_distill_assets.distill.training.data import TextInput, encode, model_inputs
 from manga_distill_assets.distill.training.trainer import LossTermTrainer, TrainingResult, build_trainer, fit
 
 LOSS_TERMS = ("embeddings", "hidden", "attention")
@@ -69,14 +70,15 @@ def train_stage1(
     student: PreTrainedModel,
     teacher: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    texts: list[str],
+    texts: Sequence[TextInput],
     matches: list[LayerMatch],
     config: TrainingConfig,
     beta: float = 1.0,
     gamma: float = 1.0,
     progress: Progress | None = None,
 ) -> Stage1Result:
-    """Train `student` (in place) and fresh projections to imitate `teacher` layer by layer on `texts`.
+    """Train `student` (in place) and fresh projections to imitate `teacher` layer by layer on `texts` (single
+    texts, or (first, second) pairs as a cross-encoder reads them).
 
     The teacher is frozen and put in eval mode; both models are switched to eager attention, the only
     implementation that returns attention maps. The student's classifier head takes no part in stage 1.
