@@ -173,8 +173,8 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
         ops["general_student"] = GeneralStudentConfig(shape=shape)
     instance = dg.DagsterInstance.ephemeral()
 
-    def materialize(selection: dg.AssetSelection, partition_key: str | None = None) -> None:
-        dg.materialize(
+    def materialize(selection: dg.AssetSelection, partition_key: str | None = None) -> bool:
+        return dg.materialize(
             list(defs.assets),
             selection=selection,
             partition_key=partition_key,
@@ -182,15 +182,15 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
             resources=resources,
             run_config=dg.RunConfig(ops={key: ops[key] for key in ops if key in selection_keys(selection)}),
             raise_on_error=False,
-        )
+        ).success
 
     def selection_keys(selection: dg.AssetSelection) -> set[str]:
         graph = defs.resolve_asset_graph()
         return {key.to_user_string() for key in selection.resolve(graph)}
 
     started = time.perf_counter()
-    if general:
-        materialize(dg.AssetSelection.assets("general_student"))
+    if general and not materialize(dg.AssetSelection.assets("general_student")):
+        raise SystemExit("general_student failed (see its log above); every later step starts from it.")
     materialize(dg.AssetSelection.assets("labeled_intents"))
     for day in days:
         materialize(dg.AssetSelection.assets("raw_queries"), partition_key=day)
