@@ -77,9 +77,11 @@ class RerankScoresConfig(dg.Config):
 
 class LayerMatching(dg.Config):
     """TinyBERT's intermediate-layer stage on the transfer pairs, before the score distillation
-    (`distill.cross_encoders.match_teacher_layers`)."""
+    (`distill.cross_encoders.match_teacher_layers`). Three epochs took the packaged default's student from
+    0.877 and 0.957 of two teachers' test NDCG@3 to 0.963 and 0.982 (docs/reranker.md), for about five
+    minutes at one thread."""
 
-    epochs: float = Field(default=0.0, ge=0, description="Passes over the transfer pairs (0: no such stage).")
+    epochs: float = Field(default=3.0, ge=0, description="Passes over the transfer pairs (0: no such stage).")
     learning_rate: float = Field(default=5e-4, gt=0)
     batch_size: int = Field(default=32, gt=0)
 

@@ -222,7 +222,7 @@ def teacher_rerank_scores(
 
 @dg.asset(
     group_name="reranker",
-    code_version="3",
+    code_version="4",
     kinds={"pytorch"},
     ins={"general_student": dg.AssetIn(dagster_type=dg.Nothing)},
     automation_condition=on_input_content_change(optional=["general_student"]),
@@ -238,9 +238,10 @@ def reranker_student(
     model_store: ModelStore,
     training_workspace: TrainingWorkspace,
 ):
-    """Teacher layers `teacher_layers` (or, under `init: general`, the latest general_student) with a pruned
-    vocabulary, trained on Margin-MSE (+ listwise KL) over each transfer query's candidate list against the
-    teacher's scores."""
+    """Teacher layers `teacher_layers` (or, under `init: general`, the latest general_student) that first
+    match the teacher's layers on the transfer pairs (`layer_matching`), then, with a pruned vocabulary,
+    learn Margin-MSE (+ listwise KL) over each transfer query's candidate list against the teacher's
+    scores."""
     teacher, tokenizer = load_model(model_store.get(ModelRef.from_dict(reranker_teacher)))
     general, general_sha = general_start(
         context, model_store, config.init, teacher.config.vocab_size, "reranker_student"
