@@ -43,17 +43,13 @@ class Int8Choice:
 
 def weight_matmuls(graph: onnx.GraphProto, excluded: Sequence[str] = ()) -> list[str]:
     """Names of the MatMul nodes that multiply by a stored weight: the ones dynamic quantisation rewrites."""
-    weights = {initializer.name for initializer in graph.initializer}
     skip = set(excluded)
-    return [
-        node.name
-        for node in graph.node
-        if node.op_type == "MatMul" and node.name not in skip and any(name in weights for name in node.input)
-    ]
+    return [name for name in weight_sizes(graph) if name not in skip]
 
 
 def weight_sizes(graph: onnx.GraphProto) -> dict[str, int]:
-    """Each weight matmul's stored weight size: what keeping it fp32 costs, in proportion, per token."""
+    """Each weight matmul's stored weight size, in graph order: what keeping it fp32 costs, in proportion,
+    per token."""
     sizes = {initializer.name: int(np.prod(initializer.dims)) for initializer in graph.initializer}
     return {
         node.name: max(sizes.get(name, 0) for name in node.input)

@@ -49,7 +49,8 @@ _REQUIRED_INPUTS = ("input_ids", "attention_mask")
 _OPTIONAL_INPUTS = ("token_type_ids",)
 _MAX_LENGTH = 128
 _WEIGHT_OPS = ("MatMul", "Attention")
-_HEAD_PARTS = ("classifier", "pooler")
+HEAD_PARTS = ("classifier", "pooler")
+"""Module-path parts of a classifier's head: int8 keeps them fp32, and smoothing leaves them alone."""
 
 
 class OnnxExportError(RuntimeError):
@@ -229,7 +230,7 @@ def head_nodes(graph: onnx.GraphProto) -> list[str]:
     names = [
         node.name
         for node in graph.node
-        if any(part in text for part in _HEAD_PARTS for text in (node.name, *node.input))
+        if any(part in text for part in HEAD_PARTS for text in (node.name, *node.input))
     ]
     # The quantiser first rewrites each Gemm as `<name>_MatMul` + `<name>_Add`, then matches these names.
     return [*names, *(f"{name}_MatMul" for name in names)]

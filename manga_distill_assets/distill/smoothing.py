@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
-_HEAD_PARTS = ("classifier", "pooler")
+from manga_distill_assets.distill.onnx_export import HEAD_PARTS
+
 _FLOOR = 1e-5
 
 
@@ -44,7 +45,7 @@ def encoder_linears(model: nn.Module) -> dict[str, nn.Linear]:
     return {
         name: module
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and not any(part in name for part in _HEAD_PARTS)
+        if isinstance(module, nn.Linear) and not any(part in name for part in HEAD_PARTS)
     }
 
 
@@ -80,9 +81,7 @@ def input_ranges(model: PreTrainedModel, batches: Iterable[Mapping[str, Tensor]]
     groups: dict[int, list[str]] = {}
     for name, tensor in first_inputs.items():
         groups.setdefault(id(tensor), []).append(name)
-    return {
-        "|".join(names): torch.stack([peaks[name] for name in names]).amax(dim=0) for names in groups.values()
-    }
+    return {"|".join(names): _peak([peaks[name] for name in names]) for names in groups.values()}
 
 
 def smoothed(model: PreTrainedModel, ranges: Mapping[str, Tensor], alpha: float) -> PreTrainedModel:
@@ -94,12 +93,9 @@ def smoothed(model: PreTrainedModel, ranges: Mapping[str, Tensor], alpha: float)
     for group, peak in ranges.items():
         names = group.split("|")
         linears = [copied.get_submodule(name) for name in names]
-        weight_peak = torch.stack([linear.weight.detach().abs().amax(dim=0) for linear in linears]).amax(
-            dim=0
-        )
-        scale = (peak.clamp(min=_FLOOR) ** alpha / weight_peak.clamp(min=_FLOOR) ** (1 - alpha)).clamp(
-            min=_FLOOR
-        )
+        weight_peak = _peak([linear.weight.detach().abs().amax(dim=0) for linear in linears])
+        scale = peak.clamp(min=_FLOOR) ** alpha / weight_peak.clamp(min=_FLOOR) ** (1 - alpha)
+        scale = scale.clamp(min=_FLOOR)
         inverse = nn.Parameter((1.0 / scale).float(), requires_grad=False)
         for name, linear in zip(names, linears, strict=True):
             parent, _, child = name.rpartition(".")
@@ -108,4 +104,5 @@ def smoothed(model: PreTrainedModel, ranges: Mapping[str, Tensor], alpha: float)
 
 
 def _peak(per_channel: list[Tensor]) -> Tensor:
+    """The channel-wise maximum over several per-channel peaks."""
     return torch.stack(per_channel).amax(dim=0)

@@ -77,8 +77,8 @@ def reranker_onnx(
     """fp32 and int8 graphs of the student; each must rank the test queries' candidates like PyTorch does
     (top-3 agreement and Kendall τ per query, averaged). The graph is exported at the activation smoothing
     whose int8 graph ranks the validation queries best, and keeps fp32 the fewest matmuls that hold those
-    floors there. The check does not block: reranker_eval still judges every
-    model and marks a graph below the floors as not to be served."""
+    floors there. The check does not block: reranker_eval still judges every model and marks a graph below
+    the floors as not to be served."""
     student_ref = ModelRef.from_dict(reranker_student)
     model, tokenizer = load_model(model_store.get(student_ref))
     lists = query_lists(_test_rows(rerank_queries, "reranker_onnx"))
