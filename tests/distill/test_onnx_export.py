@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 from transformers import DistilBertConfig, DistilBertForSequenceClassification, PreTrainedTokenizerFast
 
@@ -180,3 +181,20 @@ def test_the_dynamo_exporter_gives_the_same_logits(tmp_path, tokenizer) -> None:
     np.testing.assert_allclose(
         onnx_logits(open_session(path), tokenizer, TEXTS), predict_logits(model, tokenizer, TEXTS), atol=1e-4
     )
+
+
+def _op_types(path: Path) -> set[str]:
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def test_sessions_run_the_residual_add_and_layer_norm_unfused(exported, tmp_path) -> None:
+    folder, _ = exported
+    fused = tmp_path / "fused.onnx"
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(fused)
+    onnxruntime.InferenceSession(str(folder / INT8_FILE), options, providers=["CPUExecutionProvider"])
+    assert "SkipLayerNormalization" in _op_types(fused)
+    served = tmp_path / "served.onnx"
+    open_session(folder / INT8_FILE, optimized_copy=served)
+    assert "SkipLayerNormalization" not in _op_types(served)
+    assert "LayerNormalization" in _op_types(served)
