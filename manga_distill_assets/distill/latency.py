@@ -8,7 +8,8 @@ that many threads, and is timed by the same loop on the same texts.
 
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,22 @@ _MAX_LENGTH = 128
 # Throughput runs one batch per this many single-text runs, so it costs about as much as the latency runs.
 _RUNS_PER_THROUGHPUT_BATCH = 20
 Inputs = TypeVar("Inputs")
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block on `threads` intra-op threads, then give the process back the count it had.
+
+    torch's thread count is process-wide: a step that set it and kept it would leave every later step of
+    the process (the next asset of a run, the next test file of a worker) on that count, and two processes
+    on two threads each slowed each other about fourfold on the 2-core machine.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def measure_latency(
@@ -43,9 +60,7 @@ def measure_latency(
     _check_arguments(texts, threads, warmup, runs, throughput_batch)
     device = next(model.parameters()).device
     singles, batch_texts = _sample(texts, runs, throughput_batch)
-    previous_threads = torch.get_num_threads()
     was_training = model.training
-    torch.set_num_threads(threads)
     model.eval()
 
     def forward(encoded: BatchEncoding) -> None:
@@ -53,7 +68,7 @@ def measure_latency(
         _wait_for(device)
 
     try:
-        with torch.inference_mode():
+        with torch_threads(threads), torch.inference_mode():
             timings = _timings(
                 forward,
                 [_encode(tokenizer, [text], device) for text in singles],
@@ -61,7 +76,6 @@ def measure_latency(
                 warmup,
             )
     finally:
-        torch.set_num_threads(previous_threads)
         model.train(was_training)
     return _summary(*timings, threads=threads, runs=runs, throughput_batch=throughput_batch)
 

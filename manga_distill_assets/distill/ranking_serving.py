@@ -23,6 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.distill.cross_encoders import encode_pairs
 from manga_distill_assets.distill.int8_fallback import quantize_keeping_parity
+from manga_distill_assets.distill.latency import torch_threads
 from manga_distill_assets.distill.onnx_export import (
     FP32_FILE,
     INT8_CHOICE_FILE,
@@ -209,14 +210,9 @@ def torch_latency(
     threads: int = 1,
 ) -> dict[str, float]:
     encoded = [encode_pairs(tokenizer, [query] * len(docs), docs) for query, docs in lists]
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
     model.eval()
-    try:
-        with torch.inference_mode():
-            return query_latency(lambda batch: model(**batch), encoded) | {"threads": threads}
-    finally:
-        torch.set_num_threads(previous)
+    with torch_threads(threads), torch.inference_mode():
+        return query_latency(lambda batch: model(**batch), encoded) | {"threads": threads}
 
 
 def onnx_latency(

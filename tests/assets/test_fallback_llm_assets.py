@@ -4,7 +4,9 @@ import shutil
 
 import dagster as dg
 import pytest
+import torch
 
+from manga_distill_assets.assets.fallback_llm.config import LlmEvalConfig
 from manga_distill_assets.assets.intent_classifier.config import TeacherConfig
 from manga_distill_assets.data.manga_qa import generate_manga_qa
 from manga_distill_assets.distill.artifacts import save_model
@@ -109,6 +111,12 @@ def test_llm_eval_reports_teacher_student_and_base_with_quality_speed_and_cost(b
     )
     checks = {check.check_name: check for check in result.get_asset_check_evaluations()}
     assert set(checks) == {"student_beats_base", "fact_retention"}
+
+
+def test_llm_eval_generates_on_its_threads_and_gives_the_process_back_its_own_count(built):
+    _, result, _ = built
+    assert result.output_for_node("llm_eval")["threads"] == LlmEvalConfig().threads == 2
+    assert torch.get_num_threads() == 1  # the suite's count (tests/conftest.py), as before llm_eval ran
 
 
 def test_a_new_day_of_known_queries_changes_no_prompt(built, tmp_path):

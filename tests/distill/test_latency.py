@@ -5,7 +5,7 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from manga_distill_assets.distill import latency
-from manga_distill_assets.distill.latency import measure_latency, measure_onnx_latency
+from manga_distill_assets.distill.latency import measure_latency, measure_onnx_latency, torch_threads
 from manga_distill_assets.distill.onnx_export import export_onnx, open_session
 from tests.distill.tiny import TINY_TEXTS, tiny_teacher, tiny_tokenizer
 
@@ -55,6 +55,16 @@ def test_latency_runs_on_the_given_threads_and_restores_the_previous_count(
     result = measure_latency(model, tokenizer, TINY_TEXTS, threads=1, **FEW_RUNS)
     assert set(seen_threads) == {1}
     assert result["threads"] == 1
+    assert torch.get_num_threads() == 2
+
+
+def test_a_block_under_torch_threads_runs_on_them_and_the_count_comes_back_even_when_it_fails(
+    restore_threads,
+) -> None:
+    torch.set_num_threads(2)
+    with pytest.raises(RuntimeError, match="inside"), torch_threads(1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("inside")
     assert torch.get_num_threads() == 2
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
-import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.assets.automation import on_input_content_change
@@ -26,6 +25,7 @@ from manga_distill_assets.data.fingerprint import lines_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.ensemble_latency import parallel_latency, per_text_latency
 from manga_distill_assets.distill.evaluation import classification_report
+from manga_distill_assets.distill.latency import torch_threads
 from manga_distill_assets.distill.onnx_export import (
     INT8_FILE,
     OUTPUT_NAME,
@@ -59,9 +59,7 @@ def ensemble_report(
     """Accuracy, macro-F1, retention against the ensemble and p50/p99 latency per row. The ensemble's own
     latency is the sum of its members' p50s (served one after another, as today) and, measured, all members
     in parallel threads; the gate holds the PyTorch student to `retention_floor` of the ensemble."""
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.latency_threads)
-    try:
+    with torch_threads(config.latency_threads):
         report = _measure(
             context,
             config,
@@ -70,8 +68,6 @@ def ensemble_report(
             labeled_intents,
             model_store,
         )
-    finally:
-        torch.set_num_threads(previous_threads)
     ensemble = report["rows"]["ensemble"]
     for row in report["rows"].values():
         row["retention_vs_ensemble"] = row["accuracy"] / max(ensemble["accuracy"], 1e-12)

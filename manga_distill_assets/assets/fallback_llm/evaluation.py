@@ -15,6 +15,7 @@ from manga_distill_assets.assets.markdown import markdown_table
 from manga_distill_assets.distill.answer_quality import RUBRIC, answer_quality
 from manga_distill_assets.distill.chat_model import load_base, load_causal_lm
 from manga_distill_assets.distill.generation import generate_answers, generation_latency
+from manga_distill_assets.distill.latency import torch_threads
 from manga_distill_assets.distill.students import count_parameters
 from manga_distill_assets.resources.assistant_teacher import AssistantTeacher
 from manga_distill_assets.resources.model_store import ModelStore
@@ -66,7 +67,6 @@ def llm_eval(
         test["answer"].tolist(),
         [list(facts) for facts in test["facts"]],
     )
-    torch.set_num_threads(config.threads)
     system = assistant_teacher.prompt().text
     student, tokenizer = load_causal_lm(model_store.get(llm_student))
     base_ref = llm_student["base"]
@@ -86,30 +86,33 @@ def llm_eval(
         "seconds_for_all": time.perf_counter() - started,
         "usd_per_1k_queries": _teacher_usd(tokenizer, system, questions, teacher_answers, config),
     }
-    for name, model, model_tokenizer in (("student", student, tokenizer), ("base", base, base_tokenizer)):
-        context.log.info(f"llm_eval: generating {len(questions)} answers with the {name}")
-        answers = generate_answers(
-            model, model_tokenizer, system, questions, max_new_tokens=config.max_new_tokens
-        )
-        latency = generation_latency(
-            model,
-            model_tokenizer,
-            system,
-            questions,
-            new_tokens=config.latency_new_tokens,
-            runs=config.latency_runs,
-        )
-        mean_tokens = float(np.mean([len(model_tokenizer(answer)["input_ids"]) + 1 for answer in answers]))
-        seconds_per_query = mean_tokens / latency["tokens_per_s"]
-        report[name] = {
-            **answer_quality(answers, references, facts),
-            **latency,
-            "parameters": count_parameters(model),
-            "usd_per_1k_queries": 1000 * seconds_per_query * config.student_usd_per_hour / 3600,
-            "examples": [
-                {"question": q, "answer": a} for q, a in list(zip(questions, answers, strict=True))[:5]
-            ],
-        }
+    with torch_threads(config.threads):
+        for name, model, model_tokenizer in (("student", student, tokenizer), ("base", base, base_tokenizer)):
+            context.log.info(f"llm_eval: generating {len(questions)} answers with the {name}")
+            answers = generate_answers(
+                model, model_tokenizer, system, questions, max_new_tokens=config.max_new_tokens
+            )
+            latency = generation_latency(
+                model,
+                model_tokenizer,
+                system,
+                questions,
+                new_tokens=config.latency_new_tokens,
+                runs=config.latency_runs,
+            )
+            mean_tokens = float(
+                np.mean([len(model_tokenizer(answer)["input_ids"]) + 1 for answer in answers])
+            )
+            seconds_per_query = mean_tokens / latency["tokens_per_s"]
+            report[name] = {
+                **answer_quality(answers, references, facts),
+                **latency,
+                "parameters": count_parameters(model),
+                "usd_per_1k_queries": 1000 * seconds_per_query * config.student_usd_per_hour / 3600,
+                "examples": [
+                    {"question": q, "answer": a} for q, a in list(zip(questions, answers, strict=True))[:5]
+                ],
+            }
     report["fact_retention"] = report["student"]["fact_accuracy"] / max(
         report["teacher"]["fact_accuracy"], 1e-12
     )
