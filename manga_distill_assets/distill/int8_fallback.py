@@ -101,6 +101,7 @@ def quantize_keeping_parity(
     always_fp32: Sequence[str] = (),
     measure: Measure = agreement,
     cost_aware: bool = False,
+    plain: float | None = None,
 ) -> Int8Choice:
     """Write to `target` the int8 graph with the fewest matmuls kept fp32 whose top-1 predictions agree with
     `reference` (the PyTorch model's logits for the calibration texts) on at least `floor` of the texts, or
@@ -111,11 +112,16 @@ def quantize_keeping_parity(
     `always_fp32` are kept fp32 whatever happens (the head, by default). When even every matmul in fp32 is
     not enough (the gap lies elsewhere), `target` keeps the graph with the best agreement found and the
     returned choice says so; the caller's parity check decides what that means.
+
+    `plain` is the `measure` of the all-int8 graph (only `always_fp32` kept) when the caller has already
+    written it to `target` and measured it, as the reranker's smoothing trials do; it is then not
+    quantised and scored a second time.
     """
     always = list(always_fp32)
     graph = onnx.load(str(fp32), load_external_data=False).graph
     candidates = weight_matmuls(graph, always)
-    plain = measure(reference, logits(quantize(fp32, target, always, None)))
+    if plain is None:
+        plain = measure(reference, logits(quantize(fp32, target, always, None)))
     if plain >= floor or not candidates:
         return Int8Choice((), plain, plain, len(candidates))
     scratch = target.with_name(f".{target.stem}.probe{target.suffix}")

@@ -102,9 +102,10 @@ def export_reranker(
         return target.reached(np.split(first, sizes), np.split(second, sizes))
 
     ranges = input_ranges(model, _batches(tokenizer, calibration))
-    alpha, trials = _smoothing_strength(model, tokenizer, ranges, np.concatenate(reference), scores, measure)
-    served = model if alpha is None else smoothed(model, ranges, alpha)
-    folder = export_student(served, tokenizer, folder, quantize_ffn_output=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    alpha, trials = _smoothing_strength(
+        model, tokenizer, ranges, np.concatenate(reference), scores, measure, folder
+    )
     choice = quantize_keeping_parity(
         folder / FP32_FILE,
         folder / INT8_FILE,
@@ -117,11 +118,14 @@ def export_reranker(
         always_fp32=fp32_nodes(folder / FP32_FILE, head=True, ffn_output=False),
         measure=measure,
         cost_aware=True,
+        plain=trials[str(alpha)],
     )
     smoothing = {"alpha": alpha, "parity_by_alpha": trials}
     (folder / INT8_CHOICE_FILE).write_text(
         json.dumps(asdict(choice) | {"target": asdict(target), "smoothing": smoothing})
     )
+    model.config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     return folder
 
 
@@ -132,12 +136,14 @@ def _smoothing_strength(
     reference: np.ndarray,
     scores: Callable[[Path], np.ndarray],
     measure: Callable[[np.ndarray, np.ndarray], float],
+    folder: Path,
 ) -> tuple[float | None, dict[str, float]]:
     """The strength in `SMOOTHING_STRENGTHS` whose all-int8 graph measures best on the calibration queries
-    (the first of equals, so no smoothing wins a tie), and every strength's measure."""
+    (the first of equals, so no smoothing wins a tie), and every strength's measure. That strength's fp32
+    graph and all-int8 graph are left in `folder` (`FP32_FILE`, `INT8_FILE`), where the search starts."""
     trials: dict[str, float] = {}
     best: tuple[float, float | None] = (-np.inf, None)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory(dir=folder) as scratch:
         for alpha in SMOOTHING_STRENGTHS:
             candidate = model if alpha is None else smoothed(model, ranges, alpha)
             fp32 = export_onnx(candidate, tokenizer, Path(scratch) / f"{alpha}.onnx")
@@ -145,6 +151,8 @@ def _smoothing_strength(
             trials[str(alpha)] = measure(reference, scores(int8))
             if trials[str(alpha)] > best[0]:
                 best = (trials[str(alpha)], alpha)
+                fp32.replace(folder / FP32_FILE)
+                int8.replace(folder / INT8_FILE)
     return best[1], trials
 
 

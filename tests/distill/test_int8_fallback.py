@@ -124,6 +124,23 @@ def test_a_graph_that_already_agrees_keeps_every_matmul_int8(tmp_path):
     assert quantised == {"a", "b"}
 
 
+def test_a_plain_graph_the_caller_already_measured_is_neither_quantised_nor_scored_again(tmp_path):
+    toy = Toy({"calm": set(), "loud": {0, 1, 2}})
+    fp32 = _graph_file(tmp_path, list(toy.flips))
+    target = toy.quantize(fp32, tmp_path / "model_int8.onnx", [], None)
+    calls: list[tuple[tuple[str, ...], tuple[str, ...] | None]] = []
+
+    def quantize(source: Path, to: Path, keep: list[str], only: list[str] | None) -> Path:
+        calls.append((tuple(keep), None if only is None else tuple(only)))
+        return toy.quantize(source, to, keep, only)
+
+    choice = quantize_keeping_parity(fp32, target, REFERENCE, toy.logits, quantize, floor=0.95, plain=17 / 20)
+    assert ((), None) not in calls  # the plain graph: every matmul int8
+    assert choice.plain_agreement == 17 / 20
+    assert choice.kept_fp32 == ("loud",)
+    assert toy.written[target] == {"calm"}
+
+
 def test_the_matmul_that_flips_most_stays_fp32_first_and_the_search_stops_at_the_floor(tmp_path):
     flips = {"calm": set(), "loud": {0, 1, 2}, "mild": {3}}
     choice, quantised = _search(tmp_path, flips, floor=0.95)
