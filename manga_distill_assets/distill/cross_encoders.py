@@ -124,7 +124,8 @@ def train_teacher_reranker(
     max_grade: int = 3,
     progress: Progress | None = None,
 ) -> TrainedReranker:
-    """Fine-tunes `model` (one output) pointwise on graded pairs: BCE against grade / max_grade."""
+    """Fine-tunes `model` (one output) pointwise on graded pairs: BCE against grade / max_grade, so the
+    file's top grade is a target of 1 whatever its scale (0-3 judgements, or 0/1 clicks)."""
     data = Dataset.from_dict(
         {"query": list(queries), "doc": list(docs), "label": [g / max_grade for g in grades]}
     )

@@ -2,7 +2,8 @@
 
 Every function takes one array per query (grades, or scores of that query's candidates in the same order)
 and averages over queries. NDCG uses scikit-learn's `ndcg_score` (linear gains, ties averaged); MRR counts a
-candidate relevant from `relevant_grade` on (2 by default, as TREC DL does for graded passage judgements).
+candidate relevant from `relevant_grade` on (2 by default, as TREC DL does for graded passage judgements;
+`relevant_grade_for` picks 1 for judgements that never go above 1).
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def mrr_at(grades: Lists, scores: Lists, k: int, relevant_grade: int = 2) -> flo
         hits = np.flatnonzero(ordered >= relevant_grade)
         ranks.append(1.0 / (hits[0] + 1) if len(hits) else 0.0)
     return float(np.mean(ranks))
+
+
+def relevant_grade_for(grades: Lists) -> int:
+    """The grade from which MRR counts a candidate relevant: 2 on the 0-3 scale (TREC DL's rule), and 1
+    where no judgement goes above 1 (binary clicks written 0/1), where counting from 2 would find nothing
+    relevant and every ranker would score an MRR of 0."""
+    return 2 if max(float(np.max(g)) for g in grades) >= 2 else 1
 
 
 def top_k_agreement(reference: Lists, candidate: Lists, k: int) -> float:

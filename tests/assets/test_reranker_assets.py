@@ -195,6 +195,25 @@ def test_a_user_file_is_loaded_its_unrankable_queries_counted_and_a_bad_one_refu
     assert "appears more than once" in failure.step_failure_data.error.message
 
 
+def test_a_file_of_binary_judgements_trains_the_teacher_towards_1_for_its_relevant_pairs(tmp_path):
+    graph = Graph(tmp_path)
+    rows = [
+        (f"q{i}", query, doc_id, doc, int(doc_id == relevant), split)
+        for i, (query, relevant, split) in enumerate(
+            [("jjk box set", "d1", "train"), ("horror manga", "d2", "train"), ("uzumaki", "d2", "validation")]
+        )
+        for doc_id, doc in [("d1", "Jujutsu Kaisen box set"), ("d2", "Uzumaki, horror manga by Junji Ito")]
+    ]
+    path = tmp_path / "clicks.csv"
+    pd.DataFrame(rows, columns=["query_id", "query", "doc_id", "doc", "grade", "split"]).to_csv(
+        path, index=False
+    )
+    graph.resources["rerank_source"] = RerankPairsSource(path=str(path))
+    graph.rebuild()
+    materialize(graph, "rerank_queries", "reranker_teacher")
+    assert graph.metadata("reranker_teacher")["target_top_grade"] == 1
+
+
 def test_a_registered_cross_encoder_is_used_as_is_and_a_classifier_is_refused(tmp_path):
     graph = Graph(tmp_path)
     rows = [

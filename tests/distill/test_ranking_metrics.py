@@ -11,6 +11,7 @@ from manga_distill_assets.distill.ranking_metrics import (
     mrr_at,
     ndcg_at,
     per_query,
+    relevant_grade_for,
     top_k_agreement,
 )
 
@@ -34,6 +35,15 @@ def test_mrr_counts_the_first_candidate_at_or_above_the_relevant_grade():
     assert mrr_at(GRADES, SCORES, 10) == pytest.approx(1.0)  # grade 2 first
     assert mrr_at(GRADES, SCORES, 10, relevant_grade=3) == pytest.approx(1 / 4)
     assert mrr_at(GRADES, SCORES, 3, relevant_grade=3) == 0.0
+
+
+def test_mrr_counts_relevance_from_grade_2_on_the_0_to_3_scale_and_from_1_in_binary_judgements():
+    assert relevant_grade_for([np.array([0, 1, 3]), np.array([0, 0, 1])]) == 2
+    assert relevant_grade_for([np.array([0, 2])]) == 2
+    binary = [np.array([0, 1, 0]), np.array([1, 0, 0])]
+    assert relevant_grade_for(binary) == 1
+    scores = [np.array([0.9, 0.5, 0.1]), np.array([0.2, 0.3, 0.1])]  # relevant at ranks 2 and 2
+    assert mrr_at(binary, scores, 10, relevant_grade_for(binary)) == pytest.approx(0.5)
 
 
 def test_top_k_agreement_is_the_shared_share_of_the_top_k():

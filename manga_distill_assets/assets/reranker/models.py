@@ -90,7 +90,7 @@ def _store_ranker(
 
 @dg.asset(
     group_name="reranker",
-    code_version="4",
+    code_version="5",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     pool=GPU_POOL,
@@ -114,11 +114,12 @@ def reranker_teacher(
                 "cross-encoder reranker has one (a relevance score). Register a cross-encoder folder.",
                 allow_retries=False,
             )
-        steps, history = 0, []
+        steps, history, top_grade = 0, [], None
         ref, ndcg, described = _store_ranker(
             context, model_store, "reranker_teacher", model, tokenizer, rerank_queries
         )
     else:
+        top_grade = int(rerank_queries["grade"].max())
         base = config.base_model or default_teacher_base()
         model = from_pretrained(base, RELEVANCE_LABEL, seed=knobs.seed)
         tokenizer = AutoTokenizer.from_pretrained(base)
@@ -136,6 +137,7 @@ def reranker_teacher(
                 train["grade"].tolist(),
                 knobs.settings(),
                 checkpoints,
+                max_grade=top_grade,
                 progress=log_progress(context, "reranker_teacher"),
             )
             model, tokenizer, steps, history = result.model, result.tokenizer, result.steps, result.history
@@ -148,6 +150,7 @@ def reranker_teacher(
             **described,
             "registered": bool(config.registered_cross_encoder),
             "train_steps": steps,
+            **({"target_top_grade": top_grade} if top_grade is not None else {}),
             "precision": "not trained"
             if config.registered_cross_encoder
             else resolve_precision(knobs.precision),

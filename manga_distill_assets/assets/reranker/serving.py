@@ -27,6 +27,7 @@ from manga_distill_assets.distill.ranking_metrics import (
     mrr_at,
     ndcg_at,
     per_query,
+    relevant_grade_for,
     top_k_agreement,
 )
 from manga_distill_assets.distill.ranking_serving import (
@@ -170,7 +171,13 @@ def reranker_eval(
     retention = report["student_onnx_int8"]["retention_ndcg_at_3"]
     problems = gate_problems(report["student_onnx_int8"], config.retention_floor)
     yield dg.Output(
-        {**report, "candidates": config.candidates, "threads": config.threads, "test_queries": len(lists)},
+        {
+            **report,
+            "candidates": config.candidates,
+            "threads": config.threads,
+            "test_queries": len(lists),
+            "mrr_relevant_grade": relevant_grade_for(grades),
+        },
         metadata={
             "table": dg.MetadataValue.md(markdown_table(_table(report))),
             "teacher_ndcg_at_3": teacher["ndcg_at_3"],
@@ -227,7 +234,7 @@ def _quality(grades, scores) -> dict[str, float]:
     return {
         "ndcg_at_3": ndcg_at(grades, scores, 3),
         "ndcg_at_10": ndcg_at(grades, scores, 10),
-        "mrr_at_10": mrr_at(grades, scores, 10),
+        "mrr_at_10": mrr_at(grades, scores, 10, relevant_grade_for(grades)),
     }
 
 
