@@ -214,6 +214,27 @@ def test_a_file_of_binary_judgements_trains_the_teacher_towards_1_for_its_releva
     assert graph.metadata("reranker_teacher")["target_top_grade"] == 1
 
 
+def test_a_file_without_train_rows_stops_the_teacher_saying_what_to_give_it(tmp_path):
+    graph = Graph(tmp_path)
+    rows = [
+        (f"q{i}", query, doc_id, doc, grade, split)
+        for i, (query, split) in enumerate([("jjk box set", "validation"), ("horror manga", "test")])
+        for doc_id, doc, grade in [("d1", "Jujutsu Kaisen box set", 3 - i), ("d2", "Uzumaki", 1 + i)]
+    ]
+    path = tmp_path / "no_train.csv"
+    pd.DataFrame(rows, columns=["query_id", "query", "doc_id", "doc", "grade", "split"]).to_csv(
+        path, index=False
+    )
+    graph.resources["rerank_source"] = RerankPairsSource(path=str(path))
+    graph.rebuild()
+    graph.materialize("rerank_queries")
+    result = graph.materialize("reranker_teacher", raise_on_error=False)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "no train rows" in failure.step_failure_data.user_failure_data.description
+    assert "registered_cross_encoder" in failure.step_failure_data.user_failure_data.description
+
+
 def test_a_registered_cross_encoder_is_used_as_is_and_a_classifier_is_refused(tmp_path):
     graph = Graph(tmp_path)
     rows = [

@@ -124,6 +124,13 @@ def reranker_teacher(
         model = from_pretrained(base, RELEVANCE_LABEL, seed=knobs.seed)
         tokenizer = AutoTokenizer.from_pretrained(base)
         train = split_rows(rerank_queries, "train")
+        if train.empty:
+            raise dg.Failure(
+                description="reranker_teacher: rerank_queries has no train rows, so there is nothing to "
+                "fine-tune a teacher on. Give the relevance file a train split, or register a trained "
+                "cross-encoder (reranker_teacher's registered_cross_encoder).",
+                allow_retries=False,
+            )
         if config.max_train_pairs and len(train) > config.max_train_pairs:
             train = train.sample(config.max_train_pairs, random_state=knobs.seed)
         with training_workspace.checkpoints(
