@@ -1,5 +1,7 @@
 """The reranker group materialised for real with the smoke preset: report, parity, cache, user file."""
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -40,6 +42,16 @@ def land(graph: Graph, day: str, texts: list[str]) -> None:
     write_day(graph.log_root, day, texts)
     graph.materialize("raw_queries", partition_key=day)
     graph.materialize("unlabeled_queries", partition_key=recent_days(1)[0])
+
+
+def read_from(graph: Graph, path: Path, rows: list[tuple]) -> None:
+    """Write `rows` (query_id, query, doc_id, doc, grade, split) to the CSV at `path` and point the graph's
+    `rerank_source` at it."""
+    pd.DataFrame(rows, columns=["query_id", "query", "doc_id", "doc", "grade", "split"]).to_csv(
+        path, index=False
+    )
+    graph.resources["rerank_source"] = RerankPairsSource(path=str(path))
+    graph.rebuild()
 
 
 @pytest.fixture(scope="module")
@@ -176,19 +188,12 @@ def test_a_user_file_is_loaded_its_unrankable_queries_counted_and_a_bad_one_refu
         ("q2", "horror manga", "d3", "Uzumaki, horror manga by Junji Ito", 2, "test"),
     ]
     unrankable = [("q3", "romance", "d1", "Jujutsu Kaisen box set", 0, "train")]
-    columns = ["query_id", "query", "doc_id", "doc", "grade", "split"]
-    good = tmp_path / "good.csv"
-    pd.DataFrame([*rows, *unrankable], columns=columns).to_csv(good, index=False)
-    graph.resources["rerank_source"] = RerankPairsSource(path=str(good))
-    graph.rebuild()
+    read_from(graph, tmp_path / "good.csv", [*rows, *unrankable])
     frame = graph.materialize("rerank_queries").output_for_node("rerank_queries")
     assert len(frame) == 4 and {"bm25_score", "bm25_rank"} <= set(frame.columns)
     assert frame.loc[frame["doc_id"] == "d3", "bm25_rank"].item() == 0
     assert graph.metadata("rerank_queries")["skipped"]["queries_with_one_candidate"] == 1
-    bad = tmp_path / "bad.csv"
-    pd.DataFrame([*rows, rows[0]], columns=columns).to_csv(bad, index=False)
-    graph.resources["rerank_source"] = RerankPairsSource(path=str(bad))
-    graph.rebuild()
+    read_from(graph, tmp_path / "bad.csv", [*rows, rows[0]])
     result = graph.materialize("rerank_queries", raise_on_error=False)
     assert not result.success
     failure = next(event for event in result.all_events if event.is_step_failure)
@@ -204,12 +209,7 @@ def test_a_file_of_binary_judgements_trains_the_teacher_towards_1_for_its_releva
         )
         for doc_id, doc in [("d1", "Jujutsu Kaisen box set"), ("d2", "Uzumaki, horror manga by Junji Ito")]
     ]
-    path = tmp_path / "clicks.csv"
-    pd.DataFrame(rows, columns=["query_id", "query", "doc_id", "doc", "grade", "split"]).to_csv(
-        path, index=False
-    )
-    graph.resources["rerank_source"] = RerankPairsSource(path=str(path))
-    graph.rebuild()
+    read_from(graph, tmp_path / "clicks.csv", rows)
     materialize(graph, "rerank_queries", "reranker_teacher")
     assert graph.metadata("reranker_teacher")["target_top_grade"] == 1
 
@@ -221,12 +221,7 @@ def test_a_file_without_train_rows_stops_the_teacher_saying_what_to_give_it(tmp_
         for i, (query, split) in enumerate([("jjk box set", "validation"), ("horror manga", "test")])
         for doc_id, doc, grade in [("d1", "Jujutsu Kaisen box set", 3 - i), ("d2", "Uzumaki", 1 + i)]
     ]
-    path = tmp_path / "no_train.csv"
-    pd.DataFrame(rows, columns=["query_id", "query", "doc_id", "doc", "grade", "split"]).to_csv(
-        path, index=False
-    )
-    graph.resources["rerank_source"] = RerankPairsSource(path=str(path))
-    graph.rebuild()
+    read_from(graph, tmp_path / "no_train.csv", rows)
     graph.materialize("rerank_queries")
     result = graph.materialize("reranker_teacher", raise_on_error=False)
     assert not result.success
@@ -245,12 +240,7 @@ def test_a_registered_cross_encoder_is_used_as_is_and_a_classifier_is_refused(tm
             ("d2", "Uzumaki horror manga", 1 + i),
         ]
     ]
-    path = tmp_path / "pairs.csv"
-    pd.DataFrame(rows, columns=["query_id", "query", "doc_id", "doc", "grade", "split"]).to_csv(
-        path, index=False
-    )
-    graph.resources["rerank_source"] = RerankPairsSource(path=str(path))
-    graph.rebuild()
+    read_from(graph, tmp_path / "pairs.csv", rows)
     graph.materialize("rerank_queries")
     tokenizer = tiny_tokenizer(tmp_path)
     for outputs, succeeds in ((1, True), (3, False)):
