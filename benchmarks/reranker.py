@@ -106,10 +106,11 @@ def main() -> None:
     print(f"\nwrote {path}")
 
 
-def run(root: Path, arguments: argparse.Namespace) -> dict[str, Any]:
+def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | None = None) -> dict[str, Any]:
     """The group under `arguments.preset`; `--queries`, `--candidates` and `--student-init`, when set,
     override the preset. A student that starts from `general_student` materialises it first (reused from
-    `--general-workspace` when that holds one trained with the same corpus, base and config)."""
+    `--general-workspace` when that holds one trained with the same corpus, base and config). `resources`
+    replace the local defaults of the same names (another query log, say)."""
     from manga_distill_assets.assets.reranker.config import (
         RerankEvalConfig,
         RerankQueriesConfig,
@@ -120,7 +121,7 @@ def run(root: Path, arguments: argparse.Namespace) -> dict[str, Any]:
     from manga_distill_assets.resources.workspace import TrainingWorkspace
 
     preset, queries, candidates = arguments.preset, arguments.queries, arguments.candidates
-    resources = local_resources(root / "artifacts")
+    resources = local_resources(root / "artifacts") | (resources or {})
     if arguments.general_workspace:
         resources["training_workspace"] = TrainingWorkspace(root=arguments.general_workspace)
     instance = dg.DagsterInstance.ephemeral()
