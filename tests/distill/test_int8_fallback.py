@@ -14,6 +14,7 @@ from onnx import TensorProto, helper
 
 from manga_distill_assets.distill.evaluation import predict_logits
 from manga_distill_assets.distill.int8_fallback import (
+    MARGIN_BUDGET,
     agreement,
     expected_agreement,
     quantize_keeping_parity,
@@ -167,6 +168,46 @@ def test_a_search_can_judge_parity_by_its_own_measure(tmp_path):
     by_first_text, _ = _search(tmp_path, flips, floor=1.0, measure=first_text_only)
     assert by_default.kept_fp32 == ()
     assert by_first_text.kept_fp32 == ("a",)
+
+
+def _exact(reference: np.ndarray, candidate: np.ndarray) -> float:
+    return float((reference.argmax(axis=1) == candidate.argmax(axis=1)).all())
+
+
+def _within_two_flips(reference: np.ndarray, candidate: np.ndarray) -> float:
+    return float((reference.argmax(axis=1) != candidate.argmax(axis=1)).sum() <= 2)
+
+
+def test_past_the_margin_budget_the_fewest_matmuls_that_meet_the_fallback_are_kept(tmp_path):
+    flips = {"a": {0, 1}, "b": {2}, "c": {3}}  # all int8: four flips; "a" moves the logits most
+    assert MARGIN_BUDGET < 4 / 12  # keeping any one of the three 2 x 2 weights is past the budget
+    strict, _ = _search(tmp_path, flips, floor=1.0, measure=_exact)
+    assert set(strict.kept_fp32) == {"a", "b", "c"} and not strict.fell_back
+    choice, quantised = _search(tmp_path, flips, floor=1.0, measure=_exact, fallback=_within_two_flips)
+    assert choice.kept_fp32 == ("a",)
+    assert choice.fell_back
+    assert quantised == {"b", "c"}
+
+
+def test_an_all_int8_graph_that_meets_the_fallback_stays_all_int8_rather_than_going_back_to_fp32(tmp_path):
+    choice, quantised = _search(
+        tmp_path, {"a": {0}, "b": {1}}, floor=1.0, measure=_exact, fallback=_within_two_flips
+    )
+    assert choice.kept_fp32 == ()
+    assert choice.fell_back
+    assert quantised == {"a", "b"}
+
+
+def test_a_fallback_is_not_taken_where_the_measure_is_met_within_the_margin_budget(tmp_path):
+    flips = {"a": {0, 1, 2}, "b": set(), "c": set(), "d": set(), "e": set()}
+    wide = ("b", "c", "d", "e")
+    assert MARGIN_BUDGET >= 4 / (4 + 4 * 16)  # keeping "a" (2 x 2) fits the budget
+    choice, quantised = _search(
+        tmp_path, flips, floor=1.0, measure=_exact, fallback=_within_two_flips, wide=wide
+    )
+    assert choice.kept_fp32 == ("a",)
+    assert not choice.fell_back
+    assert quantised == set(wide)
 
 
 def test_matmuls_named_always_fp32_are_never_quantised_nor_counted(tmp_path):

@@ -63,7 +63,7 @@ def _test_rows(rerank_queries: pd.DataFrame, asset: str) -> pd.DataFrame:
 
 @dg.asset(
     group_name="reranker",
-    code_version="3",
+    code_version="4",
     kinds={"onnx"},
     automation_condition=on_input_content_change(),
     check_specs=[dg.AssetCheckSpec("reranker_onnx_parity", asset="reranker_onnx")],
@@ -99,6 +99,7 @@ def reranker_onnx(
             "kendall_floor": config.kendall_floor,
             "int8_smoothing_alpha": choice["smoothing"]["alpha"] or 0.0,
             "int8_matmuls_kept_fp32": len(choice["kept_fp32"]),
+            "int8_search_settled_for_the_floors": float(choice.get("fell_back", False)),
         }
         for variant, name in VARIANT_FILES.items():
             scores = onnx_query_scores(open_session(folder / name), tokenizer, lists)
