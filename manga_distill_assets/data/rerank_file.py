@@ -1,7 +1,9 @@
 """A user's graded relevance file: one row per (query, candidate), checked before anything trains on it.
 
 Columns: query_id, query, doc_id, doc, grade (an integer 0-3), split (train, validation or test). CSV or
-Parquet. Each query's rows are its candidate list as the first-stage retrieval returned it.
+Parquet. Each query's rows are its candidate list as the first-stage retrieval returned it. A click log
+(query, doc_id, doc, clicked, one row per impression, no grade) is graded from its click-through rates
+first (`rerank_clicks`) and then checked the same way.
 
 A malformed file (a missing column, a grade outside 0-3, an unknown split, a pair twice, one query id with two
 texts) is refused. What real relevance logs routinely hold is skipped and counted instead: a candidate with an
@@ -16,6 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from manga_distill_assets.data.rerank_clicks import (
+    CLICK_COLUMNS,
+    ClickLogError,
+    graded_from_clicks,
+    is_click_log,
+)
 from manga_distill_assets.data.rerank_pairs import MAX_GRADE, PAIR_COLUMNS, SPLITS
 
 
@@ -36,6 +44,11 @@ def read_rerank_file(path: str | Path) -> CheckedPairs:
     if not path.is_file():
         raise RerankFileError(f"Relevance file {path} does not exist: point `path` at a CSV or Parquet file.")
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, keep_default_na=False)
+    if is_click_log(frame.columns):
+        try:
+            frame = graded_from_clicks(frame, str(path))
+        except ClickLogError as error:
+            raise RerankFileError(str(error)) from error
     return check_rerank_pairs(frame, str(path))
 
 
@@ -45,7 +58,8 @@ def check_rerank_pairs(frame: pd.DataFrame, source: str) -> CheckedPairs:
     missing = [column for column in PAIR_COLUMNS if column not in frame.columns]
     if missing:
         raise RerankFileError(
-            f"{source} lacks the column(s) {missing}; the columns needed are {PAIR_COLUMNS}."
+            f"{source} lacks the column(s) {missing}; the columns needed are {PAIR_COLUMNS}, or "
+            f"{CLICK_COLUMNS} for a click log (one row per impression, no grade column)."
         )
     frame = frame[PAIR_COLUMNS].copy()
     for column in ("query_id", "query", "doc_id", "doc", "split"):

@@ -10,8 +10,9 @@ from manga_distill_assets.data.rerank_file import CheckedPairs, read_rerank_file
 
 class RerankPairsSource(dg.ConfigurableResource):
     """`path` empty: the packaged pairs generated from the catalogue (see `rerank_queries`' config); otherwise
-    a CSV or Parquet file with query_id, query, doc_id, doc, grade (0-3) and split columns, checked and with
-    its unrankable queries skipped (counted in `CheckedPairs.skipped`)."""
+    a CSV or Parquet file with query_id, query, doc_id, doc, grade (0-3) and split columns, or a click log
+    (query, doc_id, doc, clicked; graded from its click-through rates), checked and with its unrankable
+    queries skipped (counted in `CheckedPairs.skipped`)."""
 
     path: str = ""
 
