@@ -31,8 +31,9 @@ Measure = Callable[[np.ndarray, np.ndarray], float]
 """How well a graph's logits (second) keep the reference's (first): 1.0 is perfect parity."""
 MARGIN_BUDGET = 0.1
 """The most of the candidates' weight a search with a `fallback` keeps fp32 for its stricter `measure`.
-On the AMX Xeon four attention projections kept fp32 (8% of a 4 x 384 reranker's matmul weight) took its
-int8 graph from 4.0x to 3.0x the teacher's speed, the reranker's speed floor (docs/reranker.md)."""
+On the AMX Xeon, keeping 21% of a 4 x 384 reranker's matmul weight fp32 (two feed-forward matmuls and two
+attention projections) took its int8 graph from 4.0x to 3.0x the teacher's speed, the reranker's speed
+floor (docs/reranker.md); the budget is half that."""
 
 
 @dataclass(frozen=True)
