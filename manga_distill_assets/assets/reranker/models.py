@@ -119,10 +119,6 @@ def reranker_teacher(
             context, model_store, "reranker_teacher", model, tokenizer, rerank_queries
         )
     else:
-        top_grade = int(rerank_queries["grade"].max())
-        base = config.base_model or default_teacher_base()
-        model = from_pretrained(base, RELEVANCE_LABEL, seed=knobs.seed)
-        tokenizer = AutoTokenizer.from_pretrained(base)
         train = split_rows(rerank_queries, "train")
         if train.empty:
             raise dg.Failure(
@@ -131,6 +127,10 @@ def reranker_teacher(
                 "cross-encoder (reranker_teacher's registered_cross_encoder).",
                 allow_retries=False,
             )
+        top_grade = int(rerank_queries["grade"].max())
+        base = config.base_model or default_teacher_base()
+        model = from_pretrained(base, RELEVANCE_LABEL, seed=knobs.seed)
+        tokenizer = AutoTokenizer.from_pretrained(base)
         if config.max_train_pairs and len(train) > config.max_train_pairs:
             train = train.sample(config.max_train_pairs, random_state=knobs.seed)
         with training_workspace.checkpoints(
