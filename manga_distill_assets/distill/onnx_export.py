@@ -389,9 +389,14 @@ def export_student(
             always_fp32=always,
         )
         (folder / INT8_CHOICE_FILE).write_text(json.dumps(asdict(choice) | {"floor": calibration.floor}))
+    save_beside_graphs(model, tokenizer, folder)
+    return folder
+
+
+def save_beside_graphs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
+    """What a servable folder holds beside its graphs: the model config (label names) and the tokenizer."""
     model.config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    return folder
 
 
 def read_int8_choice(folder: Path) -> dict:

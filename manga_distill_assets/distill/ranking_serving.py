@@ -34,6 +34,7 @@ from manga_distill_assets.distill.onnx_export import (
     fp32_nodes,
     open_session,
     quantize_int8,
+    save_beside_graphs,
 )
 from manga_distill_assets.distill.ranking_metrics import kendall_tau, top_k_agreement
 from manga_distill_assets.distill.smoothing import input_ranges, smoothed
@@ -86,10 +87,10 @@ def export_reranker(
     exported at the activation smoothing (`distill.smoothing`, one of `SMOOTHING_STRENGTHS`) whose int8
     graph ranks them most like the PyTorch model; if that graph still misses floors halfway between
     `parity` and exact, its most sensitive matmuls go back to fp32, fewest first, until it reaches them
-    (`quantize_keeping_parity`), or, where only every matmul fp32 would, until it reaches `parity` itself.
-    `INT8_CHOICE_FILE` records both choices. The margin is measured: a graph
-    searched to `parity` itself on the packaged 60 validation queries kept 0.899 of the test queries' top 3,
-    under the 0.9 floor."""
+    (`quantize_keeping_parity`), or, where that margin would keep more than `MARGIN_BUDGET` of the weight
+    fp32, until it reaches `parity` itself. `INT8_CHOICE_FILE` records both choices. The margin is
+    measured: a graph searched to `parity` itself on the packaged 60 validation queries kept 0.899 of the
+    test queries' top 3, under the 0.9 floor."""
     if not calibration or parity is None:
         return export_student(model, tokenizer, folder, quantize_ffn_output=True)
     reference = torch_query_scores(model, tokenizer, calibration)
@@ -128,8 +129,7 @@ def export_reranker(
     (folder / INT8_CHOICE_FILE).write_text(
         json.dumps(asdict(choice) | {"target": asdict(target), "smoothing": smoothing})
     )
-    model.config.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    save_beside_graphs(model, tokenizer, folder)
     return folder
 
 
