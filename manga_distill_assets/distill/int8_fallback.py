@@ -138,13 +138,17 @@ def quantize_keeping_parity(
     always = list(always_fp32)
     graph = onnx.load(str(fp32), load_external_data=False).graph
     candidates = weight_matmuls(graph, always)
+    plain_scores = None
     if plain is None:
-        plain = measure(reference, logits(quantize(fp32, target, always, None)))
+        plain_scores = logits(quantize(fp32, target, always, None))
+        plain = measure(reference, plain_scores)
     if plain >= floor or not candidates:
         return Int8Choice((), plain, plain, len(candidates))
     loose = None
-    if fallback is not None and fallback(reference, logits(target)) >= floor:
-        loose = Int8Choice((), plain, plain, len(candidates), fell_back=True)
+    if fallback is not None:
+        scores = logits(target) if plain_scores is None else plain_scores
+        if fallback(reference, scores) >= floor:
+            loose = Int8Choice((), plain, plain, len(candidates), fell_back=True)
     scratch = target.with_name(f".{target.stem}.probe{target.suffix}")
     try:
         shift = {
