@@ -32,6 +32,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,22 +87,28 @@ def main() -> None:
     if arguments.latency_only:
         report = latency_only(arguments.candidates or 20, arguments.queries or 100)
         print_latency(report)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / "reranker_latency.json"
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"\nwrote {path}")
+        write_report(report, "reranker_latency")
         return
-    if arguments.workdir:
-        report = run(Path(arguments.workdir), arguments)
-    else:
-        with tempfile.TemporaryDirectory(prefix="reranker-") as scratch:
-            report = run(Path(scratch), arguments)
+    report = in_workdir(arguments.workdir, "reranker-", lambda root: run(root, arguments))
     print_table(report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     name = "reranker" if arguments.preset == "demo" else f"reranker_{arguments.preset}"
     if arguments.student_init == "general":
         name += "_general"
-    path = RESULTS / (f"{name}_{arguments.queries}q.json" if arguments.queries else f"{name}.json")
+    write_report(report, f"{name}_{arguments.queries}q" if arguments.queries else name)
+
+
+def in_workdir(workdir: str, prefix: str, runner: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """`runner` on `workdir`, or, without one, on a tmp folder (named from `prefix`) removed afterwards."""
+    if workdir:
+        return runner(Path(workdir))
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        return runner(Path(scratch))
+
+
+def write_report(report: dict[str, Any], name: str) -> None:
+    """`report` as benchmarks/results/<name>.json."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {path}")
 

@@ -6,8 +6,8 @@ BM25's best questions from a pool drawn from the train split, and a candidate is
 the same intent as the query (one of 77) and 0 otherwise: a relevance log with binary judgements, as click
 logs often are. Queries are split 70/15/15 at random; a query whose candidates are all graded 0 stays in
 the file, as it would in a real log, for the reader to skip and count. The train texts outside the pool,
-without labels, are the query log. The file goes to `MANGA_RERANK_PATH` and `benchmarks/reranker.py`
-materialises the group with the default config (no run config at all):
+without labels, are the query log. The file is the `rerank_source` (what `MANGA_RERANK_PATH` sets) and
+`benchmarks/reranker.py` materialises the group with the default config (no run config at all):
 
     PYTHONPATH=. python benchmarks/reranker_banking77.py --workdir /tmp/reranker-banking77
 
@@ -18,15 +18,12 @@ data is ../shared/data/banking77 or $BANKING77_DIR; without it the script says s
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 from intent_real_data import BANKING77, read_banking77, write_query_log
-from reranker import RESULTS, print_table, run
+from reranker import in_workdir, print_table, run, write_report
 
 from manga_distill_assets.data.rerank_candidates import Bm25Index
 
@@ -44,20 +41,14 @@ def main() -> None:
     if not (BANKING77 / "train.csv").is_file() or not (BANKING77 / "test.csv").is_file():
         print(f"skipped: BANKING77 is not at {BANKING77} (train.csv and test.csv, columns text,category).")
         return
-    if arguments.workdir:
-        report = run_on_file(Path(arguments.workdir), arguments)
-    else:
-        with tempfile.TemporaryDirectory(prefix="reranker-banking77-") as scratch:
-            report = run_on_file(Path(scratch), arguments)
+    report = in_workdir(arguments.workdir, "reranker-banking77-", lambda root: run_on_file(root, arguments))
     print_table(report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "reranker_banking77.json"
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwrote {path}")
+    write_report(report, "reranker_banking77")
 
 
 def run_on_file(root: Path, arguments: argparse.Namespace) -> dict:
     from manga_distill_assets.resources.query_log import LocalQueryLog
+    from manga_distill_assets.resources.rerank_source import RerankPairsSource
 
     rng = random.Random(arguments.seed)
     train = read_banking77("train.csv")
@@ -69,10 +60,13 @@ def run_on_file(root: Path, arguments: argparse.Namespace) -> dict:
     path = root / "banking77_relevance.csv"
     frame.to_csv(path, index=False)
     write_query_log(root / "query_log", unlabelled)
-    os.environ["MANGA_RERANK_PATH"] = str(path)
     defaults = {"preset": "demo", "queries": 0, "candidates": 0, "student_init": "", "general_workspace": ""}
     options = argparse.Namespace(**defaults)
-    report = run(root, options, {"query_log": LocalQueryLog(root=str(root / "query_log"))})
+    resources = {
+        "rerank_source": RerankPairsSource(path=str(path)),
+        "query_log": LocalQueryLog(root=str(root / "query_log")),
+    }
+    report = run(root, options, resources)
     positives = frame.groupby("query_id")["grade"].max()
     return report | {
         "file": {
