@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from manga_distill_assets.assets.reranker.config import RerankTeacherConfig
+from manga_distill_assets.assets.reranker.config import PrunedWidth, RerankTeacherConfig
 from manga_distill_assets.assets.reranker.serving import gate_problems
 from manga_distill_assets.definitions import defs
 from manga_distill_assets.distill.artifacts import save_model
@@ -81,9 +81,11 @@ def test_eval_reports_bm25_teacher_student_and_int8_with_retention_and_speed_up(
     assert int8["parity"]["passed"] and int8["parity"]["matmuls_kept_fp32"] >= 0
 
 
-def test_the_student_keeps_four_teacher_layers_and_a_pruned_vocabulary(built):
+def test_the_student_keeps_four_teacher_layers_at_the_width_asked_and_a_pruned_vocabulary(built):
     graph, _, _ = built
     metadata = graph.metadata("reranker_student")
+    assert (metadata["layers"], metadata["hidden_size"]) == (4, 192)
+    assert (metadata["attention_heads"], metadata["intermediate_size"]) == (6, 768)
     assert metadata["vocabulary"] < metadata["vocabulary_before"]
     assert metadata["parameters"] < graph.metadata("reranker_teacher")["parameters"]
 
@@ -261,3 +263,40 @@ def test_a_registered_cross_encoder_is_used_as_is_and_a_classifier_is_refused(tm
     assert graph.metadata("reranker_teacher")["registered"] is True
     failure = next(event for event in result.all_events if event.is_step_failure)
     assert "has 3 outputs" in failure.step_failure_data.error.message
+
+
+def test_a_width_of_part_of_a_head_fails_the_student_naming_the_knob(tmp_path):
+    graph = Graph(tmp_path)
+    rows = [
+        (f"q{i}", query, doc_id, doc, grade, split)
+        for i, (query, split) in enumerate([("jjk box set", "train"), ("horror manga", "validation")])
+        for doc_id, doc, grade in [("d1", "Jujutsu Kaisen box set", 3), ("d2", "Uzumaki horror manga", 1)]
+    ]
+    read_from(graph, tmp_path / "pairs.csv", rows)
+    graph.materialize("labeled_intents")
+    land(graph, recent_days(1)[0], ["jjk box set"])
+    teacher = save_model(tiny_teacher(num_labels=1), tiny_tokenizer(tmp_path), tmp_path / "cross_encoder")
+    student = (
+        smoke_run_config()
+        .ops["reranker_student"]
+        .model_copy(
+            update={"width": PrunedWidth(hidden_size=12), "teacher_layers": [0, 2]}  # heads 8 wide
+        )
+    )
+    result = dg.materialize(
+        list(graph.defs.assets),
+        selection=dg.AssetSelection.assets(*RERANKER_ASSETS[:4]),
+        instance=graph.instance,
+        resources=graph.resources,
+        run_config=dg.RunConfig(
+            ops={
+                "reranker_teacher": RerankTeacherConfig(registered_cross_encoder=str(teacher)),
+                "reranker_student": student,
+            }
+        ),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    description = failure.step_failure_data.user_failure_data.description
+    assert "multiple of 8" in description and "width" in description

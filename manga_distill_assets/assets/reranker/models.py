@@ -20,6 +20,7 @@ from manga_distill_assets.assets.intent_classifier.common import (
 )
 from manga_distill_assets.assets.intent_classifier.teacher import default_teacher_base
 from manga_distill_assets.assets.reranker.config import (
+    PrunedWidth,
     RerankScoresConfig,
     RerankStudentConfig,
     RerankTeacherConfig,
@@ -29,6 +30,7 @@ from manga_distill_assets.data.rerank_transfer import candidate_lists, pair_key,
 from manga_distill_assets.distill.artifacts import load_model, save_model
 from manga_distill_assets.distill.cross_encoders import (
     RELEVANCE_LABEL,
+    encode_pairs,
     match_teacher_layers,
     pair_scores,
     train_student_reranker,
@@ -43,9 +45,13 @@ from manga_distill_assets.distill.students import (
 )
 from manga_distill_assets.distill.training.config import resolve_precision
 from manga_distill_assets.distill.vocab import prune_vocabulary
+from manga_distill_assets.distill.width_pruning import activation_importance, prune_width
 from manga_distill_assets.resources.logit_cache import LogitCache
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 from manga_distill_assets.resources.workspace import TrainingWorkspace
+
+CALIBRATION_BATCH = 64
+"""Transfer pairs per forward pass while the width pruning measures importance."""
 
 SCORE_COLUMNS = ["query_id", "query", "doc_id", "doc", "origin", "teacher_score"]
 
@@ -264,12 +270,16 @@ def reranker_student(
         )
     except ValueError as error:
         raise dg.Failure(description=f"reranker_student: {error}", allow_retries=False) from error
+    pair_queries = teacher_rerank_scores["query"]
+    if not general and config.width.prunes:
+        student = _pruned(student, tokenizer, teacher_rerank_scores, config.width, config.training.seed)
     metadata: dict = {
         "init": config.init,
         "layers": student.config.num_hidden_layers,
         "hidden_size": student.config.hidden_size,
+        "attention_heads": student.config.num_attention_heads,
+        "intermediate_size": student.config.intermediate_size,
     }
-    pair_queries = teacher_rerank_scores["query"]
     queries, lists, scores = candidate_lists(teacher_rerank_scores, config.list_size, config.training.seed)
     with training_workspace.checkpoints(
         "reranker_student", frame_fingerprint(teacher_rerank_scores), config.model_dump_json(), general_sha
@@ -320,3 +330,23 @@ def reranker_student(
             "loss": loss_curve(result.history),
         },
     )
+
+
+def _pruned(student, tokenizer, pairs: pd.DataFrame, width: PrunedWidth, seed: int):
+    """`student` at `width`, keeping what is most active on a sample of the transfer pairs."""
+    sample = pairs.sample(n=min(width.calibration_pairs, len(pairs)), random_state=seed)
+    batches = (
+        encode_pairs(tokenizer, rows["query"].tolist(), rows["doc"].tolist())
+        for _, rows in sample.groupby(np.arange(len(sample)) // CALIBRATION_BATCH)
+    )
+    try:
+        return prune_width(
+            student,
+            activation_importance(student, batches),
+            width.hidden_size or student.config.hidden_size,
+            width.intermediate_size or student.config.intermediate_size,
+        )
+    except ValueError as error:
+        raise dg.Failure(
+            description=f"reranker_student: {error} (reranker_student's width)", allow_retries=False
+        ) from error
