@@ -75,6 +75,12 @@ def main() -> None:
         help="prune the teacher-layer student to this width, e.g. 192x768 (default: the preset's)",
     )
     parser.add_argument(
+        "--matching-epochs",
+        type=float,
+        default=None,
+        help="epochs of the student's layer matching (default: the preset's; a pruned student wants 6)",
+    )
+    parser.add_argument(
         "--general-workspace", default="", help="training workspace holding a trained general_student"
     )
     parser.add_argument(
@@ -122,10 +128,11 @@ def write_report(report: dict[str, Any], name: str) -> None:
 
 
 def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The group under `arguments.preset`; `--queries`, `--candidates`, `--student-init` and `--width`, when
-    set, override the preset. A student that starts from `general_student` materialises it first (reused from
-    `--general-workspace` when that holds one trained with the same corpus, base and config). `resources`
-    replace the local defaults of the same names (another query log, say)."""
+    """The group under `arguments.preset`; `--queries`, `--candidates`, `--student-init`, `--width` and
+    `--matching-epochs`, when set, override the preset. A student that starts from `general_student`
+    materialises it first (reused from `--general-workspace` when that holds one trained with the same
+    corpus, base and config). `resources` replace the local defaults of the same names (another query log,
+    say)."""
     from manga_distill_assets.assets.reranker.config import (
         PrunedWidth,
         RerankEvalConfig,
@@ -150,6 +157,9 @@ def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | N
         student = student.model_copy(
             update={"width": PrunedWidth(hidden_size=hidden, intermediate_size=intermediate)}
         )
+    if arguments.matching_epochs is not None:
+        matching = student.layer_matching.model_copy(update={"epochs": arguments.matching_epochs})
+        student = student.model_copy(update={"layer_matching": matching})
     ops["reranker_student"] = student
     pairs = ops.get("rerank_queries", RerankQueriesConfig()).model_dump()
     evaluation = ops.get("reranker_eval", RerankEvalConfig()).model_dump()
@@ -196,6 +206,7 @@ def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | N
         "preset": preset,
         "student_init": student_init,
         "student_width": student.width.model_dump(),
+        "layer_matching_epochs": student.layer_matching.epochs,
         "group_wall_seconds": time.perf_counter() - started,
         "seconds_per_step": timings,
         "failed_blocking_checks": failed_checks,
