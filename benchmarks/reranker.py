@@ -69,18 +69,6 @@ def main() -> None:
         help="reranker_student from the teacher's layers or from general_student (default: the preset's)",
     )
     parser.add_argument(
-        "--width",
-        default="",
-        metavar="HIDDENxFFN",
-        help="prune the teacher-layer student to this width, e.g. 192x768 (default: the preset's)",
-    )
-    parser.add_argument(
-        "--matching-epochs",
-        type=float,
-        default=None,
-        help="epochs of the student's layer matching (default: the preset's; a pruned student wants 6)",
-    )
-    parser.add_argument(
         "--general-workspace", default="", help="training workspace holding a trained general_student"
     )
     parser.add_argument(
@@ -106,8 +94,6 @@ def main() -> None:
     name = "reranker" if arguments.preset == "demo" else f"reranker_{arguments.preset}"
     if arguments.student_init == "general":
         name += "_general"
-    if arguments.width:
-        name += f"_w{arguments.width}"
     write_report(report, f"{name}_{arguments.queries}q" if arguments.queries else name)
 
 
@@ -128,13 +114,11 @@ def write_report(report: dict[str, Any], name: str) -> None:
 
 
 def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The group under `arguments.preset`; `--queries`, `--candidates`, `--student-init`, `--width` and
-    `--matching-epochs`, when set, override the preset. A student that starts from `general_student`
-    materialises it first (reused from `--general-workspace` when that holds one trained with the same
-    corpus, base and config). `resources` replace the local defaults of the same names (another query log,
-    say)."""
+    """The group under `arguments.preset`; `--queries`, `--candidates` and `--student-init`, when set,
+    override the preset. A student that starts from `general_student` materialises it first (reused from
+    `--general-workspace` when that holds one trained with the same corpus, base and config). `resources`
+    replace the local defaults of the same names (another query log, say)."""
     from manga_distill_assets.assets.reranker.config import (
-        PrunedWidth,
         RerankEvalConfig,
         RerankQueriesConfig,
         RerankStudentConfig,
@@ -151,16 +135,7 @@ def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | N
     ops = dict(PRESETS[preset]().ops)
     student = ops.get("reranker_student", RerankStudentConfig())
     if arguments.student_init:
-        student = student.model_copy(update={"init": arguments.student_init})
-    if arguments.width:
-        hidden, intermediate = (int(size) for size in arguments.width.lower().split("x"))
-        student = student.model_copy(
-            update={"width": PrunedWidth(hidden_size=hidden, intermediate_size=intermediate)}
-        )
-    if arguments.matching_epochs is not None:
-        matching = student.layer_matching.model_copy(update={"epochs": arguments.matching_epochs})
-        student = student.model_copy(update={"layer_matching": matching})
-    ops["reranker_student"] = student
+        ops["reranker_student"] = student.model_copy(update={"init": arguments.student_init})
     pairs = ops.get("rerank_queries", RerankQueriesConfig()).model_dump()
     evaluation = ops.get("reranker_eval", RerankEvalConfig()).model_dump()
     sizes = {"queries": queries} if queries else {}
@@ -194,7 +169,7 @@ def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | N
     for day in days:
         materialize("raw_queries", partition_key=day)
     materialize("unlabeled_queries", partition_key=days[-1])
-    student_init = student.init
+    student_init = ops.get("reranker_student", student).init
     if student_init == "general":
         materialize("general_student")
     started = time.perf_counter()
@@ -205,8 +180,8 @@ def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | N
     return {
         "preset": preset,
         "student_init": student_init,
-        "student_width": student.width.model_dump(),
-        "layer_matching_epochs": student.layer_matching.epochs,
+        "student_width": ops.get("reranker_student", student).width.model_dump(),
+        "layer_matching_epochs": ops.get("reranker_student", student).layer_matching.epochs,
         "group_wall_seconds": time.perf_counter() - started,
         "seconds_per_step": timings,
         "failed_blocking_checks": failed_checks,

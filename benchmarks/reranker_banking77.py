@@ -37,19 +37,13 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=20, help="BM25 candidates per query")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default="", help="keep artifacts here; default: a tmp folder")
-    parser.add_argument(
-        "--width", default="", metavar="HIDDENxFFN", help="prune the student to this width, e.g. 192x768"
-    )
-    parser.add_argument("--matching-epochs", type=float, default=None, help="the student's layer matching")
     arguments = parser.parse_args()
     if not (BANKING77 / "train.csv").is_file() or not (BANKING77 / "test.csv").is_file():
         print(f"skipped: BANKING77 is not at {BANKING77} (train.csv and test.csv, columns text,category).")
         return
     report = in_workdir(arguments.workdir, "reranker-banking77-", lambda root: run_on_file(root, arguments))
     print_table(report)
-    write_report(
-        report, f"reranker_banking77_w{arguments.width}" if arguments.width else "reranker_banking77"
-    )
+    write_report(report, "reranker_banking77")
 
 
 def run_on_file(root: Path, arguments: argparse.Namespace) -> dict:
@@ -67,7 +61,7 @@ def run_on_file(root: Path, arguments: argparse.Namespace) -> dict:
     frame.to_csv(path, index=False)
     write_query_log(root / "query_log", unlabelled)
     defaults = {"preset": "demo", "queries": 0, "candidates": 0, "student_init": "", "general_workspace": ""}
-    options = argparse.Namespace(**defaults, width=arguments.width, matching_epochs=arguments.matching_epochs)
+    options = argparse.Namespace(**defaults)
     resources = {
         "rerank_source": RerankPairsSource(path=str(path)),
         "query_log": LocalQueryLog(root=str(root / "query_log")),
