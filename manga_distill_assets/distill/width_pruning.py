@@ -2,7 +2,7 @@
 
 A narrower student does a fraction of the multiply-adds: 4 layers at 192 channels, six heads and 768
 feed-forward units do a quarter of the work of the same depth at 384, which for the reranker's int8 graph at
-20 candidates a query is about 17 ms against 36 (docs/reranker.md). Built from a config it starts knowing
+20 candidates a query is about 18 ms against 39 (docs/reranker.md). Built from a config it starts knowing
 nothing; pruned, it keeps the channels, heads and feed-forward units that carry most of the teacher's
 activation on real inputs, and layer matching recovers most of the rest.
 
