@@ -7,7 +7,8 @@ the same intent as the query (one of 77) and 0 otherwise: a relevance log with b
 logs often are. Queries are split 70/15/15 at random; a query whose candidates are all graded 0 stays in
 the file, as it would in a real log, for the reader to skip and count. The train texts outside the pool,
 without labels, are the query log. The file is the `rerank_source` (what `MANGA_RERANK_PATH` sets) and
-`benchmarks/reranker.py` materialises the group with the default config (no run config at all):
+`benchmarks/reranker.py` materialises the group with the default config (no run config at all; `--preset
+narrow` runs the narrow preset's pruned student instead):
 
     PYTHONPATH=. python benchmarks/reranker_banking77.py --workdir /tmp/reranker-banking77
 
@@ -37,13 +38,17 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=20, help="BM25 candidates per query")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default="", help="keep artifacts here; default: a tmp folder")
+    parser.add_argument(
+        "--preset", default="demo", help="run configuration from manga_distill_assets/presets.py"
+    )
     arguments = parser.parse_args()
     if not (BANKING77 / "train.csv").is_file() or not (BANKING77 / "test.csv").is_file():
         print(f"skipped: BANKING77 is not at {BANKING77} (train.csv and test.csv, columns text,category).")
         return
     report = in_workdir(arguments.workdir, "reranker-banking77-", lambda root: run_on_file(root, arguments))
     print_table(report)
-    write_report(report, "reranker_banking77")
+    name = "reranker_banking77" if arguments.preset == "demo" else f"reranker_banking77_{arguments.preset}"
+    write_report(report, name)
 
 
 def run_on_file(root: Path, arguments: argparse.Namespace) -> dict:
@@ -60,8 +65,8 @@ def run_on_file(root: Path, arguments: argparse.Namespace) -> dict:
     path = root / "banking77_relevance.csv"
     frame.to_csv(path, index=False)
     write_query_log(root / "query_log", unlabelled)
-    defaults = {"preset": "demo", "queries": 0, "candidates": 0, "student_init": "", "general_workspace": ""}
-    options = argparse.Namespace(**defaults)
+    defaults = {"queries": 0, "candidates": 0, "student_init": "", "general_workspace": ""}
+    options = argparse.Namespace(**defaults, preset=arguments.preset)
     resources = {
         "rerank_source": RerankPairsSource(path=str(path)),
         "query_log": LocalQueryLog(root=str(root / "query_log")),
