@@ -10,6 +10,7 @@ from transformers import AutoConfig, BertConfig
 from manga_distill_assets.assets.general.config import GeneralStudentConfig
 from manga_distill_assets.assets.general.student import check_same_vocabulary
 from manga_distill_assets.assets.intent_classifier.config import EncoderShape, Stage1Config, StudentShape
+from manga_distill_assets.assets.reranker.config import PrunedWidth
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.general_corpus import LocalGeneralCorpus
 from manga_distill_assets.resources.model_store import ModelRef
@@ -137,16 +138,20 @@ def test_the_task_stages_start_from_it_and_keep_its_shape(built):
     assert (config.num_hidden_layers, config.hidden_size) == (2, 16)
 
 
-def test_the_reranker_student_starts_from_it_under_init_general(built):
+def test_the_reranker_student_starts_from_it_under_init_general_and_refuses_a_width_to_prune(built):
     graph, _, _, _, base = built
     smoke = smoke_run_config().ops
+    general = smoke["reranker_student"].model_copy(update={"init": "general"})
     steps = {
         "rerank_queries": smoke["rerank_queries"],
         "reranker_teacher": smoke["reranker_teacher"].model_copy(update={"base_model": str(base)}),
         "teacher_rerank_scores": smoke["teacher_rerank_scores"],
-        "reranker_student": smoke["reranker_student"].model_copy(update={"init": "general"}),
     }
     for key, config in steps.items():
         assert run(graph, key, config=config).success, key
+    assert general.width.prunes  # the smoke preset prunes the teacher-layer student
+    assert "set width to 0" in failure_message(run(graph, "reranker_student", config=general))
+    unpruned = general.model_copy(update={"width": PrunedWidth()})
+    assert run(graph, "reranker_student", config=unpruned).success
     metadata = graph.metadata("reranker_student")
     assert (metadata["init"], metadata["layers"], metadata["hidden_size"]) == ("general", 2, 16)

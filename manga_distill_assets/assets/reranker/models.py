@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.general.student import general_start
@@ -271,7 +271,13 @@ def reranker_student(
     except ValueError as error:
         raise dg.Failure(description=f"reranker_student: {error}", allow_retries=False) from error
     pair_queries = teacher_rerank_scores["query"]
-    if not general and config.width.prunes:
+    if general and config.width.prunes:
+        raise dg.Failure(
+            description="reranker_student: width prunes the teacher's layers, and init: general starts from "
+            "general_student's own shape; set width to 0 or init to teacher.",
+            allow_retries=False,
+        )
+    if config.width.prunes:
         student = _pruned(student, tokenizer, teacher_rerank_scores, config.width, config.training.seed)
     metadata: dict = {
         "init": config.init,
@@ -332,7 +338,13 @@ def reranker_student(
     )
 
 
-def _pruned(student, tokenizer, pairs: pd.DataFrame, width: PrunedWidth, seed: int):
+def _pruned(
+    student: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: pd.DataFrame,
+    width: PrunedWidth,
+    seed: int,
+) -> PreTrainedModel:
     """`student` at `width`, keeping what is most active on a sample of the transfer pairs."""
     sample = pairs.sample(n=min(width.calibration_pairs, len(pairs)), random_state=seed)
     batches = (
