@@ -93,7 +93,7 @@ def prune_width(
     """A copy of `model` keeping its `hidden_size` most important residual channels, the heads that fill them
     at the model's head size (most important first), and its `intermediate_size` most important feed-forward
     units per layer; each kept in its original order. Widths at or above the model's keep all of it."""
-    config = model.config
+    layers, config = len(_bert(model).encoder.layer), model.config
     head_size = config.hidden_size // config.num_attention_heads
     hidden_size, intermediate_size = (
         min(hidden_size, config.hidden_size),
@@ -108,17 +108,15 @@ def prune_width(
     kept = _top(importance.channels, hidden_size)
     state = model.state_dict()
     pruned = {key: _slice_shared(key, tensor, kept) for key, tensor in state.items()}
-    for index, _ in enumerate(_bert(model).encoder.layer):
+    for index in range(layers):
         heads = _top(importance.heads[index], hidden_size // head_size)
         head_rows = torch.cat([torch.arange(h * head_size, (h + 1) * head_size) for h in heads.tolist()])
         units = _top(importance.units[index], intermediate_size)
         prefix = f"bert.encoder.layer.{index}."
         for name in ("query", "key", "value"):
-            weight = f"{prefix}attention.self.{name}.weight"
-            pruned[weight] = state[weight][head_rows][:, kept]
-            pruned[f"{prefix}attention.self.{name}.bias"] = state[f"{prefix}attention.self.{name}.bias"][
-                head_rows
-            ]
+            projection = f"{prefix}attention.self.{name}."
+            pruned[projection + "weight"] = state[projection + "weight"][head_rows][:, kept]
+            pruned[projection + "bias"] = state[projection + "bias"][head_rows]
         output = f"{prefix}attention.output.dense."
         pruned[output + "weight"] = state[output + "weight"][kept][:, head_rows]
         pruned[output + "bias"] = state[output + "bias"][kept]
