@@ -102,10 +102,10 @@ class LayerMatching(dg.Config):
 class PrunedWidth(dg.Config):
     """A narrower teacher-layer student (init: teacher; a general student keeps its own shape): its residual
     channels, heads and feed-forward units are the teacher's most active ones on the transfer pairs
-    (`distill.width_pruning`), before layer matching. Off by default: at 192 channels (the `narrow` preset)
-    the packaged data's int8 graph scored 20 candidates in 18 ms against 39 and kept the teacher's NDCG@3,
-    but on the BANKING77 relevance file the student kept 0.948 of it where the full-width one kept 0.993, and
-    it needs twice the layer matching (docs/reranker.md)."""
+    (`distill.width_pruning`), before layer matching. Off by default: at 192 channels (the `narrow` preset,
+    which also doubles the layer matching) the int8 student scored 20 candidates in 17-18 ms against the
+    default's 31-39 and kept 0.98-1.00 of the teacher's NDCG@3 on the two files measured, but its group took
+    648-700 s where the default must finish within 10 minutes on 2 cores (docs/reranker.md)."""
 
     hidden_size: int = Field(
         default=0,
