@@ -135,7 +135,8 @@ def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | N
     ops = dict(PRESETS[preset]().ops)
     student = ops.get("reranker_student", RerankStudentConfig())
     if arguments.student_init:
-        ops["reranker_student"] = student.model_copy(update={"init": arguments.student_init})
+        student = student.model_copy(update={"init": arguments.student_init})
+        ops["reranker_student"] = student
     pairs = ops.get("rerank_queries", RerankQueriesConfig()).model_dump()
     evaluation = ops.get("reranker_eval", RerankEvalConfig()).model_dump()
     sizes = {"queries": queries} if queries else {}
@@ -169,8 +170,7 @@ def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | N
     for day in days:
         materialize("raw_queries", partition_key=day)
     materialize("unlabeled_queries", partition_key=days[-1])
-    student_init = ops.get("reranker_student", student).init
-    if student_init == "general":
+    if student.init == "general":
         materialize("general_student")
     started = time.perf_counter()
     for key in ASSETS:
@@ -179,9 +179,9 @@ def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | N
     int8, teacher, bm25 = report["student_onnx_int8"], report["teacher"], report["bm25"]
     return {
         "preset": preset,
-        "student_init": student_init,
-        "student_width": ops.get("reranker_student", student).width.model_dump(),
-        "layer_matching_epochs": ops.get("reranker_student", student).layer_matching.epochs,
+        "student_init": student.init,
+        "student_width": student.width.model_dump(),
+        "layer_matching_epochs": student.layer_matching.epochs,
         "group_wall_seconds": time.perf_counter() - started,
         "seconds_per_step": timings,
         "failed_blocking_checks": failed_checks,
