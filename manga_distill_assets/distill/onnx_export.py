@@ -37,6 +37,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.distill.int8_fallback import quantize_keeping_parity
+from manga_distill_assets.distill.unpadded import UnpaddedBertScorer
 
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
@@ -101,16 +102,19 @@ def export_onnx(
     *,
     exporter: Exporter = "torchscript",
     opset: int = OPSET,
+    unpadded: bool = False,
 ) -> Path:
     """Write `model` as an ONNX graph with dynamic batch and sequence axes: inputs as `input_names`, output
-    `logits` (batch × labels). The model is left in the mode it was in."""
+    `logits` (batch × labels). `unpadded` exports a BERT classifier's forward on its real tokens only
+    (`distill.unpadded`; check `unpadded_forward_fits` first), for graphs that score padded batches. The model
+    is left in the mode it was in."""
     names = input_names(model, tokenizer)
     sample = tokenizer(
         ["an example query", "a second, longer example query"], padding=True, return_tensors="pt"
     )
     args = tuple(sample[name] for name in names)
     was_training = model.training
-    module = _LogitsOnly(model.eval(), names).eval()
+    module = (UnpaddedBertScorer(model.eval()) if unpadded else _LogitsOnly(model.eval(), names)).eval()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -354,6 +358,7 @@ def export_student(
     quantize_head: bool = False,
     quantize_ffn_output: bool = False,
     calibration: Calibration | None = None,
+    unpadded: bool = False,
 ) -> Path:
     """A servable folder: the fp32 and int8 graphs, the model config (label names) and the tokenizer.
 
@@ -361,7 +366,7 @@ def export_student(
     on the calibration texts at the floor, and `INT8_CHOICE_FILE` in the folder records which and why."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    fp32 = export_onnx(model, tokenizer, folder / FP32_FILE, exporter=exporter)
+    fp32 = export_onnx(model, tokenizer, folder / FP32_FILE, exporter=exporter, unpadded=unpadded)
     options = {
         "per_channel": per_channel,
         "reduce_range": reduce_range,

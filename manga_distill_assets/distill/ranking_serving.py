@@ -38,6 +38,7 @@ from manga_distill_assets.distill.onnx_export import (
 )
 from manga_distill_assets.distill.ranking_metrics import kendall_tau, top_k_agreement
 from manga_distill_assets.distill.smoothing import input_ranges, smoothed
+from manga_distill_assets.distill.unpadded import unpadded_forward_fits
 
 QueryList = tuple[str, Sequence[str]]
 """One query and its candidate passages."""
@@ -81,7 +82,8 @@ def export_reranker(
     """The fp32 and int8 graphs of a cross-encoder, every encoder matmul int8 (the feed-forward
     down-projections too, which a classifier keeps fp32): latency at 20 candidates is the reranker's binding
     budget. On a 4 × 384 student, 20 candidates at one thread, keeping them fp32 took 69 ms a query against
-    47 ms (docs/reranker.md).
+    47 ms (docs/reranker.md). A BERT cross-encoder is exported on its real tokens only (`distill.unpadded`):
+    a query's candidates differ in length, and the padding would cost every token-wise operation.
 
     With `calibration` queries (held out from training and from the test) and `parity`, the graph is
     exported at the activation smoothing (`distill.smoothing`, one of `SMOOTHING_STRENGTHS`) whose int8
@@ -91,8 +93,9 @@ def export_reranker(
     fp32, until it reaches `parity` itself. `INT8_CHOICE_FILE` records both choices. The margin is
     measured: a graph searched to `parity` itself on the packaged 60 validation queries kept 0.899 of the
     test queries' top 3, under the 0.9 floor."""
+    unpadded = unpadded_forward_fits(model, tokenizer)
     if not calibration or parity is None:
-        return export_student(model, tokenizer, folder, quantize_ffn_output=True)
+        return export_student(model, tokenizer, folder, quantize_ffn_output=True, unpadded=unpadded)
     reference = torch_query_scores(model, tokenizer, calibration)
     target = parity.halfway_to_exact()
     sizes = np.cumsum([len(scores) for scores in reference])[:-1]
@@ -108,7 +111,7 @@ def export_reranker(
     ranges = input_ranges(model, _batches(tokenizer, calibration))
     folder.mkdir(parents=True, exist_ok=True)
     alpha, trials = _smoothing_strength(
-        model, tokenizer, ranges, np.concatenate(reference), scores, measure, folder
+        model, tokenizer, ranges, np.concatenate(reference), scores, measure, folder, unpadded
     )
     choice = quantize_keeping_parity(
         folder / FP32_FILE,
@@ -127,7 +130,7 @@ def export_reranker(
     )
     smoothing = {"alpha": alpha, "parity_by_alpha": trials}
     (folder / INT8_CHOICE_FILE).write_text(
-        json.dumps(asdict(choice) | {"target": asdict(target), "smoothing": smoothing})
+        json.dumps(asdict(choice) | {"target": asdict(target), "smoothing": smoothing, "unpadded": unpadded})
     )
     save_beside_graphs(model, tokenizer, folder)
     return folder
@@ -141,6 +144,7 @@ def _smoothing_strength(
     scores: Callable[[Path], np.ndarray],
     measure: Callable[[np.ndarray, np.ndarray], float],
     folder: Path,
+    unpadded: bool,
 ) -> tuple[float | None, dict[str, float]]:
     """The strength in `SMOOTHING_STRENGTHS` whose all-int8 graph measures best on the calibration queries
     (the first of equals, so no smoothing wins a tie), and every strength's measure. That strength's fp32
@@ -150,7 +154,7 @@ def _smoothing_strength(
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         for alpha in SMOOTHING_STRENGTHS:
             candidate = model if alpha is None else smoothed(model, ranges, alpha)
-            fp32 = export_onnx(candidate, tokenizer, Path(scratch) / f"{alpha}.onnx")
+            fp32 = export_onnx(candidate, tokenizer, Path(scratch) / f"{alpha}.onnx", unpadded=unpadded)
             int8 = quantize_int8(fp32, Path(scratch) / f"{alpha}_int8.onnx", quantize_ffn_output=True)
             trials[str(alpha)] = measure(reference, scores(int8))
             if trials[str(alpha)] > best[0]:

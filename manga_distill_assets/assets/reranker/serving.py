@@ -100,6 +100,7 @@ def reranker_onnx(
             "int8_smoothing_alpha": choice["smoothing"]["alpha"] or 0.0,
             "int8_matmuls_kept_fp32": len(choice["kept_fp32"]),
             "int8_search_settled_for_the_floors": float(choice.get("fell_back", False)),
+            "unpadded_graph": float(choice["unpadded"]),
         }
         for variant, name in VARIANT_FILES.items():
             scores = onnx_query_scores(open_session(folder / name), tokenizer, lists)
