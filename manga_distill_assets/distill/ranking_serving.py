@@ -82,8 +82,9 @@ def export_reranker(
     """The fp32 and int8 graphs of a cross-encoder, every encoder matmul int8 (the feed-forward
     down-projections too, which a classifier keeps fp32): latency at 20 candidates is the reranker's binding
     budget. On a 4 × 384 student, 20 candidates at one thread, keeping them fp32 took 69 ms a query against
-    47 ms (docs/reranker.md). A BERT cross-encoder is exported on its real tokens only (`distill.unpadded`):
-    a query's candidates differ in length, and the padding would cost every token-wise operation.
+    47 ms (docs/reranker.md). A BERT cross-encoder is exported on its real tokens only, its last layer on each
+    pair's first token only (`distill.unpadded`): a query's candidates differ in length, the padding would
+    cost every token-wise operation, and the scoring head reads the first token alone.
 
     With `calibration` queries (held out from training and from the test) and `parity`, the graph is
     exported at the activation smoothing (`distill.smoothing`, one of `SMOOTHING_STRENGTHS`) whose int8

@@ -6,13 +6,14 @@ the int8 graph's quantisation of each matmul's input (whose per-batch scale the 
 help set). On the test queries of the packaged relevance file 23% of the token positions in a 20-candidate
 batch are padding, on the BANKING77 file 32%. This forward gathers the real tokens once, runs every
 token-wise operation on them, and lays them out as the padded batch only for the attention products, where
-the mask already ignores the padding. It is the same function: its scores differ from the padded model's by
-float rounding. The attention products and the softmax still run on the padded layout, so the saving is
-smaller than the padding's share: one thread, 20 candidates, the int8 graphs of untrained students on 100
-generated queries (22% padding), 37.1 ms against 37.8 at the default 4 × 384 and 17.2 against 17.3 at the
-narrow preset's 4 × 192 (`benchmarks/reranker.py --latency-only`); on the narrow preset's trained students,
-14.0-14.2 ms against 14.9 on the packaged test queries and 11.4-11.7 against 12.6-13.5 on the BANKING77
-file's (docs/reranker.md).
+the mask already ignores the padding. Its last layer computes each row's first token alone: the pooler reads
+nothing else, so the other tokens' last attention rows, feed-forward and layer norms were wasted work. The
+function is the same: its scores differ from the padded model's by float rounding.
+
+One thread, 20 candidates, int8 graphs (docs/reranker.md): untrained students on 100 generated queries, 31.5
+ms against the padded graph's 41.3 at the default 4 × 384 and 15.0 against 19.1 at the narrow preset's
+4 × 192 (`benchmarks/reranker.py --latency-only`); the narrow preset's trained students, 11.3-12.7 ms against
+13.9-15.1 on the packaged test queries and 9.7-10.0 against 12.8-13.1 on the BANKING77 file's.
 """
 
 from __future__ import annotations
@@ -62,16 +63,29 @@ class UnpaddedBertScorer(nn.Module):
             position_ids=positions[real][None],
         )
         bias = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
-        for layer in bert.encoder.layer:
+        first_tokens = slot.view(rows, length)[:, 0]
+        layers = bert.encoder.layer
+        for depth, layer in enumerate(layers, start=1):
             attention = layer.attention.self
-            heads, size = attention.num_attention_heads, attention.attention_head_size
-            query, key, value = (
-                projection(hidden)[0][slot].view(rows, length, heads, size).transpose(1, 2)
-                for projection in (attention.query, attention.key, attention.value)
+            heads = attention.num_attention_heads
+            key, value = (
+                _by_head(states[0][slot], rows, heads)
+                for states in (attention.key(hidden), attention.value(hidden))
             )
+            if depth == len(layers):
+                # The pooler reads each row's first token alone, so the last layer computes nothing else.
+                hidden = hidden[0][first_tokens][None]
+                query = _by_head(attention.query(hidden)[0], rows, heads)
+            else:
+                query = _by_head(attention.query(hidden)[0][slot], rows, heads)
             weights = torch.softmax(query @ key.transpose(-1, -2) * attention.scaling + bias, dim=-1)
-            context = (weights @ value).transpose(1, 2).reshape(rows * length, heads * size)[real][None]
+            context = (weights @ value).transpose(1, 2).flatten(2).flatten(0, 1)
+            context = context[None] if depth == len(layers) else context[real][None]
             hidden = layer.attention.output(context, hidden)
             hidden = layer.output(layer.intermediate(hidden), hidden)
-        first_tokens = hidden[0][slot.view(rows, length)[:, 0]][:, None, :]
-        return self.model.classifier(self.model.dropout(bert.pooler(first_tokens)))
+        return self.model.classifier(self.model.dropout(bert.pooler(hidden[0][:, None, :])))
+
+
+def _by_head(states: Tensor, rows: int, heads: int) -> Tensor:
+    """[rows · positions, heads · size] → [rows, heads, positions, size]."""
+    return states.view(rows, -1, heads, states.shape[-1] // heads).transpose(1, 2)
