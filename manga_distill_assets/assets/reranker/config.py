@@ -103,9 +103,9 @@ class PrunedWidth(dg.Config):
     """A narrower teacher-layer student (init: teacher; a general student keeps its own shape): its residual
     channels, heads and feed-forward units are the teacher's most active ones on the transfer pairs
     (`distill.width_pruning`), before layer matching. Off by default: at 192 channels (the `narrow` preset,
-    which also doubles the layer matching) the int8 student scored 20 candidates in 17-18 ms against the
-    default's 31-39 and kept 0.98-1.00 of the teacher's NDCG@3 on the two files measured, but its group took
-    648-700 s where the default must finish within 10 minutes on 2 cores (docs/reranker.md)."""
+    which also doubles the layer matching) the int8 student scored 20 candidates in 13.6 ms against the
+    default's 31.6 and kept 0.98-1.00 of the teacher's NDCG@3 in the three whole runs measured, but its group
+    took 548-700 s where the default must finish within 10 minutes on 2 cores (docs/reranker.md)."""
 
     hidden_size: int = Field(
         default=0,
