@@ -237,10 +237,7 @@ def latency_only(preset: str, candidates: int, queries: int) -> dict[str, Any]:
     if config.width.prunes:
         batches = [encode_pairs(tokenizer, [query] * len(docs), docs) for query, docs in lists[:16]]
         student = prune_width(
-            student,
-            activation_importance(student, batches),
-            config.width.hidden_size or student.config.hidden_size,
-            config.width.intermediate_size or student.config.intermediate_size,
+            student, activation_importance(student, batches), *config.width.sizes(student.config)
         )
     pruned = prune_vocabulary(student, tokenizer, [*rows["query"], *rows["doc"]])
     report: dict[str, Any] = {

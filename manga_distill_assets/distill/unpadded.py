@@ -66,13 +66,14 @@ class UnpaddedBertScorer(nn.Module):
         first_tokens = slot.view(rows, length)[:, 0]
         layers = bert.encoder.layer
         for depth, layer in enumerate(layers, start=1):
+            last = depth == len(layers)
             attention = layer.attention.self
             heads = attention.num_attention_heads
             key, value = (
                 _by_head(states[0][slot], rows, heads)
                 for states in (attention.key(hidden), attention.value(hidden))
             )
-            if depth == len(layers):
+            if last:
                 # The pooler reads each row's first token alone, so the last layer computes nothing else.
                 hidden = hidden[0][first_tokens][None]
                 query = _by_head(attention.query(hidden)[0], rows, heads)
@@ -80,7 +81,7 @@ class UnpaddedBertScorer(nn.Module):
                 query = _by_head(attention.query(hidden)[0][slot], rows, heads)
             weights = torch.softmax(query @ key.transpose(-1, -2) * attention.scaling + bias, dim=-1)
             context = (weights @ value).transpose(1, 2).flatten(2).flatten(0, 1)
-            context = context[None] if depth == len(layers) else context[real][None]
+            context = context[None] if last else context[real][None]
             hidden = layer.attention.output(context, hidden)
             hidden = layer.output(layer.intermediate(hidden), hidden)
         return self.model.classifier(self.model.dropout(bert.pooler(hidden[0][:, None, :])))

@@ -2,9 +2,9 @@
 
 A narrower student does a fraction of the multiply-adds: 4 layers at 192 channels, six heads and 768
 feed-forward units do a quarter of the work of the same depth at 384, which for the reranker's int8 graph at
-20 candidates a query is about 18 ms against 39 (docs/reranker.md). Built from a config it starts knowing
-nothing; pruned, it keeps the channels, heads and feed-forward units that carry most of the teacher's
-activation on real inputs, and layer matching recovers most of the rest.
+20 candidates a query was about 18 ms against 39 as padded graphs (docs/reranker.md). Built from a config it
+starts knowing nothing; pruned, it keeps the channels, heads and feed-forward units that carry most of the
+teacher's activation on real inputs, and layer matching recovers most of the rest.
 
 Importance is measured on calibration batches as Minitron measures it, from activations alone (no
 gradients): a residual channel by its mean |value| after every layer norm (all of them write the one

@@ -5,6 +5,7 @@ from typing import Literal
 
 import dagster as dg
 from pydantic import Field
+from transformers import PretrainedConfig
 
 from manga_distill_assets.distill.cross_encoders import PAIR_MAX_LENGTH, RerankTraining
 from manga_distill_assets.distill.training.config import Precision, TrainingConfig
@@ -104,8 +105,9 @@ class PrunedWidth(dg.Config):
     channels, heads and feed-forward units are the teacher's most active ones on the transfer pairs
     (`distill.width_pruning`), before layer matching. Off by default: at 192 channels (the `narrow` preset,
     which also doubles the layer matching) the int8 student scored 20 candidates in 13.6 ms against the
-    default's 31.6 and kept 0.98-1.00 of the teacher's NDCG@3 in the three whole runs measured, but its group
-    took 548-700 s where the default must finish within 10 minutes on 2 cores (docs/reranker.md)."""
+    default's 31.6 on the packaged file and kept 0.98-1.00 of the teacher's NDCG@3 in the four whole runs
+    measured, but its packaged group took 548-648 s where the default must finish within 10 minutes on 2
+    cores (docs/reranker.md)."""
 
     hidden_size: int = Field(
         default=0,
@@ -123,6 +125,13 @@ class PrunedWidth(dg.Config):
     @property
     def prunes(self) -> bool:
         return bool(self.hidden_size or self.intermediate_size)
+
+    def sizes(self, student: PretrainedConfig) -> tuple[int, int]:
+        """Channels and feed-forward units to keep in `student`, 0 read as all of its own."""
+        return (
+            self.hidden_size or student.hidden_size,
+            self.intermediate_size or student.intermediate_size,
+        )
 
 
 class RerankStudentConfig(dg.Config):

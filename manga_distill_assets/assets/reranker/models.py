@@ -352,12 +352,7 @@ def _pruned(
         for _, rows in sample.groupby(np.arange(len(sample)) // CALIBRATION_BATCH)
     )
     try:
-        return prune_width(
-            student,
-            activation_importance(student, batches),
-            width.hidden_size or student.config.hidden_size,
-            width.intermediate_size or student.config.intermediate_size,
-        )
+        return prune_width(student, activation_importance(student, batches), *width.sizes(student.config))
     except ValueError as error:
         raise dg.Failure(
             description=f"reranker_student: {error} (reranker_student's width)", allow_retries=False
