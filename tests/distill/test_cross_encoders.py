@@ -107,6 +107,21 @@ def test_layer_matching_on_pairs_brings_the_students_states_to_the_teachers(tmp_
     assert result.optimizer_steps == 40
 
 
+def test_layer_matching_trains_the_student_without_dropout_and_gives_its_rates_back(tmp_path):
+    student = tiny_teacher(num_labels=1, layers=2, seed=1)
+    rates_seen: list[tuple[bool, float]] = []
+    for module in student.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.3
+            module.register_forward_hook(lambda m, _i, _o: rates_seen.append((m.training, m.p)))
+    queries, docs, _ = pairs()
+    config = TrainingConfig(tmp_path / "m", epochs=1, learning_rate=1e-3, batch_size=9, max_length=32)
+    match_teacher_layers(student, tiny_teacher(num_labels=1), tiny_tokenizer(tmp_path), queries, docs, config)
+    assert rates_seen and all(training for training, _ in rates_seen)
+    assert {rate for _, rate in rates_seen} == {0.0}
+    assert {m.p for m in student.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
+
+
 def test_pairs_are_cut_from_the_longer_side_so_a_short_query_stays_whole(tmp_path):
     tokenizer = tiny_tokenizer(tmp_path)
     short = encode_pairs(tokenizer, ["where is my order"], ["track my order please " * 20], max_length=16)
