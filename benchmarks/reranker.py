@@ -12,13 +12,12 @@ Lands a few days of the simulated query log (their queries join the transfer set
     nice -n 10 .venv/bin/python benchmarks/reranker.py                  # the demo defaults, a tmp folder
     nice -n 10 .venv/bin/python benchmarks/reranker.py --preset smoke   # the plumbing in about a minute
     nice -n 10 .venv/bin/python benchmarks/reranker.py --latency-only   # the speed targets alone, no training
-    nice -n 10 .venv/bin/python benchmarks/reranker.py --latency-only --preset narrow   # the pruned student
     nice -n 10 .venv/bin/python benchmarks/reranker.py --student-init general \
         --general-workspace /tmp/general/artifacts/work                     # the student from general_student
 
 `--latency-only` times the same architectures without training them (weights do not change the cost of a
-forward pass): the packaged MiniLM as a one-output cross-encoder (the teacher), its layers 0, 2, 4, 5 at the
-preset's width with the vocabulary pruned to the pairs' tokens (the student), and that student's int8 ONNX
+forward pass): the packaged MiniLM as a one-output cross-encoder (the teacher), its layers 0, 2, 4, 5 pruned
+to the preset's width with the vocabulary pruned to the pairs' tokens (the student), and that student's int8 ONNX
 graph with every matmul int8 (the fastest graph `reranker_onnx` can serve; its parity search may keep some
 fp32), each scoring the generated test queries' candidate lists at one thread. The int8 graph is timed as
 `reranker_onnx` exports it, on the real tokens only (`distill.unpadded`), and as the plain padded export
@@ -234,7 +233,7 @@ def latency_only(preset: str, candidates: int, queries: int) -> dict[str, Any]:
     teacher = from_pretrained(base, RELEVANCE_LABEL, seed=0)
     config = PRESETS[preset]().ops.get("reranker_student", RerankStudentConfig())
     student = from_teacher(teacher, config.teacher_layers)
-    if config.width.prunes:
+    if config.width.prunes(student.config):
         batches = [encode_pairs(tokenizer, [query] * len(docs), docs) for query, docs in lists[:16]]
         student = prune_width(
             student, activation_importance(student, batches), *config.width.sizes(student.config)

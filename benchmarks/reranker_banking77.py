@@ -7,8 +7,7 @@ the same intent as the query (one of 77) and 0 otherwise: a relevance log with b
 logs often are. Queries are split 70/15/15 at random; a query whose candidates are all graded 0 stays in
 the file, as it would in a real log, for the reader to skip and count. The train texts outside the pool,
 without labels, are the query log. The file is the `rerank_source` (what `MANGA_RERANK_PATH` sets) and
-`benchmarks/reranker.py` materialises the group with the default config (no run config at all; `--preset
-narrow` runs the narrow preset's pruned student instead):
+`benchmarks/reranker.py` materialises the group with the default config (no run config at all):
 
     PYTHONPATH=. python benchmarks/reranker_banking77.py --workdir /tmp/reranker-banking77
 

@@ -37,7 +37,6 @@ from manga_distill_assets.assets.intent_classifier.config import (
 from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
 from manga_distill_assets.assets.reranker.config import (
     LayerMatching,
-    PrunedWidth,
     RerankEvalConfig,
     RerankKnobs,
     RerankOnnxConfig,
@@ -138,7 +137,7 @@ def llama3_8b_qlora_run_config() -> dg.RunConfig:
 
 def _reranker_smoke() -> dict[str, dg.Config]:
     """The reranker group on 60 queries of 8 candidates, one short epoch each (the student's layer matching
-    half of one), the student pruned to half the teacher's width, gates open."""
+    half of one), the student pruned to half the teacher's width as by default, gates open."""
     return {
         "rerank_queries": RerankQueriesConfig(
             queries=60, formats_per_title=2, candidates=8, hard_negatives=2
@@ -149,7 +148,6 @@ def _reranker_smoke() -> dict[str, dg.Config]:
         "teacher_rerank_scores": RerankScoresConfig(max_log_queries=10, candidates=8),
         "reranker_student": RerankStudentConfig(
             list_size=4,
-            width=PrunedWidth(hidden_size=192, intermediate_size=768),
             layer_matching=LayerMatching(epochs=0.5),
             training=RerankKnobs(epochs=1.0, batch_size=8, max_length=48),
         ),
@@ -236,13 +234,10 @@ def narrow_run_config() -> dg.RunConfig:
     2 at most six (early stopping decides), 0.9603 against the teacher's 0.9636 (seed 0, 378 s of training):
     it starts from a general encoder, not from the fine-tuned teacher's layers (docs/general-distillation.md).
 
-    The reranker's student is pruned from the teacher's layers to 192 channels and 768 feed-forward units,
-    with twice the layer matching and at least 600 Margin-MSE steps: with three epochs it kept 0.55 of the
-    teacher's test NDCG@3, with six and the default 94 steps 0.82, with both 0.98-1.00 (docs/reranker.md).
+    The reranker's student already defaults to a narrow one, pruned from the teacher's layers.
     """
     general = StudentShape(init="general")
     stage1, stage2 = Stage1Config(), Stage2Config()
-    reranker = RerankStudentConfig()
     return dg.RunConfig(
         ops={
             "student_stage1": stage1.model_copy(
@@ -253,13 +248,6 @@ def narrow_run_config() -> dg.RunConfig:
             ),
             "baseline_student": BaselineConfig(student=general),
             "baseline_student_teacher_init": BaselineConfig(student=general),
-            "reranker_student": reranker.model_copy(
-                update={
-                    "width": PrunedWidth(hidden_size=192, intermediate_size=768),
-                    "layer_matching": reranker.layer_matching.model_copy(update={"epochs": 6.0}),
-                    "training": reranker.training.model_copy(update={"min_steps": 600}),
-                }
-            ),
         }
     )
 

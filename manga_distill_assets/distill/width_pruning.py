@@ -138,14 +138,19 @@ def prune_width(
     return student.eval()
 
 
-def _bert(model: PreTrainedModel) -> nn.Module:
+def prunable(model: PreTrainedModel) -> bool:
+    """Whether `model` has the BERT-layout weights (bert.embeddings, bert.encoder.layer.N) pruning reads."""
     bert = getattr(model, "bert", None)
-    if bert is None or not hasattr(bert, "embeddings") or not hasattr(bert, "encoder"):
+    return bert is not None and hasattr(bert, "embeddings") and hasattr(bert, "encoder")
+
+
+def _bert(model: PreTrainedModel) -> nn.Module:
+    if not prunable(model):
         raise ValueError(
             f"Width pruning reads BERT-layout weights (bert.embeddings, bert.encoder.layer.N), which "
             f"{type(model).__name__} does not have; keep the teacher's width for this model."
         )
-    return bert
+    return model.bert
 
 
 def _top(scores: Tensor, count: int) -> Tensor:

@@ -138,7 +138,7 @@ def test_the_task_stages_start_from_it_and_keep_its_shape(built):
     assert (config.num_hidden_layers, config.hidden_size) == (2, 16)
 
 
-def test_the_reranker_student_starts_from_it_under_init_general_and_refuses_a_width_to_prune(built):
+def test_the_reranker_student_starts_from_it_under_init_general_and_refuses_a_width_in_channels(built):
     graph, _, _, _, base = built
     smoke = smoke_run_config().ops
     general = smoke["reranker_student"].model_copy(update={"init": "general"})
@@ -149,9 +149,9 @@ def test_the_reranker_student_starts_from_it_under_init_general_and_refuses_a_wi
     }
     for key, config in steps.items():
         assert run(graph, key, config=config).success, key
-    assert general.width.prunes  # the smoke preset prunes the teacher-layer student
-    assert "set width to 0" in failure_message(run(graph, "reranker_student", config=general))
-    unpruned = general.model_copy(update={"width": PrunedWidth()})
-    assert run(graph, "reranker_student", config=unpruned).success
+    sized = general.model_copy(update={"width": PrunedWidth(hidden_size=8)})
+    assert "set them to 0" in failure_message(run(graph, "reranker_student", config=sized))
+    assert general.width.share < 1  # the share applies to a teacher-layer student, not to general_student
+    assert run(graph, "reranker_student", config=general).success
     metadata = graph.metadata("reranker_student")
     assert (metadata["init"], metadata["layers"], metadata["hidden_size"]) == ("general", 2, 16)

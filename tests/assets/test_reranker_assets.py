@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from transformers import BertConfig, DistilBertConfig, DistilBertForSequenceClassification
 
 from manga_distill_assets.assets.reranker.config import PrunedWidth, RerankTeacherConfig
 from manga_distill_assets.assets.reranker.serving import gate_problems
@@ -14,7 +15,7 @@ from manga_distill_assets.distill.training.config import resolve_precision
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.rerank_source import RerankPairsSource
 from tests.assets.harness import Graph, recent_days, write_day
-from tests.distill.tiny import tiny_teacher, tiny_tokenizer
+from tests.distill.tiny import TINY_VOCAB, tiny_teacher, tiny_tokenizer
 
 RERANKER_ASSETS = (
     "rerank_queries",
@@ -265,7 +266,8 @@ def test_a_registered_cross_encoder_is_used_as_is_and_a_classifier_is_refused(tm
     assert "has 3 outputs" in failure.step_failure_data.error.message
 
 
-def test_a_width_of_part_of_a_head_fails_the_student_naming_the_knob(tmp_path):
+def _student_of_registered(tmp_path: Path, teacher, width: PrunedWidth):
+    """`reranker_student` at `width` on a two-query user file, distilled from `teacher` registered as is."""
     graph = Graph(tmp_path)
     rows = [
         (f"q{i}", query, doc_id, doc, grade, split)
@@ -275,13 +277,11 @@ def test_a_width_of_part_of_a_head_fails_the_student_naming_the_knob(tmp_path):
     read_from(graph, tmp_path / "pairs.csv", rows)
     graph.materialize("labeled_intents")
     land(graph, recent_days(1)[0], ["jjk box set"])
-    teacher = save_model(tiny_teacher(num_labels=1), tiny_tokenizer(tmp_path), tmp_path / "cross_encoder")
+    folder = save_model(teacher, tiny_tokenizer(tmp_path), tmp_path / "cross_encoder")
     student = (
         smoke_run_config()
         .ops["reranker_student"]
-        .model_copy(
-            update={"width": PrunedWidth(hidden_size=12), "teacher_layers": [0, 2]}  # heads 8 wide
-        )
+        .model_copy(update={"width": width, "teacher_layers": [0, 2]})
     )
     result = dg.materialize(
         list(graph.defs.assets),
@@ -290,13 +290,43 @@ def test_a_width_of_part_of_a_head_fails_the_student_naming_the_knob(tmp_path):
         resources=graph.resources,
         run_config=dg.RunConfig(
             ops={
-                "reranker_teacher": RerankTeacherConfig(registered_cross_encoder=str(teacher)),
+                "reranker_teacher": RerankTeacherConfig(registered_cross_encoder=str(folder)),
                 "reranker_student": student,
             }
         ),
         raise_on_error=False,
     )
+    return graph, result
+
+
+def test_a_width_of_part_of_a_head_fails_the_student_naming_the_knob(tmp_path):
+    _, result = _student_of_registered(
+        tmp_path,
+        tiny_teacher(num_labels=1),
+        PrunedWidth(hidden_size=12),  # heads 8 wide
+    )
     assert not result.success
     failure = next(event for event in result.all_events if event.is_step_failure)
     description = failure.step_failure_data.user_failure_data.description
     assert "multiple of 8" in description and "width" in description
+
+
+def test_a_teacher_without_bert_layout_keeps_its_width_and_says_so(tmp_path):
+    config = DistilBertConfig(
+        vocab_size=len(TINY_VOCAB), dim=32, n_layers=4, n_heads=4, hidden_dim=64, num_labels=1
+    )
+    teacher = DistilBertForSequenceClassification(config).eval()
+    graph, result = _student_of_registered(tmp_path, teacher, PrunedWidth())
+    assert result.success
+    metadata = graph.metadata("reranker_student")
+    assert metadata["hidden_size"] == 32
+    assert "DistilBertForSequenceClassification" in metadata["width_not_pruned"]
+
+
+def test_the_default_width_is_half_the_teachers_heads_and_units():
+    minilm = BertConfig(hidden_size=384, num_attention_heads=12, intermediate_size=1536)
+    assert PrunedWidth().sizes(minilm) == (192, 768)
+    assert PrunedWidth(share=0.4).sizes(minilm) == (4 * 32, 614)  # 4.8 heads: 4 divides 12, 5 does not
+    assert PrunedWidth(share=0.01).sizes(minilm) == (32, 15)  # never under one head
+    assert PrunedWidth(hidden_size=256).sizes(minilm) == (256, 768)
+    assert not PrunedWidth(share=1).prunes(minilm)

@@ -78,11 +78,12 @@ class RerankScoresConfig(dg.Config):
 
 class LayerMatching(dg.Config):
     """TinyBERT's intermediate-layer stage on the transfer pairs, before the score distillation
-    (`distill.cross_encoders.match_teacher_layers`). With three epochs the packaged default's students kept
-    0.949-0.982 of their teachers' test NDCG@3 over three runs, without it 0.877-0.957 (docs/reranker.md),
-    for about three minutes on 2 CPU cores."""
+    (`distill.cross_encoders.match_teacher_layers`, dropout off). A student pruned to half the teacher's width
+    starts far from it: four epochs, then at least 600 Margin-MSE steps, kept 0.978 and 0.993 of its
+    teachers' test NDCG@3 on two relevance files (on stored teacher scores), six 1.007 and 0.993, for about
+    75 s more of the packaged group's 420 s on 2 CPU cores (docs/reranker.md)."""
 
-    epochs: float = Field(default=3.0, ge=0, description="Passes over the transfer pairs (0: no such stage).")
+    epochs: float = Field(default=4.0, ge=0, description="Passes over the transfer pairs (0: no such stage).")
     learning_rate: float = Field(default=5e-4, gt=0)
     batch_size: int = Field(default=32, gt=0)
 
@@ -101,36 +102,51 @@ class LayerMatching(dg.Config):
 
 
 class PrunedWidth(dg.Config):
-    """A narrower teacher-layer student (init: teacher; a general student keeps its own shape): its residual
-    channels, heads and feed-forward units are the teacher's most active ones on the transfer pairs
-    (`distill.width_pruning`), before layer matching. Off by default: at 192 channels (the `narrow` preset,
-    which also doubles the layer matching) the int8 student scored 20 candidates in 13.6 ms against the
-    default's 31.6 on the packaged file and kept 0.98-1.00 of the teacher's NDCG@3 in the four whole runs
-    measured, but its packaged group took 548-648 s where the default must finish within 10 minutes on 2
-    cores (docs/reranker.md)."""
+    """The teacher-layer student at a share of the teacher's width (init: teacher; a general student keeps its
+    own shape): its residual channels, heads and feed-forward units are the teacher's most active ones on the
+    transfer pairs (`distill.width_pruning`), before layer matching. Half by default: from the packaged MiniLM
+    that is 4 × 192, whose int8 graph scored 20 candidates in 13.4 and 11.6 ms (the full 384: 31.6 and 21.7)
+    and kept 0.956 and 0.995 of the teacher's NDCG@3 in whole runs on two relevance files (docs/reranker.md)."""
 
+    share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of the teacher's attention heads (so of its channels) and feed-forward units "
+        "kept; heads round down to a count that divides the teacher's, as layer matching's head groups "
+        "need. 1: the teacher's width.",
+    )
     hidden_size: int = Field(
         default=0,
         ge=0,
-        description="Channels kept (0: all of the teacher's): a multiple of the teacher's head size (32 for "
-        "MiniLM), which sets the heads.",
+        description="Channels kept instead of the share (0: by share): a multiple of the teacher's head size "
+        "(32 for MiniLM), which sets the heads.",
     )
     intermediate_size: int = Field(
-        default=0, ge=0, description="Feed-forward units kept per layer (0: all of the teacher's)."
+        default=0, ge=0, description="Feed-forward units kept per layer instead of the share (0: by share)."
     )
     calibration_pairs: int = Field(
         default=1024, gt=0, description="Transfer pairs the importance of each is measured on."
     )
 
     @property
-    def prunes(self) -> bool:
+    def sized(self) -> bool:
+        """Whether a width was asked for in channels or units rather than as a share."""
         return bool(self.hidden_size or self.intermediate_size)
 
+    def prunes(self, student: PretrainedConfig) -> bool:
+        full = (student.hidden_size, student.intermediate_size)
+        return any(kept < whole for kept, whole in zip(self.sizes(student), full, strict=True))
+
     def sizes(self, student: PretrainedConfig) -> tuple[int, int]:
-        """Channels and feed-forward units to keep in `student`, 0 read as all of its own."""
+        """Channels and feed-forward units to keep in `student` (a teacher-layer copy, so at the teacher's
+        width)."""
+        heads = student.num_attention_heads
+        dividing = [count for count in range(1, heads + 1) if heads % count == 0]
+        kept_heads = max((count for count in dividing if count <= self.share * heads), default=1)
         return (
-            self.hidden_size or student.hidden_size,
-            self.intermediate_size or student.intermediate_size,
+            self.hidden_size or kept_heads * (student.hidden_size // heads),
+            self.intermediate_size or max(1, round(self.share * student.intermediate_size)),
         )
 
 
@@ -151,7 +167,10 @@ class RerankStudentConfig(dg.Config):
     width: PrunedWidth = PrunedWidth()
     prune_vocabulary: bool = True
     layer_matching: LayerMatching = LayerMatching()
-    training: RerankKnobs = RerankKnobs(epochs=2.0, learning_rate=1e-4, batch_size=8)
+    training: RerankKnobs = RerankKnobs(epochs=2.0, learning_rate=1e-4, batch_size=8, min_steps=600)
+    """Two epochs over the candidate lists, but never under 600 steps: the packaged default's 376 lists are 94
+    steps, after which the pruned student had not recovered from the first updates at the full learning rate
+    (0.82 of the teacher's test NDCG@3 in a whole run, docs/reranker.md)."""
 
 
 class RerankOnnxConfig(dg.Config):

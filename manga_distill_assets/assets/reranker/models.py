@@ -45,7 +45,7 @@ from manga_distill_assets.distill.students import (
 )
 from manga_distill_assets.distill.training.config import resolve_precision
 from manga_distill_assets.distill.vocab import prune_vocabulary
-from manga_distill_assets.distill.width_pruning import activation_importance, prune_width
+from manga_distill_assets.distill.width_pruning import activation_importance, prunable, prune_width
 from manga_distill_assets.resources.logit_cache import LogitCache
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 from manga_distill_assets.resources.workspace import TrainingWorkspace
@@ -238,7 +238,7 @@ def teacher_rerank_scores(
 
 @dg.asset(
     group_name="reranker",
-    code_version="4",
+    code_version="5",
     kinds={"pytorch"},
     ins={"general_student": dg.AssetIn(dagster_type=dg.Nothing)},
     automation_condition=on_input_content_change(optional=["general_student"]),
@@ -254,10 +254,11 @@ def reranker_student(
     model_store: ModelStore,
     training_workspace: TrainingWorkspace,
 ):
-    """Teacher layers `teacher_layers` (or, under `init: general`, the latest general_student) that first
-    match the teacher's layers on the transfer pairs (`layer_matching`), then, with a pruned vocabulary,
-    learn Margin-MSE (+ listwise KL) over each transfer query's candidate list against the teacher's
-    scores."""
+    """Teacher layers `teacher_layers` pruned to `width` (or, under `init: general`, the latest
+    general_student as it is) that first match the teacher's layers on the transfer pairs (`layer_matching`),
+    then, with a pruned vocabulary, learn Margin-MSE (+ listwise KL) over each transfer query's candidate
+    list against the teacher's scores. A teacher without BERT layout keeps its width, and the metadata says
+    why."""
     teacher, tokenizer = load_model(model_store.get(ModelRef.from_dict(reranker_teacher)))
     general, general_sha = general_start(
         context, model_store, config.init, teacher.config.vocab_size, "reranker_student"
@@ -271,21 +272,24 @@ def reranker_student(
     except ValueError as error:
         raise dg.Failure(description=f"reranker_student: {error}", allow_retries=False) from error
     pair_queries = teacher_rerank_scores["query"]
-    if general and config.width.prunes:
+    if general and config.width.sized:
         raise dg.Failure(
-            description="reranker_student: width prunes the teacher's layers, and init: general starts from "
-            "general_student's own shape; set width to 0 or init to teacher.",
+            description="reranker_student: width's hidden_size and intermediate_size prune the teacher's "
+            "layers, and init: general starts from general_student's own shape; set them to 0 or init to "
+            "teacher.",
             allow_retries=False,
         )
-    if config.width.prunes:
-        student = _pruned(student, tokenizer, teacher_rerank_scores, config.width, config.training.seed)
-    metadata: dict = {
+    metadata: dict = {}
+    if not general:
+        student, metadata = _at_width(context, student, tokenizer, teacher_rerank_scores, config)
+    metadata |= {
         "init": config.init,
         "layers": student.config.num_hidden_layers,
         "hidden_size": student.config.hidden_size,
         "attention_heads": student.config.num_attention_heads,
-        "intermediate_size": student.config.intermediate_size,
     }
+    if hasattr(student.config, "intermediate_size"):  # DistilBERT's config names it hidden_dim
+        metadata["intermediate_size"] = student.config.intermediate_size
     queries, lists, scores = candidate_lists(teacher_rerank_scores, config.list_size, config.training.seed)
     with training_workspace.checkpoints(
         "reranker_student", frame_fingerprint(teacher_rerank_scores), config.model_dump_json(), general_sha
@@ -336,6 +340,31 @@ def reranker_student(
             "loss": loss_curve(result.history),
         },
     )
+
+
+def _at_width(
+    context: dg.AssetExecutionContext,
+    student: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: pd.DataFrame,
+    config: RerankStudentConfig,
+) -> tuple[PreTrainedModel, dict]:
+    """The teacher-layer `student` pruned to `config.width`, or at the teacher's width where its layout
+    cannot be pruned and no width was asked for in channels, with metadata saying so."""
+    width = config.width
+    if prunable(student) and width.prunes(student.config):
+        return _pruned(student, tokenizer, pairs, width, config.training.seed), {}
+    if prunable(student) or not (width.sized or width.share < 1):
+        return student, {}
+    layout = f"width pruning reads BERT-layout weights, which {type(student).__name__} does not have"
+    if width.sized:
+        raise dg.Failure(
+            description=f"reranker_student: {layout}; set width's hidden_size and intermediate_size to 0 to "
+            "keep the teacher's width.",
+            allow_retries=False,
+        )
+    context.log.warning(f"reranker_student kept the teacher's width: {layout}.")
+    return student, {"width_not_pruned": layout}
 
 
 def _pruned(
