@@ -17,9 +17,9 @@ Lands a few days of the simulated query log (their queries join the transfer set
 
 `--latency-only` times the same architectures without training them (weights do not change the cost of a
 forward pass): the packaged MiniLM as a one-output cross-encoder (the teacher), its layers 0, 2, 4, 5 pruned
-to the preset's width with the vocabulary pruned to the pairs' tokens (the student), and that student's int8 ONNX
-graph with every matmul int8 (the fastest graph `reranker_onnx` can serve; its parity search may keep some
-fp32), each scoring the generated test queries' candidate lists at one thread. The int8 graph is timed as
+to the preset's width with the vocabulary pruned to the pairs' tokens (the student), and that student's int8
+ONNX graph with every matmul int8 (the fastest graph `reranker_onnx` can serve; its parity search may keep
+some fp32), each scoring the generated test queries' candidate lists at one thread. The int8 graph is timed as
 `reranker_onnx` exports it, on the real tokens only (`distill.unpadded`), and as the plain padded export
 (`student_onnx_int8_padded`), each twice, alternating.
 

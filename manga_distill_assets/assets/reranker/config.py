@@ -105,8 +105,9 @@ class PrunedWidth(dg.Config):
     """The teacher-layer student at a share of the teacher's width (init: teacher; a general student keeps its
     own shape): its residual channels, heads and feed-forward units are the teacher's most active ones on the
     transfer pairs (`distill.width_pruning`), before layer matching. Half by default: from the packaged MiniLM
-    that is 4 × 192, whose int8 graph scored 20 candidates in 13.4 and 11.6 ms (the full 384: 31.6 and 21.7)
-    and kept 0.956 and 0.995 of the teacher's NDCG@3 in whole runs on two relevance files (docs/reranker.md)."""
+    that is 4 × 192, whose int8 graph scored 20 candidates in 13.4 and 11.6 ms (the full 384: 31.6 and
+    21.7) and kept 0.956 and 0.995 of the teacher's NDCG@3 in whole runs on two relevance files
+    (docs/reranker.md)."""
 
     share: float = Field(
         default=0.5,
