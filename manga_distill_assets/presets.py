@@ -37,6 +37,7 @@ from manga_distill_assets.assets.intent_classifier.config import (
 from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
 from manga_distill_assets.assets.reranker.config import (
     LayerMatching,
+    PrunedWidth,
     RerankEvalConfig,
     RerankKnobs,
     RerankOnnxConfig,
@@ -137,7 +138,8 @@ def llama3_8b_qlora_run_config() -> dg.RunConfig:
 
 def _reranker_smoke() -> dict[str, dg.Config]:
     """The reranker group on 60 queries of 8 candidates, one short epoch each (the student's layer matching
-    half of one), the student pruned to half the teacher's width as by default, gates open."""
+    half of one), the student pruned to half the teacher's width as by default, gates open (the pruned
+    student's fallback to full width too)."""
     return {
         "rerank_queries": RerankQueriesConfig(
             queries=60, formats_per_title=2, candidates=8, hard_negatives=2
@@ -148,6 +150,7 @@ def _reranker_smoke() -> dict[str, dg.Config]:
         "teacher_rerank_scores": RerankScoresConfig(max_log_queries=10, candidates=8),
         "reranker_student": RerankStudentConfig(
             list_size=4,
+            width=PrunedWidth(fallback_retention=0.0),  # an open gate, like the others: it stays pruned
             layer_matching=LayerMatching(epochs=0.5),
             training=RerankKnobs(epochs=1.0, batch_size=8, max_length=48),
         ),

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from transformers import BertConfig, DistilBertConfig, DistilBertForSequenceClassification
 
+from manga_distill_assets.assets.reranker import models
 from manga_distill_assets.assets.reranker.config import PrunedWidth, RerankTeacherConfig
 from manga_distill_assets.assets.reranker.serving import gate_problems
 from manga_distill_assets.definitions import defs
@@ -321,6 +322,25 @@ def test_a_teacher_without_bert_layout_keeps_its_width_and_says_so(tmp_path):
     metadata = graph.metadata("reranker_student")
     assert metadata["hidden_size"] == 32
     assert "DistilBertForSequenceClassification" in metadata["width_not_pruned"]
+
+
+def test_a_pruned_student_under_the_fallback_floor_is_trained_again_at_the_teachers_width(
+    tmp_path, monkeypatch
+):
+    measured = models.validation_ndcg_at_3
+
+    def pruned_ranks_nothing(model, tokenizer, rerank_queries) -> float:
+        return 0.0 if model.config.hidden_size < 32 else measured(model, tokenizer, rerank_queries)
+
+    monkeypatch.setattr(models, "validation_ndcg_at_3", pruned_ranks_nothing)
+    graph, result = _student_of_registered(tmp_path, tiny_teacher(num_labels=1), PrunedWidth())
+    assert result.success
+    metadata = graph.metadata("reranker_student")
+    teacher = graph.metadata("reranker_teacher")
+    assert metadata["pruned_validation_ndcg_at_3"] < teacher["validation_ndcg_at_3"]
+    assert "trained again at the teacher's width" in metadata["width_fell_back"]
+    assert metadata["width_pruned"] is False
+    assert (metadata["hidden_size"], metadata["attention_heads"]) == (32, 4)
 
 
 def test_the_default_width_is_half_the_teachers_heads_and_units():

@@ -129,6 +129,15 @@ class PrunedWidth(dg.Config):
     calibration_pairs: int = Field(
         default=1024, gt=0, description="Transfer pairs the importance of each is measured on."
     )
+    fallback_retention: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="A pruned student whose validation NDCG@3 keeps less than this share of the teacher's "
+        "is trained again at the teacher's width (0: never). Some teachers do not survive pruning: one's "
+        "pruned student kept 0.63, its full-width one 1.00, where the pruned students of four other "
+        "teachers kept 0.86-0.96 (docs/reranker.md).",
+    )
 
     @property
     def sized(self) -> bool:

@@ -30,6 +30,7 @@ from manga_distill_assets.data.rerank_transfer import candidate_lists, pair_key,
 from manga_distill_assets.distill.artifacts import load_model, save_model
 from manga_distill_assets.distill.cross_encoders import (
     RELEVANCE_LABEL,
+    TrainedReranker,
     encode_pairs,
     match_teacher_layers,
     pair_scores,
@@ -257,8 +258,9 @@ def reranker_student(
     """Teacher layers `teacher_layers` pruned to `width` (or, under `init: general`, the latest
     general_student as it is) that first match the teacher's layers on the transfer pairs (`layer_matching`),
     then, with a pruned vocabulary, learn Margin-MSE (+ listwise KL) over each transfer query's candidate
-    list against the teacher's scores. A teacher without BERT layout keeps its width, and the metadata says
-    why."""
+    list against the teacher's scores. A teacher without BERT layout keeps its width, and a pruned student
+    that keeps less than `width.fallback_retention` of the teacher's validation NDCG@3 is trained again at
+    the teacher's width; the metadata says which."""
     teacher, tokenizer = load_model(model_store.get(ModelRef.from_dict(reranker_teacher)))
     general, general_sha = general_start(
         context, model_store, config.init, teacher.config.vocab_size, "reranker_student"
@@ -271,7 +273,6 @@ def reranker_student(
         )
     except ValueError as error:
         raise dg.Failure(description=f"reranker_student: {error}", allow_retries=False) from error
-    pair_queries = teacher_rerank_scores["query"]
     if general and config.width.sized:
         raise dg.Failure(
             description="reranker_student: width's hidden_size and intermediate_size prune the teacher's "
@@ -282,64 +283,113 @@ def reranker_student(
     metadata: dict = {}
     if not general:
         student, metadata = _at_width(context, student, tokenizer, teacher_rerank_scores, config)
-    metadata |= {
-        "init": config.init,
-        "layers": student.config.num_hidden_layers,
-        "hidden_size": student.config.hidden_size,
-        "attention_heads": student.config.num_attention_heads,
-    }
-    if hasattr(student.config, "intermediate_size"):  # DistilBERT's config names it hidden_dim
-        metadata["intermediate_size"] = student.config.intermediate_size
-    queries, lists, scores = candidate_lists(teacher_rerank_scores, config.list_size, config.training.seed)
     with training_workspace.checkpoints(
         "reranker_student", frame_fingerprint(teacher_rerank_scores), config.model_dump_json(), general_sha
     ) as checkpoints:
-        if config.layer_matching.epochs:
-            matched = match_teacher_layers(
-                student,
-                teacher,
-                tokenizer,
-                pair_queries.tolist(),
-                teacher_rerank_scores["doc"].tolist(),
-                config.layer_matching.training_config(checkpoints / "layer_matching", config.training),
-                progress=log_progress(context, "reranker_student layer matching"),
-            )
-            metadata |= {
-                "layer_matching_steps": matched.optimizer_steps,
-                "layer_matching_loss": matched.final_loss,
-            }
-        if config.prune_vocabulary:
-            texts = pd.concat([rerank_queries[column] for column in ("query", "doc")] + [pair_queries])
-            pruned = prune_vocabulary(student, tokenizer, texts.drop_duplicates().tolist())
-            student, tokenizer = pruned.model, pruned.tokenizer
-            metadata |= {"vocabulary": pruned.kept_tokens, "vocabulary_before": pruned.original_tokens}
-        result = train_student_reranker(
-            student,
-            tokenizer,
-            queries,
-            lists,
-            scores,
-            config.training.settings(),
-            checkpoints,
-            listwise_weight=config.listwise_weight,
-            temperature=config.temperature,
-            progress=log_progress(context, "reranker_student"),
+        result, trained = _distil(
+            context, student, teacher, tokenizer, teacher_rerank_scores, rerank_queries, config, checkpoints
         )
-        ref, _, described = _store_ranker(
+        ref, ndcg, described = _store_ranker(
             context, model_store, "reranker_student", result.model, result.tokenizer, rerank_queries
         )
+        if metadata.get("width_pruned"):
+            teacher_ndcg = ModelRef.from_dict(reranker_teacher).metrics.get(
+                "validation_ndcg_at_3"
+            ) or validation_ndcg_at_3(teacher, tokenizer, rerank_queries)
+            kept = ndcg / teacher_ndcg if teacher_ndcg > 0 else 1.0
+            if kept < config.width.fallback_retention:
+                fell_back = (
+                    f"the pruned student kept {kept:.3f} of the teacher's validation NDCG@3 (floor "
+                    f"{config.width.fallback_retention}), so it was trained again at the teacher's width"
+                )
+                context.log.warning(f"reranker_student: {fell_back}.")
+                metadata |= {
+                    "width_pruned": False,
+                    "width_fell_back": fell_back,
+                    "pruned_validation_ndcg_at_3": ndcg,
+                }
+                result, trained = _distil(
+                    context,
+                    from_teacher(teacher, config.teacher_layers),
+                    teacher,
+                    tokenizer,
+                    teacher_rerank_scores,
+                    rerank_queries,
+                    config,
+                    checkpoints / "teacher_width",
+                )
+                ref, ndcg, described = _store_ranker(
+                    context, model_store, "reranker_student", result.model, result.tokenizer, rerank_queries
+                )
+    shape = result.model.config
+    metadata |= {
+        "init": config.init,
+        "layers": shape.num_hidden_layers,
+        "hidden_size": shape.hidden_size,
+        "attention_heads": shape.num_attention_heads,
+    }
+    if hasattr(shape, "intermediate_size"):  # DistilBERT's config names it hidden_dim
+        metadata["intermediate_size"] = shape.intermediate_size
     return ref_output(
         ref,
         {
             **metadata,
+            **trained,
             **described,
-            "training_lists": len(queries),
             "train_steps": result.steps,
             "precision": resolve_precision(config.training.precision),
             "final_loss": result.final_loss,
             "loss": loss_curve(result.history),
         },
     )
+
+
+def _distil(
+    context: dg.AssetExecutionContext,
+    student: PreTrainedModel,
+    teacher: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: pd.DataFrame,
+    rerank_queries: pd.DataFrame,
+    config: RerankStudentConfig,
+    checkpoints: Path,
+) -> tuple[TrainedReranker, dict]:
+    """Layer matching on the transfer pairs, the vocabulary pruned, then Margin-MSE (+ listwise KL) over
+    each transfer query's candidate list; with what each stage did."""
+    metadata: dict = {}
+    if config.layer_matching.epochs:
+        matched = match_teacher_layers(
+            student,
+            teacher,
+            tokenizer,
+            pairs["query"].tolist(),
+            pairs["doc"].tolist(),
+            config.layer_matching.training_config(checkpoints / "layer_matching", config.training),
+            progress=log_progress(context, "reranker_student layer matching"),
+        )
+        metadata |= {
+            "layer_matching_steps": matched.optimizer_steps,
+            "layer_matching_loss": matched.final_loss,
+        }
+    if config.prune_vocabulary:
+        texts = pd.concat([rerank_queries[column] for column in ("query", "doc")] + [pairs["query"]])
+        pruned = prune_vocabulary(student, tokenizer, texts.drop_duplicates().tolist())
+        student, tokenizer = pruned.model, pruned.tokenizer
+        metadata |= {"vocabulary": pruned.kept_tokens, "vocabulary_before": pruned.original_tokens}
+    queries, lists, scores = candidate_lists(pairs, config.list_size, config.training.seed)
+    result = train_student_reranker(
+        student,
+        tokenizer,
+        queries,
+        lists,
+        scores,
+        config.training.settings(),
+        checkpoints,
+        listwise_weight=config.listwise_weight,
+        temperature=config.temperature,
+        progress=log_progress(context, "reranker_student"),
+    )
+    return result, metadata | {"training_lists": len(queries)}
 
 
 def _at_width(
@@ -353,7 +403,7 @@ def _at_width(
     cannot be pruned and no width was asked for in channels, with metadata saying so."""
     width = config.width
     if prunable(student) and width.prunes(student.config):
-        return _pruned(student, tokenizer, pairs, width, config.training.seed), {}
+        return _pruned(student, tokenizer, pairs, width, config.training.seed), {"width_pruned": True}
     if prunable(student) or not (width.sized or width.share < 1):
         return student, {}
     layout = f"width pruning reads BERT-layout weights, which {type(student).__name__} does not have"
