@@ -136,7 +136,7 @@ class PrunedWidth(dg.Config):
         description="A pruned student whose validation NDCG@3 keeps less than this share of the teacher's "
         "is trained again at the teacher's width (0: never). Some teachers do not survive pruning: one's "
         "pruned student kept 0.63, its full-width one 1.00, where the pruned students of four other "
-        "teachers kept 0.86-0.96 (docs/reranker.md).",
+        "teachers kept 0.86-0.98 (docs/reranker.md).",
     )
 
     @property
