@@ -292,35 +292,27 @@ def reranker_student(
         ref, ndcg, described = _store_ranker(
             context, model_store, "reranker_student", result.model, result.tokenizer, rerank_queries
         )
-        if metadata.get("width_pruned"):
-            teacher_ndcg = ModelRef.from_dict(reranker_teacher).metrics.get(
-                "validation_ndcg_at_3"
-            ) or validation_ndcg_at_3(teacher, tokenizer, rerank_queries)
-            kept = ndcg / teacher_ndcg if teacher_ndcg > 0 else 1.0
-            if kept < config.width.fallback_retention:
-                fell_back = (
-                    f"the pruned student kept {kept:.3f} of the teacher's validation NDCG@3 (floor "
-                    f"{config.width.fallback_retention}), so it was trained again at the teacher's width"
-                )
-                context.log.warning(f"reranker_student: {fell_back}.")
-                metadata |= {
-                    "width_pruned": False,
-                    "width_fell_back": fell_back,
-                    "pruned_validation_ndcg_at_3": ndcg,
-                }
-                result, trained = _distil(
-                    context,
-                    from_teacher(teacher, config.teacher_layers),
-                    teacher,
-                    tokenizer,
-                    teacher_rerank_scores,
-                    rerank_queries,
-                    config,
-                    checkpoints / "teacher_width",
-                )
-                ref, ndcg, described = _store_ranker(
-                    context, model_store, "reranker_student", result.model, result.tokenizer, rerank_queries
-                )
+        fell_back = metadata.get("width_pruned") and _kept_too_little(ndcg, reranker_teacher, config.width)
+        if fell_back:
+            context.log.warning(f"reranker_student: {fell_back}.")
+            metadata |= {
+                "width_pruned": False,
+                "width_fell_back": fell_back,
+                "pruned_validation_ndcg_at_3": ndcg,
+            }
+            result, trained = _distil(
+                context,
+                from_teacher(teacher, config.teacher_layers),
+                teacher,
+                tokenizer,
+                teacher_rerank_scores,
+                rerank_queries,
+                config,
+                checkpoints / "teacher_width",
+            )
+            ref, ndcg, described = _store_ranker(
+                context, model_store, "reranker_student", result.model, result.tokenizer, rerank_queries
+            )
     shape = result.model.config
     metadata |= {
         "init": config.init,
@@ -392,6 +384,19 @@ def _distil(
     return result, metadata | {"training_lists": len(queries)}
 
 
+def _kept_too_little(student_ndcg: float, reranker_teacher: dict, width: PrunedWidth) -> str:
+    """Why a pruned student is trained again at the teacher's width, or "" when it kept enough of the
+    teacher's validation NDCG@3 (which `reranker_teacher` stored with the teacher)."""
+    teacher_ndcg = ModelRef.from_dict(reranker_teacher).metrics["validation_ndcg_at_3"]
+    kept = student_ndcg / teacher_ndcg if teacher_ndcg > 0 else 1.0
+    if kept >= width.fallback_retention:
+        return ""
+    return (
+        f"the pruned student kept {kept:.3f} of the teacher's validation NDCG@3 (floor "
+        f"{width.fallback_retention}), so it was trained again at the teacher's width"
+    )
+
+
 def _at_width(
     context: dg.AssetExecutionContext,
     student: PreTrainedModel,
@@ -402,9 +407,11 @@ def _at_width(
     """The teacher-layer `student` pruned to `config.width`, or at the teacher's width where its layout
     cannot be pruned and no width was asked for in channels, with metadata saying so."""
     width = config.width
-    if prunable(student) and width.prunes(student.config):
+    if prunable(student):
+        if not width.prunes(student.config):
+            return student, {}
         return _pruned(student, tokenizer, pairs, width, config.training.seed), {"width_pruned": True}
-    if prunable(student) or not (width.sized or width.share < 1):
+    if not (width.sized or width.share < 1):
         return student, {}
     layout = f"width pruning reads BERT-layout weights, which {type(student).__name__} does not have"
     if width.sized:
