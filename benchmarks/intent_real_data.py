@@ -8,8 +8,13 @@ at all, and the eval report's figures are kept. The table gives mean ± sd over 
 
     PYTHONPATH=. python benchmarks/intent_real_data.py --per-intent 10 30 100 full --seeds 0 1 2
     PYTHONPATH=. python benchmarks/intent_real_data.py --per-intent 10 --seeds 0    # one run, about 20 min
+    PYTHONPATH=. python benchmarks/intent_real_data.py --intents 5 --per-intent 20   # 5 intents, 2 min a run
     PYTHONPATH=. python benchmarks/intent_real_data.py --per-intent 10 --seeds 0 --student-init general \
         --general-workspace /tmp/general/artifacts/work
+
+`--intents 5` (or 64, ...) keeps that many of the 77 intents, drawn with `random.Random(0)` from the sorted
+intent names, in the labelled file, the query log and the test split alike: the small and the many-intent
+ends of the range a user may bring.
 
 `--student-init general` runs the `narrow` preset: the students and both baselines start from
 `general_student` (default config, default corpus) with the longer task stages that start needs; with
@@ -63,7 +68,9 @@ def main() -> None:
     student_init = arguments.student_init
     if student_init == "general" and arguments.general_shape:
         student_init = f"general-{arguments.general_shape}"
-    suffix = "" if student_init == "teacher" else f"-{student_init}"
+    suffix = ("" if student_init == "teacher" else f"-{student_init}") + (
+        f"-{arguments.intents}intents" if arguments.intents else ""
+    )
     for size in arguments.per_intent:
         for seed in [0] if size == "full" else arguments.seeds:
             name = f"{size}-seed{seed}{suffix}"
@@ -86,6 +93,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--per-intent", nargs="+", default=["10", "30", "100", "full"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--workdir", default=".artifacts/intent_real_data")
+    parser.add_argument(
+        "--intents", type=int, default=0, help="keep this many intents, drawn with seed 0 (0: all 77)"
+    )
     parser.add_argument("--student-init", choices=["teacher", "general"], default="teacher")
     parser.add_argument(
         "--general-workspace", default="", help="training workspace holding a trained general_student"
@@ -99,9 +109,18 @@ def parse_arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def read_banking77(name: str) -> list[dict[str, str]]:
+def read_banking77(name: str, intents: int = 0) -> list[dict[str, str]]:
+    """The rows of `name`; with `intents`, only those of that many intents drawn with seed 0, the same ones
+    for train and test."""
     with (BANKING77 / name).open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+        rows = list(csv.DictReader(handle))
+    if not intents:
+        return rows
+    names = sorted({row["category"] for row in rows})
+    if not 1 < intents <= len(names):
+        raise SystemExit(f"--intents {intents}: choose between 2 and the {len(names)} intents of {name}.")
+    kept = set(random.Random(0).sample(names, intents))
+    return [row for row in rows if row["category"] in kept]
 
 
 def draw(rows: list[dict[str, str]], size: str, seed: int) -> tuple[list[dict[str, str]], list[str]]:
@@ -117,6 +136,13 @@ def draw(rows: list[dict[str, str]], size: str, seed: int) -> tuple[list[dict[st
         labelled += rng.sample(by_intent[intent], min(int(size), len(by_intent[intent])))
     chosen = {id(row) for row in labelled}
     return labelled, [row["text"] for row in rows if id(row) not in chosen]
+
+
+def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "category"])
+        writer.writeheader()
+        writer.writerows({"text": row["text"], "category": row["category"]} for row in rows)
 
 
 def write_query_log(root: Path, texts: list[str]) -> list[str]:
@@ -144,20 +170,18 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
     from manga_distill_assets.resources.query_log import LocalQueryLog
     from manga_distill_assets.resources.workspace import TrainingWorkspace
 
-    labelled, unlabelled = draw(read_banking77("train.csv"), size, seed)
+    labelled, unlabelled = draw(read_banking77("train.csv", arguments.intents), size, seed)
     root.mkdir(parents=True, exist_ok=True)
-    labelled_file = root / "labelled.csv"
-    with labelled_file.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["text", "category"])
-        writer.writeheader()
-        writer.writerows({"text": row["text"], "category": row["category"]} for row in labelled)
+    labelled_file, test_file = root / "labelled.csv", root / "test.csv"
+    write_rows(labelled_file, labelled)
+    write_rows(test_file, read_banking77("test.csv", arguments.intents))
     days = write_query_log(root / "query_log", unlabelled)
     resources = {
         **local_resources(root / "artifacts"),
         "query_log": LocalQueryLog(root=str(root / "query_log")),
         "labeled_source": LabeledIntentsSource(
             path=str(labelled_file),
-            test_path=str(BANKING77 / "test.csv"),
+            test_path=str(test_file),
             label_column="category",
             split_column=None,
         ),
@@ -204,6 +228,7 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
         "per_intent": size,
         "seed": seed,
         "student_init": student_init,
+        "intents": len({row["category"] for row in labelled}),
         "labelled_texts": len(labelled),
         "unlabelled_texts": len(unlabelled),
         "wall_seconds": wall,
@@ -245,17 +270,18 @@ def mean_sd(values: list[float]) -> dict[str, float]:
     }
 
 
+def setting(run: dict[str, Any]) -> tuple[str, str, int]:
+    """What a run's row in the table is keyed by (runs from before `--intents` used all 77)."""
+    return run["per_intent"], run.get("student_init", "teacher"), run.get("intents", 77)
+
+
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
-    settings = dict.fromkeys((run["per_intent"], run.get("student_init", "teacher")) for run in runs)
-    for size, student_init in settings:
-        group = [
-            run
-            for run in runs
-            if run["per_intent"] == size and run.get("student_init", "teacher") == student_init
-        ]
+    for size, student_init, intents in dict.fromkeys(setting(run) for run in runs):
+        group = [run for run in runs if setting(run) == (size, student_init, intents)]
         summary.append(
             {
+                "intents": intents,
                 "per_intent": size,
                 "student_init": student_init,
                 "seeds": [run["seed"] for run in group],
@@ -279,6 +305,7 @@ def print_table(summary: list[dict[str, Any]]) -> None:
         return f"{stat['mean']:.{digits}f} ± {stat['sd']:.{digits}f}"
 
     columns = [
+        "intents",
         "per intent",
         "student init",
         "runs",
@@ -296,6 +323,7 @@ def print_table(summary: list[dict[str, Any]]) -> None:
     print("|" + "---|" * len(columns))
     for row in summary:
         cells = [
+            str(row["intents"]),
             str(row["per_intent"]),
             row["student_init"],
             str(len(row["seeds"])),
