@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
+from manga_distill_assets.distill.observed_pass import observe
 from manga_distill_assets.distill.onnx_export import HEAD_PARTS
 
 _FLOOR = 1e-5
@@ -65,14 +66,7 @@ def input_ranges(model: PreTrainedModel, batches: Iterable[Mapping[str, Tensor]]
             peaks[name] = torch.maximum(peaks[name], peak) if name in peaks else peak
 
         hooks.append(module.register_forward_pre_hook(record))
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for batch in batches:
-                model(**batch)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    observe(model, batches, hooks)
     if not peaks:
         raise ValueError(
             "Smoothing needs at least one calibration batch through an encoder with linear layers."

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
+from manga_distill_assets.distill.observed_pass import observe
 from manga_distill_assets.distill.students import EAGER_ATTENTION
 
 
@@ -43,6 +44,9 @@ def activation_importance(model: PreTrainedModel, batches: Iterable[Mapping[str,
     heads = [torch.zeros(config.num_attention_heads) for _ in layers]
     units = [torch.zeros(config.intermediate_size) for _ in layers]
     mask: dict[str, Tensor] = {}
+
+    def remember_mask(batch: Mapping[str, Tensor]) -> None:
+        mask["tokens"] = batch["attention_mask"]
 
     def token_mean(values: Tensor) -> Tensor:
         weights = mask["tokens"][..., None].to(values.dtype)
@@ -71,17 +75,7 @@ def activation_importance(model: PreTrainedModel, batches: Iterable[Mapping[str,
     for index, layer in enumerate(layers):
         hooks.append(layer.attention.output.dense.register_forward_pre_hook(context_input(index)))
         hooks.append(layer.output.dense.register_forward_pre_hook(unit_input(index)))
-    model.eval()
-    seen = 0
-    try:
-        with torch.inference_mode():
-            for batch in batches:
-                mask["tokens"] = batch["attention_mask"]
-                model(**batch)
-                seen += 1
-    finally:
-        for hook in hooks:
-            hook.remove()
+    seen = observe(model, batches, hooks, before_each=remember_mask)
     if not seen:
         raise ValueError("Width pruning needs at least one calibration batch to measure importance on.")
     return Importance(channels / seen, tuple(h / seen for h in heads), tuple(u / seen for u in units))
