@@ -109,18 +109,25 @@ def parse_arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def read_banking77(name: str, intents: int = 0) -> list[dict[str, str]]:
-    """The rows of `name`; with `intents`, only those of that many intents drawn with seed 0, the same ones
-    for train and test."""
+def read_banking77(name: str, intents: frozenset[str] = frozenset()) -> list[dict[str, str]]:
     with (BANKING77 / name).open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    if not intents:
-        return rows
+        return of_intents(list(csv.DictReader(handle)), intents)
+
+
+def of_intents(rows: list[dict[str, str]], intents: frozenset[str]) -> list[dict[str, str]]:
+    """The rows of `intents`, or every row where none are named."""
+    return [row for row in rows if row["category"] in intents] if intents else rows
+
+
+def drawn_intents(rows: list[dict[str, str]], count: int) -> frozenset[str]:
+    """`count` of the rows' intents drawn with seed 0, or none (every intent) for 0; drawn once, from the
+    train rows, so the test split keeps the very same intents."""
+    if not count:
+        return frozenset()
     names = sorted({row["category"] for row in rows})
-    if not 1 < intents <= len(names):
-        raise SystemExit(f"--intents {intents}: choose between 2 and the {len(names)} intents of {name}.")
-    kept = set(random.Random(0).sample(names, intents))
-    return [row for row in rows if row["category"] in kept]
+    if not 1 < count <= len(names):
+        raise SystemExit(f"--intents {count}: choose between 2 and the {len(names)} intents of BANKING77.")
+    return frozenset(random.Random(0).sample(names, count))
 
 
 def draw(rows: list[dict[str, str]], size: str, seed: int) -> tuple[list[dict[str, str]], list[str]]:
@@ -170,11 +177,13 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
     from manga_distill_assets.resources.query_log import LocalQueryLog
     from manga_distill_assets.resources.workspace import TrainingWorkspace
 
-    labelled, unlabelled = draw(read_banking77("train.csv", arguments.intents), size, seed)
+    train = read_banking77("train.csv")
+    intents = drawn_intents(train, arguments.intents)
+    labelled, unlabelled = draw(of_intents(train, intents), size, seed)
     root.mkdir(parents=True, exist_ok=True)
     labelled_file, test_file = root / "labelled.csv", root / "test.csv"
     write_rows(labelled_file, labelled)
-    write_rows(test_file, read_banking77("test.csv", arguments.intents))
+    write_rows(test_file, read_banking77("test.csv", intents))
     days = write_query_log(root / "query_log", unlabelled)
     resources = {
         **local_resources(root / "artifacts"),
