@@ -56,6 +56,19 @@ def test_eval_report_compares_teacher_student_and_both_baselines(built):
     )
 
 
+def test_eval_report_says_whether_each_step_of_its_order_is_more_than_chance(built):
+    graph, result = built
+    report = result.output_for_node("eval_report")
+    for first, second in (("student", "teacher"), ("student", "baseline"), ("teacher", "baseline")):
+        comparison = report["paired"][f"{first}_vs_{second}"]
+        assert comparison["accuracy_difference"] == pytest.approx(
+            report[first]["accuracy"] - report[second]["accuracy"]
+        )
+        assert 0.0 < comparison["p_value"] <= 1.0
+        assert graph.metadata("eval_report")[f"{first}_vs_{second}_p_value"] == comparison["p_value"]
+    assert "exact McNemar" in graph.metadata("eval_report")["summary"]
+
+
 def test_every_model_stored_leaves_no_training_checkpoint_behind(built):
     graph, _ = built
     work = graph.root / "artifacts" / "work"

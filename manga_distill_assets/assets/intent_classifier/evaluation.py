@@ -32,17 +32,20 @@ from manga_distill_assets.distill.onnx_export import (
     open_session,
     parameter_count,
 )
+from manga_distill_assets.distill.paired_comparison import compare_paired
 from manga_distill_assets.distill.students import count_parameters, model_size_bytes
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 
 TORCH_MODELS = ("teacher", "student", "baseline", "baseline_teacher_init")
 ONNX_MODELS = tuple(f"student_onnx_{variant}" for variant in VARIANT_FILES)
 MODELS = TORCH_MODELS + ONNX_MODELS
+PAIRS = (("student", "teacher"), ("student", "baseline"), ("teacher", "baseline"))
+"""The order the report is read for: teacher over student over the no-distillation baseline."""
 
 
 @dg.asset(
     group_name="intent_classifier",
-    code_version="4",
+    code_version="5",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     check_specs=[dg.AssetCheckSpec("student_quality_gate", asset="eval_report", blocking=True)],
@@ -77,12 +80,14 @@ def eval_report(
     report: dict = {}
     validation_accuracy: dict[str, float] = {}
     validation_loss: dict[str, float] = {}
+    predicted: dict[str, list[int]] = {}
     for name in TORCH_MODELS:
         ref = matching_ref(refs[name], labeled_intents, "eval_report")
         validation_accuracy[name] = float(ref.metrics.get("validation_accuracy", float("nan")))
         validation_loss[name] = float(ref.metrics.get("validation_loss", float("nan")))
         model, tokenizer = load_model(model_store.get(ref))
         predictions = predict_logits(model, tokenizer, texts).argmax(axis=1)
+        predicted[name] = predictions.tolist()
         if name == "teacher":
             config.check_floor_reachable(float(np.mean(predictions == np.asarray(truth))))
         latency = measure_latency(
@@ -119,6 +124,10 @@ def eval_report(
     report["validation_accuracy"] = validation_accuracy
     report["validation_loss"] = validation_loss
     report["teacher_is_best"] = teacher_is_best(validation_accuracy, validation_loss)
+    report["paired"] = {
+        _pair(first, second): compare_paired(truth, predicted[first], predicted[second]).as_dict()
+        for first, second in PAIRS
+    }
     report["test_rows"] = len(test)
     report["latency_threads"] = config.latency_threads
     problems = gate_problems(report, config.retention_floor, config.require_best_teacher)
@@ -137,6 +146,7 @@ def eval_report(
             "distillation_gain_accuracy": report["distillation_gain"]["accuracy"],
             "distillation_gain_macro_f1": report["distillation_gain"]["macro_f1"],
             "teacher_is_best": report["teacher_is_best"],
+            **{f"{pair}_p_value": comparison["p_value"] for pair, comparison in report["paired"].items()},
             **{f"{name}_accuracy": report[name]["accuracy"] for name in MODELS},
             **{f"{name}_p50_ms": report[name]["latency_ms"]["p50"] for name in MODELS},
             **{f"{name}_speedup_p50": report[name]["speedup_p50_vs_teacher"] for name in ONNX_MODELS},
@@ -282,9 +292,30 @@ def summary_markdown(report: dict) -> str:
         f"distillation gain over the pre-trained-init baseline {gain['accuracy']:+.4f} accuracy, "
         f"{gain['macro_f1']:+.4f} macro-F1"
     )
+    footer += "\n\n" + paired_markdown(report["paired"], report["test_rows"])
     if not report["teacher_is_best"]:
         footer += f"\n\n{TEACHER_NOT_BEST}"
     return markdown_table(rows) + footer
+
+
+def paired_markdown(paired: dict[str, dict], test_rows: int) -> str:
+    """One line per pair: which texts only one model got right, and how often chance splits them so."""
+    lines = [
+        f"Paired on the same {test_rows} test texts (exact McNemar p: how often two equally good models "
+        "would split their disagreements at least this unevenly):"
+    ]
+    for first, second in PAIRS:
+        comparison = paired[_pair(first, second)]
+        lines.append(
+            f"- {first} − {second}: {comparison['accuracy_difference']:+.4f} accuracy; right only for "
+            f"{first} on {comparison['only_first_right']}, only for {second} on "
+            f"{comparison['only_second_right']}; p = {comparison['p_value']:.3g}"
+        )
+    return "\n".join(lines)
+
+
+def _pair(first: str, second: str) -> str:
+    return f"{first}_vs_{second}"
 
 
 def _quality_version(report: dict) -> str:
