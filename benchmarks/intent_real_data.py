@@ -254,6 +254,7 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
         "int8_matmuls_kept_fp32": onnx.get("int8_matmuls_kept_fp32"),
         "int8_agreement_all_matmuls_validation": onnx.get("int8_validation_agreement_all_matmuls"),
         "teacher_is_best": report["teacher_is_best"],
+        "paired": report["paired"],
         "quality_gate": report["quality_gate"],
     }
 
