@@ -292,13 +292,13 @@ def summary_markdown(report: dict) -> str:
         f"distillation gain over the pre-trained-init baseline {gain['accuracy']:+.4f} accuracy, "
         f"{gain['macro_f1']:+.4f} macro-F1"
     )
-    footer += "\n\n" + paired_markdown(report["paired"], report["test_rows"])
+    footer += "\n\n" + _paired_markdown(report["paired"], report["test_rows"])
     if not report["teacher_is_best"]:
         footer += f"\n\n{TEACHER_NOT_BEST}"
     return markdown_table(rows) + footer
 
 
-def paired_markdown(paired: dict[str, dict], test_rows: int) -> str:
+def _paired_markdown(paired: dict[str, dict], test_rows: int) -> str:
     """One line per pair: which texts only one model got right, and how often chance splits them so."""
     lines = [
         f"Paired on the same {test_rows} test texts (exact McNemar p: how often two equally good models "
