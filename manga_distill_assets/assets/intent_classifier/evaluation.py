@@ -94,7 +94,7 @@ def eval_report(
             model, tokenizer, texts, threads=config.latency_threads, runs=config.latency_runs
         )
         report[name] = _row(
-            classification_report(truth, predictions.tolist(), names),
+            classification_report(truth, predicted[name], names),
             latency,
             count_parameters(model),
             model_size_bytes(model),
