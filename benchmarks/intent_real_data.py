@@ -171,30 +171,18 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
     general-<shape> with `--general-shape`)."""
     from manga_distill_assets.assets.general.config import GeneralStudentConfig
     from manga_distill_assets.assets.intent_classifier.config import EncoderShape
-    from manga_distill_assets.definitions import defs, local_resources
+    from manga_distill_assets.definitions import defs
     from manga_distill_assets.presets import narrow_run_config
-    from manga_distill_assets.resources.labeled_source import LabeledIntentsSource
-    from manga_distill_assets.resources.query_log import LocalQueryLog
     from manga_distill_assets.resources.workspace import TrainingWorkspace
 
     train = read_banking77("train.csv")
     intents = drawn_intents(train, arguments.intents)
     labelled, unlabelled = draw(of_intents(train, intents), size, seed)
     root.mkdir(parents=True, exist_ok=True)
-    labelled_file, test_file = root / "labelled.csv", root / "test.csv"
-    write_rows(labelled_file, labelled)
-    write_rows(test_file, read_banking77("test.csv", intents))
+    write_rows(root / "labelled.csv", labelled)
+    write_rows(root / "test.csv", read_banking77("test.csv", intents))
     days = write_query_log(root / "query_log", unlabelled)
-    resources = {
-        **local_resources(root / "artifacts"),
-        "query_log": LocalQueryLog(root=str(root / "query_log")),
-        "labeled_source": LabeledIntentsSource(
-            path=str(labelled_file),
-            test_path=str(test_file),
-            label_column="category",
-            split_column=None,
-        ),
-    }
+    resources = run_resources(root)
     ops: dict[str, dg.Config] = {}
     if arguments.general_workspace:
         resources["training_workspace"] = TrainingWorkspace(root=arguments.general_workspace)
@@ -256,6 +244,24 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
         "teacher_is_best": report["teacher_is_best"],
         "paired": report["paired"],
         "quality_gate": report["quality_gate"],
+    }
+
+
+def run_resources(root: Path) -> dict[str, Any]:
+    """A run folder's resources: its artifacts, query log, labelled file and BANKING77 test split."""
+    from manga_distill_assets.definitions import local_resources
+    from manga_distill_assets.resources.labeled_source import LabeledIntentsSource
+    from manga_distill_assets.resources.query_log import LocalQueryLog
+
+    return {
+        **local_resources(root / "artifacts"),
+        "query_log": LocalQueryLog(root=str(root / "query_log")),
+        "labeled_source": LabeledIntentsSource(
+            path=str(root / "labelled.csv"),
+            test_path=str(root / "test.csv"),
+            label_column="category",
+            split_column=None,
+        ),
     }
 
 
