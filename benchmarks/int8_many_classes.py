@@ -1,7 +1,8 @@
 """int8 agreement on many classes: the ONNX int8 graph against the PyTorch model it came from, on BANKING77's
 3,080 test texts (77 intents), with the pooler and classifier and the feed-forward down-projections kept fp32
-(the default) or quantised, and with per-channel or per-tensor weights; with each graph's p50 latency for one
-text at one thread.
+(the default) or quantised, with per-channel or per-tensor weights, and exported at activation smoothing
+strengths 0.5 to 0.9 (SmoothQuant, `distill/smoothing.py`; scales set on 1,000 train texts, one at a time);
+with each graph's p50 latency for one text at one thread.
 
 By default the model is `baseline_student`'s start (layers 2 and 5 of the packaged all-MiniLM-L6-v2) with its
 77-class classifier fitted by logistic regression on the pooled output of 30 train texts per intent: no
@@ -47,6 +48,7 @@ from manga_distill_assets.distill.onnx_export import (
     parity,
     quantize_int8,
 )
+from manga_distill_assets.distill.smoothing import input_ranges, smoothed
 from manga_distill_assets.distill.students import from_pretrained, from_teacher
 
 RESULTS = Path(__file__).parent / "results" / "int8_many_classes.json"
@@ -56,14 +58,17 @@ BANKING77 = Path(
     )
 )
 PER_INTENT = 30
-VARIANTS = {
-    "head and FFN output fp32, per-channel (default)": {},
-    "FFN output int8": {"quantize_ffn_output": True},
-    "head int8": {"quantize_head": True},
-    "head and FFN output int8": {"quantize_head": True, "quantize_ffn_output": True},
-    "per-tensor": {"per_channel": False},
+VARIANTS: dict[str, tuple[float | None, dict[str, bool]]] = {
+    "head and FFN output fp32, per-channel (default)": (None, {}),
+    "FFN output int8": (None, {"quantize_ffn_output": True}),
+    "head int8": (None, {"quantize_head": True}),
+    "head and FFN output int8": (None, {"quantize_head": True, "quantize_ffn_output": True}),
+    "per-tensor": (None, {"per_channel": False}),
+    **{f"smoothed at {alpha}": (alpha, {}) for alpha in (0.5, 0.7, 0.9)},
 }
+"""Each graph: the smoothing strength it is exported at (None: none) and `quantize_int8`'s options."""
 TIMED_TEXTS = 300
+RANGE_TEXTS = 1000
 
 
 def read(name: str) -> list[dict[str, str]]:
@@ -139,9 +144,13 @@ def main() -> None:
         "median_top2_logit_margin": float(np.median(top_two[:, 1] - top_two[:, 0])),
         "variants": {},
     }
+    range_texts = [row["text"] for row in train][:: max(1, len(train) // RANGE_TEXTS)]
+    one_text_batches = (tokenizer(text, truncation=True, return_tensors="pt") for text in range_texts)
+    ranges = input_ranges(model, one_text_batches)
     with tempfile.TemporaryDirectory() as scratch:
-        fp32 = export_onnx(model, tokenizer, Path(scratch) / "model.onnx")
-        for index, (label, options) in enumerate(VARIANTS.items()):
+        for index, (label, (alpha, options)) in enumerate(VARIANTS.items()):
+            exported = model if alpha is None else smoothed(model, ranges, alpha)
+            fp32 = export_onnx(exported, tokenizer, Path(scratch) / f"model_{index}.onnx")
             path = quantize_int8(fp32, Path(scratch) / f"int8_{index}.onnx", **options)
             session = open_session(path)
             result = parity(reference, onnx_logits(session, tokenizer, test_texts))

@@ -240,7 +240,7 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
         "speedup_p50": {name: report[name]["speedup_p50_vs_teacher"] for name in MODELS[1:]},
         "int8_agreement": report["student_onnx_int8"]["parity"]["agreement"],
         "int8_matmuls_kept_fp32": onnx.get("int8_matmuls_kept_fp32"),
-        "int8_agreement_all_matmuls_validation": onnx.get("int8_validation_agreement_all_matmuls"),
+        "int8_agreement_all_matmuls_calibration": onnx.get("int8_calibration_agreement_all_matmuls"),
         "teacher_is_best": report["teacher_is_best"],
         "paired": report["paired"],
         "quality_gate": report["quality_gate"],

@@ -46,13 +46,13 @@ from manga_distill_assets.distill.latency import measure_latency, measure_onnx_l
 from manga_distill_assets.distill.onnx_export import (
     FP32_FILE,
     INT8_FILE,
-    export_student,
     file_bytes,
     onnx_logits,
     open_session,
     parity,
     quantize_int8,
 )
+from manga_distill_assets.distill.student_export import export_student
 from manga_distill_assets.distill.students import EAGER_ATTENTION, from_teacher
 
 PACKAGED_INTENTS = Path(__file__).resolve().parents[1] / "manga_distill_assets" / "data" / "manga_intents.csv"

@@ -218,8 +218,9 @@ def latency_only(preset: str, candidates: int, queries: int) -> dict[str, Any]:
     from manga_distill_assets.data.rerank_candidates import select_candidates
     from manga_distill_assets.data.rerank_pairs import catalogue_products, generate_queries, graded_rows
     from manga_distill_assets.distill.cross_encoders import RELEVANCE_LABEL, encode_pairs
-    from manga_distill_assets.distill.onnx_export import INT8_FILE, export_student, file_bytes, open_session
+    from manga_distill_assets.distill.onnx_export import INT8_FILE, file_bytes, open_session
     from manga_distill_assets.distill.ranking_serving import export_reranker, onnx_latency, torch_latency
+    from manga_distill_assets.distill.student_export import export_student
     from manga_distill_assets.distill.students import count_parameters, from_pretrained, from_teacher
     from manga_distill_assets.distill.vocab import prune_vocabulary
     from manga_distill_assets.distill.width_pruning import activation_importance, prune_width

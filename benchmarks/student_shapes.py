@@ -33,7 +33,8 @@ from transformers import AutoTokenizer, PreTrainedModel
 
 from manga_distill_assets.assets.general.config import GeneralStudentConfig
 from manga_distill_assets.distill.latency import measure_latency, measure_onnx_latency
-from manga_distill_assets.distill.onnx_export import FP32_FILE, INT8_FILE, export_student
+from manga_distill_assets.distill.onnx_export import FP32_FILE, INT8_FILE
+from manga_distill_assets.distill.student_export import export_student
 from manga_distill_assets.distill.students import (
     build_student,
     count_parameters,

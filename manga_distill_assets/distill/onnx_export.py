@@ -25,7 +25,7 @@ import json
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +36,6 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from manga_distill_assets.distill.int8_fallback import quantize_keeping_parity
 from manga_distill_assets.distill.unpadded import UnpaddedBertScorer
 
 FP32_FILE = "model.onnx"
@@ -334,68 +333,6 @@ def parity(reference: np.ndarray, candidate: np.ndarray) -> Parity:
         )
     agreement = float((reference.argmax(axis=1) == candidate.argmax(axis=1)).mean())
     return Parity(agreement, float(np.abs(reference - candidate).max()), len(reference))
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Held-out texts and the PyTorch model's logits for them: int8 keeps matmuls fp32 until its predictions
-    agree with these on at least `floor` of the texts (see int8_fallback)."""
-
-    texts: list[str]
-    reference: np.ndarray
-    floor: float
-
-
-def export_student(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    folder: Path,
-    *,
-    exporter: Exporter = "torchscript",
-    per_channel: bool = True,
-    reduce_range: bool = False,
-    quantize_embeddings: bool = False,
-    quantize_head: bool = False,
-    quantize_ffn_output: bool = False,
-    calibration: Calibration | None = None,
-    unpadded: bool = False,
-) -> Path:
-    """A servable folder: the fp32 and int8 graphs, the model config (label names) and the tokenizer.
-
-    With `calibration`, the int8 graph keeps the fewest matmuls fp32 that hold its agreement with the model
-    on the calibration texts at the floor, and `INT8_CHOICE_FILE` in the folder records which and why."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fp32 = export_onnx(model, tokenizer, folder / FP32_FILE, exporter=exporter, unpadded=unpadded)
-    options = {
-        "per_channel": per_channel,
-        "reduce_range": reduce_range,
-        "quantize_embeddings": quantize_embeddings,
-        "quantize_head": quantize_head,
-        "quantize_ffn_output": quantize_ffn_output,
-    }
-    if calibration is None:
-        quantize_int8(fp32, folder / INT8_FILE, **options)
-    else:
-        always = fp32_nodes(fp32, head=not quantize_head, ffn_output=not quantize_ffn_output)
-        choice = quantize_keeping_parity(
-            fp32,
-            folder / INT8_FILE,
-            calibration.reference,
-            lambda path: onnx_logits(open_session(path), tokenizer, calibration.texts),
-            lambda source, target, keep, only: quantize_int8(
-                source,
-                target,
-                **{**options, "quantize_head": True, "quantize_ffn_output": True},
-                keep_fp32=keep,
-                only=only,
-            ),
-            floor=calibration.floor,
-            always_fp32=always,
-        )
-        (folder / INT8_CHOICE_FILE).write_text(json.dumps(asdict(choice) | {"floor": calibration.floor}))
-    save_beside_graphs(model, tokenizer, folder)
-    return folder
 
 
 def save_beside_graphs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:

@@ -9,9 +9,8 @@ the same number of threads.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,14 @@ from manga_distill_assets.distill.onnx_export import (
     INT8_FILE,
     OUTPUT_NAME,
     export_onnx,
-    export_student,
     fp32_nodes,
     open_session,
     quantize_int8,
     save_beside_graphs,
 )
 from manga_distill_assets.distill.ranking_metrics import kendall_tau, top_k_agreement
-from manga_distill_assets.distill.smoothing import input_ranges, smoothed
+from manga_distill_assets.distill.smoothing import input_ranges, smoothing_strength
+from manga_distill_assets.distill.student_export import export_student
 from manga_distill_assets.distill.unpadded import unpadded_forward_fits
 
 QueryList = tuple[str, Sequence[str]]
@@ -64,12 +63,6 @@ class RankingParity:
         """1.0 plus `candidate`'s smaller margin over the two floors: 1.0 or more passes both."""
         top3 = top_k_agreement(reference, candidate, 3) - self.top3
         return 1.0 + min(top3, kendall_tau(reference, candidate) - self.kendall)
-
-
-SMOOTHING_STRENGTHS: tuple[float | None, ...] = (None, 0.5, 0.6, 0.7, 0.8, 0.9)
-"""Smoothing strengths tried on the calibration queries (None: the graph as exported). On the 4 × 384
-reranker student whose plain int8 graph kept 0.859 of the test queries' top 3, α = 0.5 kept 0.864, 0.7 kept
-0.944 and 0.85 kept 0.929 (docs/reranker.md): the best strength depends on the model, so it is measured."""
 
 
 def export_reranker(
@@ -115,8 +108,15 @@ def export_reranker(
 
     ranges = input_ranges(model, _batches(tokenizer, calibration))
     folder.mkdir(parents=True, exist_ok=True)
-    alpha, trials = _smoothing_strength(
-        model, tokenizer, ranges, np.concatenate(reference), scores, measure, folder, unpadded
+    alpha, trials = smoothing_strength(
+        model,
+        ranges,
+        export=lambda candidate, path: export_onnx(candidate, tokenizer, path, unpadded=unpadded),
+        quantize=lambda fp32, int8: quantize_int8(fp32, int8, quantize_ffn_output=True),
+        scores=scores,
+        measure=measure,
+        reference=np.concatenate(reference),
+        folder=folder,
     )
     choice = quantize_keeping_parity(
         folder / FP32_FILE,
@@ -139,34 +139,6 @@ def export_reranker(
     )
     save_beside_graphs(model, tokenizer, folder)
     return folder
-
-
-def _smoothing_strength(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    ranges: Mapping[str, torch.Tensor],
-    reference: np.ndarray,
-    scores: Callable[[Path], np.ndarray],
-    measure: Callable[[np.ndarray, np.ndarray], float],
-    folder: Path,
-    unpadded: bool,
-) -> tuple[float | None, dict[str, float]]:
-    """The strength in `SMOOTHING_STRENGTHS` whose all-int8 graph measures best on the calibration queries
-    (the first of equals, so no smoothing wins a tie), and every strength's measure. That strength's fp32
-    graph and all-int8 graph are left in `folder` (`FP32_FILE`, `INT8_FILE`), where the search starts."""
-    trials: dict[str, float] = {}
-    best: tuple[float, float | None] = (-np.inf, None)
-    with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        for alpha in SMOOTHING_STRENGTHS:
-            candidate = model if alpha is None else smoothed(model, ranges, alpha)
-            fp32 = export_onnx(candidate, tokenizer, Path(scratch) / f"{alpha}.onnx", unpadded=unpadded)
-            int8 = quantize_int8(fp32, Path(scratch) / f"{alpha}_int8.onnx", quantize_ffn_output=True)
-            trials[str(alpha)] = measure(reference, scores(int8))
-            if trials[str(alpha)] > best[0]:
-                best = (trials[str(alpha)], alpha)
-                fp32.replace(folder / FP32_FILE)
-                int8.replace(folder / INT8_FILE)
-    return best[1], trials
 
 
 def _batches(tokenizer: PreTrainedTokenizerBase, lists: Sequence[QueryList]) -> Iterator[Any]:

@@ -53,7 +53,7 @@ def test_the_graph_matches_the_design():
     }
     assert parents["general_student"] == set()
     assert parents["student_stage2"] == {"student_stage1", "teacher_soft_labels", "labeled_intents"}
-    assert parents["student_onnx"] == {"student_stage2", "labeled_intents"}
+    assert parents["student_onnx"] == {"student_stage2", "labeled_intents", "teacher_soft_labels"}
     assert parents["eval_report"] == {
         "teacher_model",
         "student_stage2",

@@ -80,6 +80,15 @@ def test_metadata_reports_sizes_opset_and_parity_for_both_graphs(built):
     assert metadata["fp32_max_abs_logit_diff"] < 1e-3
 
 
+def test_int8_is_calibrated_on_the_validation_split_and_the_query_log(built):
+    graph, _, _ = built
+    validation = graph.metadata("labeled_intents")["rows_validation"]
+    metadata = graph.metadata("student_onnx")
+    assert metadata["int8_calibration_texts"] == validation + 2  # the two queries of the log's one day
+    assert 0 <= metadata["int8_calibration_agreement"] <= 1
+    assert metadata["int8_smoothing_alpha"] in {0.0, 0.5, 0.6, 0.7, 0.8, 0.9}
+
+
 def test_the_parity_check_passes_with_the_figures_it_judged(built):
     _, result, _ = built
     (check,) = result.get_asset_check_evaluations()

@@ -1,8 +1,8 @@
 """int8 with a parity floor: which matmuls stay fp32, in what order, and when the search stops.
 
 The search is driven through its two seams (quantise, logits) by a toy whose answers are written by hand: each
-matmul, when quantised, flips the predictions of a known set of texts. The last test runs it for real on a
-tiny exported model.
+matmul, when quantised, flips the predictions of a known set of texts. tests/distill/test_student_export.py
+runs it for real on a tiny exported model.
 """
 
 from pathlib import Path
@@ -12,7 +12,6 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from manga_distill_assets.distill.evaluation import predict_logits
 from manga_distill_assets.distill.int8_fallback import (
     MARGIN_BUDGET,
     agreement,
@@ -20,15 +19,6 @@ from manga_distill_assets.distill.int8_fallback import (
     quantize_keeping_parity,
     weight_matmuls,
 )
-from manga_distill_assets.distill.onnx_export import (
-    INT8_FILE,
-    Calibration,
-    export_student,
-    onnx_logits,
-    open_session,
-    read_int8_choice,
-)
-from tests.distill.tiny import TINY_TEXTS, tiny_teacher, tiny_tokenizer
 
 TEXTS = 20
 REFERENCE = np.tile([[2.0, 0.0]], (TEXTS, 1))
@@ -222,18 +212,3 @@ def test_an_unreachable_floor_leaves_the_best_graph_found_and_says_how_far_it_go
     assert choice.agreement == 19 / 20
     assert set(choice.kept_fp32) == {"a", "b"}
     assert quantised == set()
-
-
-def test_an_exported_student_reaches_the_floor_on_its_calibration_texts(tmp_path):
-    tokenizer = tiny_tokenizer(tmp_path / "tokenizer")
-    model = tiny_teacher(layers=2)
-    texts = list(TINY_TEXTS)
-    reference = predict_logits(model, tokenizer, texts)
-    folder = export_student(
-        model, tokenizer, tmp_path / "student", calibration=Calibration(texts, reference, 1.0)
-    )
-    choice = read_int8_choice(folder)
-    assert choice["floor"] == 1.0
-    assert choice["agreement"] == 1.0
-    int8 = onnx_logits(open_session(folder / INT8_FILE), tokenizer, texts)
-    assert (int8.argmax(axis=1) == reference.argmax(axis=1)).all()

@@ -13,13 +13,13 @@ from manga_distill_assets.distill.onnx_export import (
     INT8_FILE,
     OnnxExportError,
     export_onnx,
-    export_student,
     ffn_output_nodes,
     onnx_logits,
     open_session,
     parity,
     quantize_int8,
 )
+from manga_distill_assets.distill.student_export import export_student
 from tests.distill.tiny import TINY_TEXTS, TINY_VOCAB, tiny_teacher, tiny_tokenizer
 
 TEXTS = list(TINY_TEXTS)

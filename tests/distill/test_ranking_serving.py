@@ -13,12 +13,12 @@ from manga_distill_assets.distill.onnx_export import (
     read_int8_choice,
 )
 from manga_distill_assets.distill.ranking_serving import (
-    SMOOTHING_STRENGTHS,
     RankingParity,
     export_reranker,
     onnx_query_scores,
     torch_query_scores,
 )
+from manga_distill_assets.distill.smoothing import SMOOTHING_STRENGTHS
 from tests.distill.tiny import TINY_TEXTS, tiny_teacher, tiny_tokenizer
 
 

@@ -30,10 +30,10 @@ from manga_distill_assets.distill.onnx_export import (
     INT8_FILE,
     OUTPUT_NAME,
     encode_for_session,
-    export_student,
     onnx_logits,
     open_session,
 )
+from manga_distill_assets.distill.student_export import export_student
 from manga_distill_assets.resources.model_store import ModelStore
 
 GATE = "ensemble_student_retention"
