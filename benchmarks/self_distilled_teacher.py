@@ -149,35 +149,22 @@ def self_distilled_teacher(
 ) -> tuple[Path, int, int]:
     """The stored teacher trained as stage 2 trains the student, on the stored soft labels of the kept
     transfer rows; saved as safetensors with its tokenizer."""
-    import numpy as np
     import pandas as pd
 
-    from manga_distill_assets.assets.intent_classifier.common import label_ids, label_names, split
     from manga_distill_assets.assets.intent_classifier.config import Stage2Config
-    from manga_distill_assets.assets.intent_classifier.students import kept_rows
+    from manga_distill_assets.assets.intent_classifier.students import distil_on_rows, kept_rows
     from manga_distill_assets.distill.artifacts import load_model
-    from manga_distill_assets.distill.training import LabeledTexts, train_stage2
 
     labeled = pd.read_parquet(artifacts / "assets" / "labeled_intents" / "data.parquet")
     soft_labels = pd.read_parquet(artifacts / "assets" / "teacher_soft_labels" / "data.parquet")
-    validation = split(labeled, "validation")
     (folder,) = [path for path in (artifacts / "models" / "teacher").iterdir() if path.is_dir()]
     teacher, tokenizer = load_model(folder)
     stage2 = Stage2Config()
     rows = kept_rows(soft_labels, stage2.origins())
     knobs = stage2.training.model_copy(update={"learning_rate": arguments.learning_rate})
     with tempfile.TemporaryDirectory() as checkpoints:
-        trained = train_stage2(
-            teacher,
-            tokenizer,
-            rows["text"].tolist(),
-            np.stack(rows["logits"].to_numpy()).astype(np.float32),
-            rows["label"].astype(int).tolist(),
-            knobs.training_config(Path(checkpoints)),
-            output=stage2.output(),
-            validation=LabeledTexts(
-                validation["text"].tolist(), label_ids(validation["label"], label_names(labeled))
-            ),
+        trained = distil_on_rows(
+            teacher, tokenizer, rows, labeled, knobs.training_config(Path(checkpoints)), stage2.output()
         )
     trained.model.save_pretrained(output, safe_serialization=True)
     tokenizer.save_pretrained(output)

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.general.student import general_start
@@ -67,10 +68,24 @@ def distil_stage1_student(
     """Stage 2 (`train_stage2`) from the stored stage-1 student on `rows`' targets; returns the result and
     the student's tokenizer."""
     student, tokenizer = load_model(store.get(stage1))
-    names = label_names(labeled)
+    return distil_on_rows(student, tokenizer, rows, labeled, training, output, progress), tokenizer
+
+
+def distil_on_rows(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    rows: pd.DataFrame,
+    labeled: pd.DataFrame,
+    training: TrainingConfig,
+    output: OutputDistillation,
+    progress=None,
+) -> TrainingResult:
+    """`train_stage2` on soft-label rows (text, logits, label) with `labeled`'s validation split: for a
+    stage-1 student, or any model trained as one (benchmarks/self_distilled_teacher.py trains the teacher
+    so)."""
     validation = split(labeled, "validation")
-    result = train_stage2(
-        student,
+    return train_stage2(
+        model,
         tokenizer,
         rows["text"].tolist(),
         np.stack(rows["logits"].to_numpy()).astype(np.float32),
@@ -78,9 +93,10 @@ def distil_stage1_student(
         training,
         output=output,
         progress=progress,
-        validation=LabeledTexts(validation["text"].tolist(), label_ids(validation["label"], names)),
+        validation=LabeledTexts(
+            validation["text"].tolist(), label_ids(validation["label"], label_names(labeled))
+        ),
     )
-    return result, tokenizer
 
 
 def kept_rows(soft_labels: pd.DataFrame, origins: Sequence[str]) -> pd.DataFrame:
