@@ -12,13 +12,17 @@ from matplotlib.figure import Figure
 from sklearn import metrics
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+SCORING_MAX_LENGTH = 128
+"""Tokens a finished model reads of a text when it scores it, in PyTorch or ONNX: twice the 64 it trains on,
+so scoring never cuts a text that training read in full, and every runtime cuts at the same place."""
+
 
 def predict_logits(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     batch_size: int = 64,
-    max_length: int = 128,
+    max_length: int = SCORING_MAX_LENGTH,
 ) -> np.ndarray:
     """Logits (float32, one row per text, in the order given).
 

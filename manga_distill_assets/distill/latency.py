@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
+from manga_distill_assets.distill.evaluation import SCORING_MAX_LENGTH
 from manga_distill_assets.distill.onnx_export import OUTPUT_NAME, encode_for_session, open_session
 
 _PERCENTILES = {"p50_ms": 50, "p90_ms": 90, "p99_ms": 99}
-_MAX_LENGTH = 128
 # Throughput runs one batch per this many single-text runs, so it costs about as much as the latency runs.
 _RUNS_PER_THROUGHPUT_BATCH = 20
 Inputs = TypeVar("Inputs")
@@ -156,7 +156,9 @@ def _check_arguments(
 
 
 def _encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], device: torch.device) -> BatchEncoding:
-    encoded = tokenizer(texts, padding=True, truncation=True, max_length=_MAX_LENGTH, return_tensors="pt")
+    encoded = tokenizer(
+        texts, padding=True, truncation=True, max_length=SCORING_MAX_LENGTH, return_tensors="pt"
+    )
     return encoded.to(device)
 
 

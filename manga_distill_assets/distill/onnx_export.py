@@ -36,6 +36,7 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from manga_distill_assets.distill.evaluation import SCORING_MAX_LENGTH
 from manga_distill_assets.distill.unpadded import UnpaddedBertScorer
 
 FP32_FILE = "model.onnx"
@@ -47,7 +48,6 @@ Exporter = Literal["torchscript", "dynamo"]
 VARIANT_FILES: dict[str, str] = {"fp32": FP32_FILE, "int8": INT8_FILE}
 _REQUIRED_INPUTS = ("input_ids", "attention_mask")
 _OPTIONAL_INPUTS = ("token_type_ids",)
-_MAX_LENGTH = 128
 _WEIGHT_OPS = ("MatMul", "Attention")
 SLOW_FUSIONS = ("SkipLayerNormFusion",)
 """onnxruntime graph fusions `open_session` turns off because they made our graphs slower on CPU."""
@@ -299,8 +299,10 @@ def open_session(
 def encode_for_session(
     session: onnxruntime.InferenceSession, tokenizer: PreTrainedTokenizerBase, texts: list[str]
 ) -> dict[str, np.ndarray]:
-    """The session's inputs, tokenised the way the PyTorch models are (padding, truncation at 128 tokens)."""
-    encoded = tokenizer(texts, padding=True, truncation=True, max_length=_MAX_LENGTH, return_tensors="np")
+    """The session's inputs, tokenised the way the PyTorch models are (padded, same cut)."""
+    encoded = tokenizer(
+        texts, padding=True, truncation=True, max_length=SCORING_MAX_LENGTH, return_tensors="np"
+    )
     return {item.name: encoded[item.name].astype(np.int64) for item in session.get_inputs()}
 
 

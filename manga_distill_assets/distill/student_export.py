@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from manga_distill_assets.distill.evaluation import SCORING_MAX_LENGTH
 from manga_distill_assets.distill.int8_fallback import agreement, quantize_keeping_parity
 from manga_distill_assets.distill.onnx_export import (
     FP32_FILE,
@@ -136,4 +137,6 @@ def _evenly_spaced(texts: Sequence[str], most: int) -> list[str]:
 
 def _one_text_batches(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> Iterator[dict]:
     """One text a batch, as the assistant serves them: padding would add activations no query has."""
-    return (tokenizer(text, truncation=True, max_length=128, return_tensors="pt") for text in texts)
+    return (
+        tokenizer(text, truncation=True, max_length=SCORING_MAX_LENGTH, return_tensors="pt") for text in texts
+    )

@@ -13,13 +13,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.char_tfidf import CharTfidfClassifier
 from manga_distill_assets.distill.ensemble import ensemble_probabilities
-from manga_distill_assets.distill.evaluation import predict_logits
+from manga_distill_assets.distill.evaluation import SCORING_MAX_LENGTH, predict_logits
 from manga_distill_assets.resources.logit_cache import LogitCache
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 
 TRANSFORMER = "transformer"
 CHAR_TFIDF = "char_tfidf"
-MAX_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -51,12 +50,12 @@ def transformer_member(
     model.eval()
 
     def predict_one(text: str) -> object:
-        encoded = tokenizer([text], truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+        encoded = tokenizer([text], truncation=True, max_length=SCORING_MAX_LENGTH, return_tensors="pt")
         with torch.inference_mode():
             return model(**encoded).logits
 
     def logits(texts: Sequence[str]) -> np.ndarray:
-        return predict_logits(model, tokenizer, texts, batch_size=batch_size, max_length=MAX_LENGTH)
+        return predict_logits(model, tokenizer, texts, batch_size=batch_size, max_length=SCORING_MAX_LENGTH)
 
     return LoadedMember(name, logits, predict_one)
 
