@@ -107,7 +107,6 @@ def export_reranker(
     measure = against(target)
 
     ranges = input_ranges(model, _batches(tokenizer, calibration))
-    folder.mkdir(parents=True, exist_ok=True)
     alpha, trials = smoothing_strength(
         model,
         ranges,
