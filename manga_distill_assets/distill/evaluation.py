@@ -13,8 +13,9 @@ from sklearn import metrics
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 SCORING_MAX_LENGTH = 128
-"""Tokens a finished model reads of a text when it scores it, in PyTorch or ONNX: twice the 64 it trains on,
-so scoring never cuts a text that training read in full, and every runtime cuts at the same place."""
+"""Tokens a finished classifier reads of a text when it scores it, in PyTorch or ONNX: twice the 64 its
+training reads by default (`TrainingKnobs.max_length`), so scoring does not cut what training read in full,
+and every runtime cuts at the same place."""
 
 
 def predict_logits(
