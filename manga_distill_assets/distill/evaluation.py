@@ -12,10 +12,7 @@ from matplotlib.figure import Figure
 from sklearn import metrics
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-SCORING_MAX_LENGTH = 128
-"""Tokens a finished classifier reads of a text when it scores it, in PyTorch or ONNX: twice the 64 its
-training reads by default (`TrainingKnobs.max_length`), so scoring does not cut what training read in full,
-and every runtime cuts at the same place."""
+from manga_distill_assets.distill.truncation import SCORING_MAX_LENGTH
 
 
 def predict_logits(

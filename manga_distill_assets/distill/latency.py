@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
-from manga_distill_assets.distill.evaluation import SCORING_MAX_LENGTH
 from manga_distill_assets.distill.onnx_export import OUTPUT_NAME, encode_for_session, open_session
+from manga_distill_assets.distill.truncation import SCORING_MAX_LENGTH
 
 _PERCENTILES = {"p50_ms": 50, "p90_ms": 90, "p99_ms": 99}
 # Throughput runs one batch per this many single-text runs, so it costs about as much as the latency runs.

@@ -36,7 +36,7 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from manga_distill_assets.distill.evaluation import SCORING_MAX_LENGTH
+from manga_distill_assets.distill.truncation import SCORING_MAX_LENGTH
 from manga_distill_assets.distill.unpadded import UnpaddedBertScorer
 
 FP32_FILE = "model.onnx"

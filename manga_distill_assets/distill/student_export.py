@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from manga_distill_assets.distill.evaluation import SCORING_MAX_LENGTH
 from manga_distill_assets.distill.int8_fallback import agreement, quantize_keeping_parity
 from manga_distill_assets.distill.onnx_export import (
     FP32_FILE,
@@ -33,6 +32,7 @@ from manga_distill_assets.distill.onnx_export import (
     save_beside_graphs,
 )
 from manga_distill_assets.distill.smoothing import input_ranges, smoothing_strength
+from manga_distill_assets.distill.truncation import SCORING_MAX_LENGTH
 
 ACTIVATION_TEXTS = 1024
 """The most texts whose activations set the smoothing scales: an evenly spaced sample of those given. A

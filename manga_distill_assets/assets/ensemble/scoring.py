@@ -13,7 +13,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.char_tfidf import CharTfidfClassifier
 from manga_distill_assets.distill.ensemble import ensemble_probabilities
-from manga_distill_assets.distill.evaluation import SCORING_MAX_LENGTH, predict_logits
+from manga_distill_assets.distill.evaluation import predict_logits
+from manga_distill_assets.distill.truncation import SCORING_MAX_LENGTH
 from manga_distill_assets.resources.logit_cache import LogitCache
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 
