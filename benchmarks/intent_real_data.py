@@ -13,8 +13,8 @@ at all, and the eval report's figures are kept. The table gives mean ± sd over 
         --general-workspace /tmp/general/artifacts/work
 
 On the full set the draw is all of it, so its seeds vary training instead: `--full-seeds 0` (the default)
-runs the defaults untouched, and another seed sets `training.seed` of every training loop (teacher, both
-baselines, both stages) to it, all else at its default:
+runs the defaults untouched, and another seed sets `training.seed` of every training loop (teacher, its
+refinement, both baselines, both stages) to it, all else at its default:
 
     PYTHONPATH=. python benchmarks/intent_real_data.py --per-intent full --full-seeds 1 2   # 25 min a run
 
@@ -61,7 +61,16 @@ BANKING77 = Path(
     )
 )
 LOG_DAYS = 7
-MODELS = ("teacher", "student", "baseline", "baseline_teacher_init", "student_onnx_int8")
+MODELS = (
+    "teacher",
+    "teacher_supervised",
+    "student",
+    "baseline",
+    "baseline_teacher_init",
+    "student_onnx_int8",
+)
+"""The report's rows in the table; `teacher` is the refined teacher, and runs from before the refinement have
+no `teacher_supervised` (their teacher was the supervised one), so its cell is empty for them."""
 
 
 def main() -> None:
@@ -235,6 +244,7 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
     wall = time.perf_counter() - started
     report = stored_report(instance)
     teacher = latest_metadata(instance, "teacher_model")
+    refinement = latest_metadata(instance, "teacher_refined")
     onnx = latest_metadata(instance, "student_onnx")
     return {
         "per_intent": size,
@@ -247,6 +257,8 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
         "cpus": os.cpu_count(),
         "teacher_epochs_run": teacher.get("epochs_run"),
         "teacher_stop_reason": teacher.get("stop_reason"),
+        "refinement_epochs_run": refinement.get("epochs_run"),
+        "refinement_stop_reason": refinement.get("stop_reason"),
         "accuracy": {name: report[name]["accuracy"] for name in MODELS},
         "macro_f1": {name: report[name]["macro_f1"] for name in MODELS},
         "validation_accuracy": report["validation_accuracy"],
@@ -271,10 +283,12 @@ def with_training_seed(ops: dict[str, dg.Config], seed: int) -> dict[str, dg.Con
         Stage1Config,
         Stage2Config,
         TeacherConfig,
+        TeacherRefinementConfig,
     )
 
     defaults: dict[str, dg.Config] = {
         "teacher_model": TeacherConfig(),
+        "teacher_refined": TeacherRefinementConfig(),
         "baseline_student": BaselineConfig(),
         "baseline_student_teacher_init": BaselineConfig(),
         "student_stage1": Stage1Config(),
@@ -319,6 +333,8 @@ def stored_report(instance: dg.DagsterInstance) -> dict[str, Any]:
 
 
 def mean_sd(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"mean": float("nan"), "sd": float("nan"), "n": 0}
     return {
         "mean": statistics.fmean(values),
         "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
@@ -341,7 +357,12 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "per_intent": size,
                 "student_init": student_init,
                 "seeds": [run["seed"] for run in group],
-                **{f"{name}_accuracy": mean_sd([run["accuracy"][name] for run in group]) for name in MODELS},
+                **{
+                    f"{name}_accuracy": mean_sd(
+                        [run["accuracy"][name] for run in group if name in run["accuracy"]]
+                    )
+                    for name in MODELS
+                },
                 "gain_accuracy": mean_sd([run["distillation_gain"]["accuracy"] for run in group]),
                 "gain_macro_f1": mean_sd([run["distillation_gain"]["macro_f1"] for run in group]),
                 "retention": mean_sd([run["retention"] for run in group]),

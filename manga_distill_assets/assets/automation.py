@@ -67,14 +67,18 @@ def _current_input_version(view, parent: dg.AssetKey, subset) -> str | None:
 
 
 def _settled(optional: Sequence[str] = ()) -> dg.AutomationCondition:
-    """Nothing upstream is missing (but the `optional` deps) or running, and the asset is neither running nor
-    failed last time.
+    """Nothing upstream is missing (but the `optional` deps), running or about to run, and the asset is
+    neither running nor failed last time.
 
+    An asset whose parent is requested on the same tick waits for the parent's new content: else an asset
+    that reads both a changed input and a parent about to change with it (stage 1 reads the new transfer set
+    while the teacher it distils is refined on it) would train once on the old parent and again on the new.
     A failed run is not retried on every tick: a user looks at it, fixes it and materialises by hand.
     """
     return (
         ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(*optional))
         & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested())
         & ~dg.AutomationCondition.in_progress()
         & ~dg.AutomationCondition.execution_failed()
     )

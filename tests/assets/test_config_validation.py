@@ -84,12 +84,12 @@ def test_teacher_layers_beyond_the_teacher_fail_naming_the_field_and_the_depth(t
     teacher = registered_teacher(tmp_path, labels_of(graph), seed=0)
     assert run(graph, "teacher_model", config=teacher).success
 
-    message = failure_message(
-        materialize(graph, "baseline_student_teacher_init", {"student": {"teacher_layers": [0, 99]}})
-    )
+    config = {"base_model": teacher.registered_checkpoint, "student": {"teacher_layers": [0, 99]}}
+
+    message = failure_message(materialize(graph, "baseline_student", config))
 
     assert "student.teacher_layers=[0, 99]: layers [99] do not exist, the teacher has 4 layers" in message
-    assert graph.data_version("baseline_student_teacher_init") is None
+    assert graph.data_version("baseline_student") is None
 
 
 def test_a_missing_upstream_is_named_before_the_assets_own_config_mistake(tmp_path: Path) -> None:

@@ -32,7 +32,14 @@ from tests.assets.harness import Graph, recent_days, write_day
 pytestmark = pytest.mark.slow  # trains the smoke graph and stage 2 three times: about 1.2 CPU-minutes
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-UPSTREAM = ("teacher_model", "claude_paraphrases", "teacher_soft_labels", "student_stage1")
+UPSTREAM = (
+    "teacher_model",
+    "claude_paraphrases",
+    "teacher_soft_labels",
+    "teacher_refined",
+    "refined_soft_labels",
+    "student_stage1",
+)
 CHECKPOINT_TIMEOUT_S = 180
 LOG_EVERY = TrainingConfig.log_every
 TRAINER_STATE = "trainer_state.json"

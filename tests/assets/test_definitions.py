@@ -44,17 +44,25 @@ def test_the_graph_matches_the_design():
         "claude_paraphrases",
         "unlabeled_queries",
     }
+    assert parents["teacher_refined"] == {"teacher_model", "teacher_soft_labels", "labeled_intents"}
+    assert parents["refined_soft_labels"] == {"teacher_refined", "teacher_soft_labels", "labeled_intents"}
     assert parents["student_stage1"] == {
-        "teacher_model",
+        "teacher_refined",
+        "teacher_soft_labels",
         "labeled_intents",
-        "claude_paraphrases",
-        "unlabeled_queries",
         "general_student",
     }
     assert parents["general_student"] == set()
-    assert parents["student_stage2"] == {"student_stage1", "teacher_soft_labels", "labeled_intents"}
-    assert parents["student_onnx"] == {"student_stage2", "labeled_intents", "teacher_soft_labels"}
+    assert parents["student_stage2"] == {"student_stage1", "refined_soft_labels", "labeled_intents"}
+    assert parents["student_onnx"] == {"student_stage2", "labeled_intents", "refined_soft_labels"}
+    assert parents["baseline_student"] == {"teacher_model", "labeled_intents", "general_student"}
+    assert parents["baseline_student_teacher_init"] == {
+        "teacher_refined",
+        "labeled_intents",
+        "general_student",
+    }
     assert parents["eval_report"] == {
+        "teacher_refined",
         "teacher_model",
         "student_stage2",
         "student_onnx",

@@ -18,7 +18,6 @@ from manga_distill_assets.distill.evaluation import predict_logits
 from manga_distill_assets.distill.general import narrow_encoder
 from manga_distill_assets.distill.students import StudentSpec, freeze_encoder, from_teacher
 from manga_distill_assets.resources.io_manager import encode_value
-from tests.assets.harness import recent_days
 from tests.distill.tiny import TINY_LABEL_NAMES, TINY_LABELS, TINY_TEXTS, tiny_teacher, tiny_tokenizer
 
 SPLITS = ["train", "train", "train", "validation", "test"]
@@ -81,11 +80,11 @@ class Lab:
         self.labeled = labeled_frame()
         self.soft_labels = soft_label_frame(self.labeled)
         write_asset(root / "artifacts", "labeled_intents", self.labeled)
-        write_asset(root / "artifacts", "teacher_soft_labels", self.soft_labels)
+        write_asset(root / "artifacts", "refined_soft_labels", self.soft_labels)
         write_asset(
             root / "artifacts",
-            "teacher_model",
-            store_model(self.resources, root, self.teacher, self.tokenizer, "teacher"),
+            "teacher_refined",
+            store_model(self.resources, root, self.teacher, self.tokenizer, "teacher_refined"),
         )
         stage1 = from_teacher(self.teacher, [1, 3])
         write_asset(
@@ -99,11 +98,6 @@ class Lab:
             "general_student",
             store_model(self.resources, root, general, self.tokenizer, "general_student"),
         )
-        paraphrases = pd.DataFrame({"text": [text for text, _, _ in PARAPHRASES]})
-        write_asset(root / "artifacts", "claude_paraphrases", paraphrases)
-        (day,) = recent_days(1)
-        queries = pd.DataFrame({"text": QUERIES, "frequency": [3, 2, 1]})
-        write_asset(root / "artifacts", "unlabeled_queries", queries, partition=day)
 
     def materialize(self, key: str, partition: str | None = None, instance=None, seeds=SEEDS):
         ops = smoke_study_ops(seeds)

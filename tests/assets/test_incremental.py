@@ -108,14 +108,18 @@ def test_a_day_with_new_queries_reruns_only_the_affected_models(world):
     assert tick() == {"unlabeled_queries"}
     graph.materialize("unlabeled_queries", partition_key=days[2])
     requested = []
-    for _ in range(4):
+    for _ in range(7):
         wave = tick()
         requested.append(wave)
         if wave:
             graph.materialize(*sorted(wave))
+    # each model once, after every parent it reads has its new content
     assert requested == [
-        {"teacher_soft_labels", "student_stage1"},
-        {"student_stage2", "student_onnx"},  # one run, in graph order: the ONNX graphs of the new student
+        {"teacher_soft_labels"},
+        {"teacher_refined"},
+        {"refined_soft_labels", "student_stage1", "baseline_student_teacher_init"},
+        {"student_stage2"},
+        {"student_onnx"},
         {"eval_report"},
         set(),
     ]

@@ -7,7 +7,11 @@ import dagster as dg
 import pytest
 
 from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
-from manga_distill_assets.assets.intent_classifier.config import EvalConfig, TeacherConfig
+from manga_distill_assets.assets.intent_classifier.config import (
+    EvalConfig,
+    TeacherConfig,
+    TeacherRefinementConfig,
+)
 from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
 from manga_distill_assets.assets.intent_classifier.teacher import default_teacher_base
 from manga_distill_assets.distill.artifacts import save_model
@@ -40,7 +44,7 @@ def built(tmp_path_factory):
 def test_eval_report_compares_teacher_student_and_both_baselines(built):
     _, result = built
     report = result.output_for_node("eval_report")
-    for name in ("teacher", "student", "baseline", "baseline_teacher_init"):
+    for name in ("teacher", "teacher_supervised", "student", "baseline", "baseline_teacher_init"):
         assert set(report[name]) >= {"accuracy", "macro_f1", "params", "size_bytes", "latency_ms"}
         assert set(report[name]["latency_ms"]) >= {"p50", "p99"}
     assert report["student"]["params"] < report["teacher"]["params"] / 2
@@ -59,7 +63,12 @@ def test_eval_report_compares_teacher_student_and_both_baselines(built):
 def test_eval_report_says_whether_each_step_of_its_order_is_more_than_chance(built):
     graph, result = built
     report = result.output_for_node("eval_report")
-    for first, second in (("student", "teacher"), ("student", "baseline"), ("teacher", "baseline")):
+    for first, second in (
+        ("student", "teacher"),
+        ("student", "baseline"),
+        ("teacher", "baseline"),
+        ("teacher", "teacher_supervised"),
+    ):
         comparison = report["paired"][f"{first}_vs_{second}"]
         assert comparison["accuracy_difference"] == pytest.approx(
             report[first]["accuracy"] - report[second]["accuracy"]
@@ -78,7 +87,7 @@ def test_every_model_stored_leaves_no_training_checkpoint_behind(built):
 def test_every_pytorch_model_records_validation_accuracy_and_loss_for_the_report(built):
     _, result = built
     report = result.output_for_node("eval_report")
-    for name in ("teacher", "student", "baseline", "baseline_teacher_init"):
+    for name in ("teacher", "teacher_supervised", "student", "baseline", "baseline_teacher_init"):
         assert 0.0 <= report["validation_accuracy"][name] <= 1.0
         assert report["validation_loss"][name] > 0.0
 
@@ -87,6 +96,33 @@ def test_the_fair_baseline_starts_from_the_pretrained_base_and_the_second_from_t
     graph, _ = built
     assert graph.metadata("baseline_student")["started_from"] == default_teacher_base()
     assert graph.metadata("baseline_student_teacher_init")["started_from"].startswith("teacher ")
+
+
+def test_the_teacher_is_refined_on_the_supervised_teachers_kept_soft_labels(built):
+    graph, result = built
+    supervised = ModelRef.from_dict(result.output_for_node("teacher_model"))
+    refined = ModelRef.from_dict(result.output_for_node("teacher_refined"))
+    assert refined.sha256 != supervised.sha256
+    assert refined.label_map == supervised.label_map
+    soft_labels = result.output_for_node("teacher_soft_labels")
+    metadata = graph.metadata("teacher_refined")
+    assert metadata["refined"] is True
+    assert metadata["supervised_validation_accuracy"] == supervised.metrics["validation_accuracy"]
+    for origin in ("labeled", "paraphrase", "unlabeled"):
+        rows = soft_labels[soft_labels["origin"] == origin]
+        assert metadata[f"rows_{origin}"] == rows["keep"].sum()
+
+
+def test_the_students_and_the_report_start_from_the_refined_teacher(built):
+    graph, result = built
+    supervised = ModelRef.from_dict(result.output_for_node("teacher_model"))
+    refined = ModelRef.from_dict(result.output_for_node("teacher_refined"))
+    assert graph.metadata("teacher_soft_labels")["teacher_sha256"] == supervised.sha256
+    assert graph.metadata("refined_soft_labels")["teacher_sha256"] == refined.sha256
+    assert graph.metadata("baseline_student_teacher_init")["started_from"] == f"teacher {refined.sha256[:16]}"
+    report = result.output_for_node("eval_report")
+    assert report["teacher"]["sha256"] == refined.sha256
+    assert report["teacher_supervised"]["sha256"] == supervised.sha256
 
 
 def test_eval_report_adds_the_students_onnx_graphs_measured_like_the_pytorch_models(built):
@@ -183,3 +219,18 @@ def test_a_registered_teacher_with_matching_labels_is_stored_without_training(bu
     assert ModelRef.from_dict(registered.output_for_node("teacher_model")).label_map == trained.label_map
     metadata = graph.metadata("teacher_model")
     assert metadata["registered"] is True and metadata["train_steps"] == 0
+
+
+def test_a_disabled_refinement_passes_the_supervised_teacher_on(built):
+    graph, _ = built
+    stored = graph.root / "artifacts" / "assets" / "teacher_model" / "data.json"
+    stored_teacher = json.loads(stored.read_text())
+    passed_on = dg.materialize(
+        list(graph.defs.assets),
+        selection=dg.AssetSelection.assets("teacher_refined"),
+        instance=graph.instance,
+        resources=graph.resources,
+        run_config=dg.RunConfig(ops={"teacher_refined": TeacherRefinementConfig(enabled=False)}),
+    )
+    assert passed_on.output_for_node("teacher_refined") == stored_teacher
+    assert graph.metadata("teacher_refined")["refined"] is False

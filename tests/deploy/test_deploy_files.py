@@ -34,6 +34,7 @@ INSTANCE_YAMLS = {
 TRAINING_ASSETS = (
     "general_student",
     "teacher_model",
+    "teacher_refined",
     "student_stage1",
     "student_stage2",
     "baseline_student",

@@ -1,6 +1,6 @@
 """Where the student starts: the general student, the teacher's own layers, or the general student's shape
-with random weights, each then distilled exactly as the graph does (stage 1 on the transfer texts, the
-vocabulary pruned, stage 2 on the teacher's soft labels), once per seed.
+with random weights, each then distilled as the graph distils its student (stage 1 on the transfer texts, the
+vocabulary pruned, stage 2 on the refined teacher's soft labels), once per seed.
 
 `init=general` against `init=config` is what the general stage buys a narrow student; `init=teacher` is the
 graph's default student, for scale. Rows are the other studies' columns, so `experiment_report` summarises
@@ -55,7 +55,6 @@ INIT_VARIANTS = {"init=general": "general", "init=teacher": "teacher", "init=con
     code_version="1",
     kinds={"pytorch"},
     partitions_def=dg.StaticPartitionsDefinition(list(INIT_VARIANTS)),
-    ins={"unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping())},
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
     description="The student's start: general student vs teacher layers vs random weights in the general "
@@ -64,24 +63,20 @@ INIT_VARIANTS = {"init=general": "general", "init=teacher": "teacher", "init=con
 def init_study(
     context: dg.AssetExecutionContext,
     config: InitStudyConfig,
-    teacher_model: dict,
+    teacher_refined: dict,
     general_student: dict,
-    teacher_soft_labels: pd.DataFrame,
+    refined_soft_labels: pd.DataFrame,
     labeled_intents: pd.DataFrame,
-    claude_paraphrases: pd.DataFrame,
-    unlabeled_queries: pd.DataFrame,
     model_store: ModelStore,
     training_workspace: TrainingWorkspace,
 ) -> dg.Output[pd.DataFrame]:
     init = INIT_VARIANTS[context.partition_key]
-    teacher_ref = matching_ref(teacher_model, labeled_intents, INIT_STUDY)
+    teacher_ref = matching_ref(teacher_refined, labeled_intents, INIT_STUDY)
     teacher, tokenizer = load_model(model_store.get(teacher_ref))
     names = label_names(labeled_intents)
-    rows = kept_rows(teacher_soft_labels, ALL_ORIGINS)
+    rows = kept_rows(refined_soft_labels, ALL_ORIGINS)
     validation, test = split(labeled_intents, "validation"), split(labeled_intents, "test")
-    stage1_texts = transfer_texts(
-        labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts
-    )
+    stage1_texts = transfer_texts(refined_soft_labels, config.max_transfer_texts)
     inputs = Inputs(
         teacher=teacher,
         tokenizer=tokenizer,

@@ -1,13 +1,13 @@
 """The four studies: one asset each, built by one factory over the study table; one static partition per
 variant, every variant run once per seed.
 
-Variants reuse what the model graph already paid for: the teacher's cached soft labels (the teacher never
-runs again, except as the layer target of the combined recipe) and the stage-1 student. A partition stores its
-per-seed metrics, not the students: every row can be reproduced from its seed, and fifteen models per study
-would cost far more disk than they are worth. Training goes to a fresh folder that is deleted afterwards, so
-a rerun trains from scratch (no resume from a finished checkpoint) and its training time is honest. How each
-recipe trains is `distill.recipes.RECIPES`; this module only loads inputs, builds the starting student and
-scores.
+Variants reuse what the model graph already paid for: the refined teacher's cached soft labels (the teacher
+never runs again, except as the layer target of the combined recipe) and the stage-1 student. A partition
+stores its per-seed metrics, not the students: every row can be reproduced from its seed, and fifteen models
+per study would cost far more disk than they are worth. Training goes to a fresh folder that is deleted
+afterwards, so a rerun trains from scratch (no resume from a finished checkpoint) and its training time is
+honest. How each recipe trains is `distill.recipes.RECIPES`; this module only loads inputs, builds the
+starting student and scores.
 """
 
 import dataclasses
@@ -160,16 +160,16 @@ def study_asset(study: Study) -> dg.AssetsDefinition:
     def _study(
         context: dg.AssetExecutionContext,
         config: config_type,  # type: ignore[valid-type]
-        teacher_model: dict,
+        teacher_refined: dict,
         student_stage1: dict,
-        teacher_soft_labels: pd.DataFrame,
+        refined_soft_labels: pd.DataFrame,
         labeled_intents: pd.DataFrame,
         model_store: ModelStore,
         training_workspace: TrainingWorkspace,
     ) -> dg.Output[pd.DataFrame]:
         variant = study.variant(config, study.variants[context.partition_key])
         inputs = _load_inputs(
-            teacher_model, student_stage1, teacher_soft_labels, labeled_intents, model_store
+            teacher_refined, student_stage1, refined_soft_labels, labeled_intents, model_store
         )
         return run_study(context, study.name, variant, config, inputs, training_workspace)
 
@@ -180,13 +180,13 @@ temperature_study, alpha_study, recipe_study, data_study = (study_asset(study) f
 
 
 def _load_inputs(
-    teacher_model: dict,
+    teacher: dict,
     student_stage1: dict,
     soft_labels: pd.DataFrame,
     labeled: pd.DataFrame,
     store: ModelStore,
 ) -> StudyInputs:
-    teacher_ref = matching_ref(teacher_model, labeled, "distillation_experiments")
+    teacher_ref = matching_ref(teacher, labeled, "distillation_experiments")
     teacher, tokenizer = load_model(store.get(teacher_ref))
     return StudyInputs(
         teacher=teacher,

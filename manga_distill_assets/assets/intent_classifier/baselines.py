@@ -4,7 +4,7 @@ and what it owes to the teacher's soft labels.
 
 - `baseline_student` starts from the pre-trained base model's layers, as a user without a teacher would: the
   gap between it and the distilled student is what distillation bought (`distillation_gain`).
-- `baseline_student_teacher_init` starts from the fine-tuned teacher's layers, as the distilled student does:
+- `baseline_student_teacher_init` starts from the refined teacher's layers, as the distilled student does:
   it already inherits the teacher's knowledge through its weights.
 
 With `student.init: general` both start from the general student (and are then the same run): a student of
@@ -69,7 +69,7 @@ def _pretrained_source(
 def _teacher_source(
     config: BaselineConfig, teacher_ref: ModelRef, store: ModelStore, id2label: dict[int, str]
 ) -> Start:
-    """The fine-tuned teacher, as stage 1 starts from it."""
+    """The refined teacher, as stage 1 starts from it."""
     del id2label
     folder = store.get(teacher_ref)
     config.student.check_teacher_depth(folder, "student")
@@ -77,13 +77,13 @@ def _teacher_source(
     return Start(model, tokenizer, f"teacher {teacher_ref.sha256[:16]}", fresh_head=False)
 
 
-def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
+def _baseline_asset(name: str, source, teacher: str, description: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=name,
         group_name="intent_classifier",
         code_version="4",
         kinds={"pytorch"},
-        ins={"general_student": dg.AssetIn(dagster_type=dg.Nothing)},
+        ins={"teacher": dg.AssetIn(teacher), "general_student": dg.AssetIn(dagster_type=dg.Nothing)},
         automation_condition=on_input_content_change(optional=["general_student"]),
         pool=GPU_POOL,
         op_tags=GPU_OP_TAGS,
@@ -92,12 +92,12 @@ def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
     def baseline(
         context: dg.AssetExecutionContext,
         config: BaselineConfig,
-        teacher_model: dict,
+        teacher: dict,
         labeled_intents: pd.DataFrame,
         model_store: ModelStore,
         training_workspace: TrainingWorkspace,
     ) -> dg.Output[dict]:
-        teacher_ref = matching_ref(teacher_model, labeled_intents, name)
+        teacher_ref = matching_ref(teacher, labeled_intents, name)
         names = label_names(labeled_intents)
         id2label = dict(enumerate(names))
         start = source(config, teacher_ref, model_store, id2label)
@@ -155,12 +155,14 @@ def _baseline_asset(name: str, source, description: str) -> dg.AssetsDefinition:
 baseline_student = _baseline_asset(
     "baseline_student",
     _pretrained_source,
+    "teacher_model",
     "The student's shape from the pre-trained base model's layers, trained on hard labels alone: what a user "
     "gets without a teacher, and what distillation has to beat.",
 )
 baseline_student_teacher_init = _baseline_asset(
     "baseline_student_teacher_init",
     _teacher_source,
-    "The student's shape from the fine-tuned teacher's layers, trained on hard labels alone: how much of the "
+    "teacher_refined",
+    "The student's shape from the refined teacher's layers, trained on hard labels alone: how much of the "
     "student's quality its start inherits from the teacher, apart from the soft labels.",
 )

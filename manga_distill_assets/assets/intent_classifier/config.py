@@ -103,7 +103,9 @@ class ParaphraseConfig(dg.Config):
     )
 
 
-class SoftLabelConfig(dg.Config):
+class ScoringConfig(dg.Config):
+    """How a teacher scores the transfer set and judges its paraphrases."""
+
     keep_threshold: float = Field(
         default=0.5,
         ge=0,
@@ -117,6 +119,11 @@ class SoftLabelConfig(dg.Config):
         description="Only for the reported mean teacher entropy; stage 2's temperature is student_stage2's.",
     )
     batch_size: int = Field(default=128, gt=0)
+
+
+class SoftLabelConfig(ScoringConfig):
+    """The transfer set itself is drawn here; `refined_soft_labels` scores the same rows again."""
+
     max_unlabeled: int = Field(
         default=0, ge=0, description="Score only the N most frequent queries (0: all)."
     )
@@ -252,6 +259,19 @@ class Stage2Config(dg.Config):
         """The soft-label rows stage 2 learns from: the labelled texts, and the transfer texts asked for."""
         chosen = {"paraphrase": self.use_paraphrases, "unlabeled": self.use_unlabeled}
         return ("labeled", *(origin for origin, used in chosen.items() if used))
+
+
+class TeacherRefinementConfig(Stage2Config):
+    """The supervised teacher trained once more as stage 2 trains the student, on its own soft labels of the
+    transfer set: it then learns from the paraphrases and the query log too, as its student will, and stays
+    the most accurate model of the run (on BANKING77 at 10 to 100 labelled texts per intent the student had
+    often edged past a teacher that had seen the labels alone; docs/intent-on-real-data.md). A third of
+    stage 2's rate, since the teacher starts trained. `enabled: false` passes the supervised teacher on."""
+
+    enabled: bool = True
+    training: TrainingKnobs = TrainingKnobs(
+        epochs=1.0, learning_rate=1e-4, batch_size=64, freeze_word_embeddings=True
+    )
 
 
 class BaselineConfig(dg.Config):

@@ -1,6 +1,7 @@
-"""The report users read: teacher, distilled student, the two no-distillation baselines and the student's ONNX
-graphs (fp32 and int8) on the test split, every one timed the same way, and the quality gate that says
-whether the run may be served and, when not, what to change."""
+"""The report users read: the teacher (refined, and the supervised one it was refined from), distilled
+student, the two no-distillation baselines and the student's ONNX graphs (fp32 and int8) on the test split,
+every one timed the same way, and the quality gate that says whether the run may be served and, when not,
+what to change."""
 
 import base64
 import json
@@ -36,16 +37,22 @@ from manga_distill_assets.distill.paired_comparison import compare_paired
 from manga_distill_assets.distill.students import count_parameters, model_size_bytes
 from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 
-TORCH_MODELS = ("teacher", "student", "baseline", "baseline_teacher_init")
+TORCH_MODELS = ("teacher", "teacher_supervised", "student", "baseline", "baseline_teacher_init")
 ONNX_MODELS = tuple(f"student_onnx_{variant}" for variant in VARIANT_FILES)
 MODELS = TORCH_MODELS + ONNX_MODELS
-PAIRS = (("student", "teacher"), ("student", "baseline"), ("teacher", "baseline"))
-"""The order the report is read for: teacher over student over the no-distillation baseline."""
+PAIRS = (
+    ("student", "teacher"),
+    ("student", "baseline"),
+    ("teacher", "baseline"),
+    ("teacher", "teacher_supervised"),
+)
+"""The order the report is read for: teacher over student over the no-distillation baseline; and what the
+refinement bought the teacher."""
 
 
 @dg.asset(
     group_name="intent_classifier",
-    code_version="5",
+    code_version="6",
     kinds={"pytorch"},
     automation_condition=on_input_content_change(),
     check_specs=[dg.AssetCheckSpec("student_quality_gate", asset="eval_report", blocking=True)],
@@ -53,6 +60,7 @@ PAIRS = (("student", "teacher"), ("student", "baseline"), ("teacher", "baseline"
 def eval_report(
     context: dg.AssetExecutionContext,
     config: EvalConfig,
+    teacher_refined: dict,
     teacher_model: dict,
     student_stage2: dict,
     baseline_student: dict,
@@ -72,7 +80,8 @@ def eval_report(
     truth = label_ids(test["label"], names)
     texts = test["text"].tolist()
     refs = {
-        "teacher": teacher_model,
+        "teacher": teacher_refined,
+        "teacher_supervised": teacher_model,
         "student": student_stage2,
         "baseline": baseline_student,
         "baseline_teacher_init": baseline_student_teacher_init,

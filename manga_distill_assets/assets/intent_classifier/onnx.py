@@ -80,7 +80,7 @@ def student_onnx(
     config: OnnxConfig,
     student_stage2: dict,
     labeled_intents: pd.DataFrame,
-    teacher_soft_labels: pd.DataFrame,
+    refined_soft_labels: pd.DataFrame,
     model_store: ModelStore,
 ):
     """The stage-2 student as ONNX graphs (fp32 and dynamically quantised int8) with its tokenizer, and how
@@ -97,9 +97,9 @@ def student_onnx(
             "PyTorch student. Give the labelled file a test split and re-materialise labeled_intents."
         )
     reference = predict_logits(model, tokenizer, texts)
-    # The log's queries as `teacher_soft_labels` holds them, not `unlabeled_queries`: a new log day then
-    # reaches this asset in the same wave as the student it changes, not one wave before it.
-    queries = teacher_soft_labels.loc[teacher_soft_labels["origin"] == "unlabeled", "text"]
+    # The log's queries as `refined_soft_labels` holds them, not `unlabeled_queries`: a new log day then
+    # reaches this asset in the same wave as the student it changes, not waves before it.
+    queries = refined_soft_labels.loc[refined_soft_labels["origin"] == "unlabeled", "text"]
     held_out = [
         *split(labeled_intents, "validation")["text"],
         *queries.sample(min(PARITY_QUERIES, len(queries)), random_state=0),

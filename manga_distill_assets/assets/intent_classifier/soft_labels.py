@@ -1,4 +1,5 @@
-"""Teacher logits for every transfer text, computed once per (teacher, text)."""
+"""Teacher logits for every transfer text, computed once per (teacher, text): the supervised teacher's, which
+the teacher is refined on, and the refined teacher's, which the student learns from."""
 
 import dagster as dg
 import numpy as np
@@ -7,13 +8,13 @@ import torch
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.intent_classifier.common import label_ids, label_names, matching_ref, split
-from manga_distill_assets.assets.intent_classifier.config import SoftLabelConfig
+from manga_distill_assets.assets.intent_classifier.config import ScoringConfig, SoftLabelConfig
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import predict_logits
 from manga_distill_assets.distill.losses import IGNORE_INDEX, soften
 from manga_distill_assets.resources.logit_cache import LogitCache
-from manga_distill_assets.resources.model_store import ModelStore
+from manga_distill_assets.resources.model_store import ModelRef, ModelStore
 
 ORIGINS = ("labeled", "paraphrase", "unlabeled")
 SOFT_LABEL_COLUMNS = ["text", "origin", "label", "source_text", "keep", "logits"]
@@ -27,7 +28,6 @@ SOFT_LABEL_COLUMNS = ["text", "origin", "label", "source_text", "keep", "logits"
     automation_condition=on_input_content_change(),
 )
 def teacher_soft_labels(
-    context: dg.AssetExecutionContext,
     config: SoftLabelConfig,
     teacher_model: dict,
     labeled_intents: pd.DataFrame,
@@ -36,21 +36,49 @@ def teacher_soft_labels(
     model_store: ModelStore,
     logit_cache: LogitCache,
 ) -> dg.Output[pd.DataFrame]:
-    """Logits for labelled train texts, paraphrases (with a keep flag) and unlabeled queries.
+    """The supervised teacher's logits for labelled train texts, paraphrases (with a keep flag) and unlabeled
+    queries: the transfer set, which `teacher_refined` learns from.
 
     Logits are cached by (teacher sha256, text): a nightly refresh runs the teacher only on texts it has
     never scored. A paraphrase is kept when the teacher agrees with its source label confidently enough.
     """
     ref = matching_ref(teacher_model, labeled_intents, "teacher_soft_labels")
     names = label_names(labeled_intents)
-    frame = _transfer_rows(
-        labeled_intents, claude_paraphrases, unlabeled_queries, names, config.max_unlabeled
-    )
+    rows = _transfer_rows(labeled_intents, claude_paraphrases, unlabeled_queries, names, config.max_unlabeled)
+    return _scored(rows, ref, config, model_store, logit_cache)
+
+
+@dg.asset(
+    group_name="intent_classifier",
+    code_version="1",
+    kinds={"pytorch", "parquet"},
+    automation_condition=on_input_content_change(),
+)
+def refined_soft_labels(
+    config: ScoringConfig,
+    teacher_refined: dict,
+    teacher_soft_labels: pd.DataFrame,
+    labeled_intents: pd.DataFrame,
+    model_store: ModelStore,
+    logit_cache: LogitCache,
+) -> dg.Output[pd.DataFrame]:
+    """The refined teacher's logits for the same transfer rows, its paraphrases judged again by it: what the
+    student learns from in stage 2. The rows come from `teacher_soft_labels`, not from the query log, so a
+    new log day reaches this asset once, after the teacher was refined on it."""
+    ref = matching_ref(teacher_refined, labeled_intents, "refined_soft_labels")
+    rows = teacher_soft_labels[["text", "origin", "label", "source_text"]].copy()
+    return _scored(rows, ref, config, model_store, logit_cache)
+
+
+def _scored(
+    frame: pd.DataFrame, ref: ModelRef, config: ScoringConfig, store: ModelStore, logit_cache: LogitCache
+) -> dg.Output[pd.DataFrame]:
+    """`frame`'s rows with the teacher's logits (scoring only texts it never scored) and keep flags."""
     texts = frame["text"].drop_duplicates().tolist()
     cached = logit_cache.get_many(ref.sha256, texts)
     missing = [text for text in texts if text not in cached]
     if missing:
-        model, tokenizer = load_model(model_store.get(ref))
+        model, tokenizer = load_model(store.get(ref))
         scored = predict_logits(model, tokenizer, missing, batch_size=config.batch_size)
         fresh = dict(zip(missing, scored, strict=True))
         logit_cache.put_many(ref.sha256, fresh)

@@ -27,6 +27,7 @@ from manga_distill_assets.assets.intent_classifier.config import (
     Stage1Config,
     Stage2Config,
 )
+from manga_distill_assets.assets.intent_classifier.soft_labels import ORIGINS
 from manga_distill_assets.assets.intent_classifier.teacher import validation_scores
 from manga_distill_assets.data.fingerprint import lines_fingerprint
 from manga_distill_assets.distill.artifacts import load_model, save_model
@@ -81,8 +82,7 @@ def distil_on_rows(
     progress=None,
 ) -> TrainingResult:
     """`train_stage2` on soft-label rows (text, logits, label) with `labeled`'s validation split: for a
-    stage-1 student, or any model trained as one (benchmarks/self_distilled_teacher.py trains the teacher
-    so)."""
+    stage-1 student, or the teacher refined as one (teacher_refined)."""
     validation = split(labeled, "validation")
     return train_stage2(
         model,
@@ -109,25 +109,26 @@ def distil_and_store(
     context: dg.AssetExecutionContext,
     kind: str,
     config: Stage2Config,
-    student_stage1: dict,
+    start: dict,
     soft_labels: pd.DataFrame,
     labeled: pd.DataFrame,
     store: ModelStore,
     workspace: TrainingWorkspace,
     *inputs: str,
 ) -> dg.Output[dict]:
-    """Stage 2 from the stored stage-1 student on the kept `soft_labels` of `config.origins()`, stored as
-    `kind`: student_stage2 on the teacher's targets, ensemble_student on the ensemble's. `inputs` are what
-    else the training depends on, beside the stage-1 student, the texts and the config (its checkpoints'
-    folder). The student's validation accuracy and loss are measured as the teacher's and the baselines'
-    are, so eval_report sets all four side by side."""
-    stage1_ref = matching_ref(student_stage1, labeled, kind)
+    """Stage 2 from the stored model `start` on the kept `soft_labels` of `config.origins()`, stored as
+    `kind`: student_stage2 from the stage-1 student on the refined teacher's targets, ensemble_student on the
+    ensemble's, teacher_refined from the supervised teacher on its own. `inputs` are what else the training
+    depends on, beside the start, the texts and the config (its checkpoints' folder). The model's validation
+    accuracy and loss are measured as the teacher's and the baselines' are, so eval_report sets them side
+    by side."""
+    start_ref = matching_ref(start, labeled, kind)
     rows = kept_rows(soft_labels, config.origins())
     with workspace.checkpoints(
-        kind, stage1_ref.sha256, lines_fingerprint(rows["text"]), *inputs, config.model_dump_json()
+        kind, start_ref.sha256, lines_fingerprint(rows["text"]), *inputs, config.model_dump_json()
     ) as checkpoints:
         result, tokenizer = distil_stage1_student(
-            stage1_ref,
+            start_ref,
             rows,
             labeled,
             store,
@@ -139,19 +140,18 @@ def distil_and_store(
         metrics = result.metrics | validation_scores(
             result.model, tokenizer, validation, label_names(labeled), config.training.max_length
         )
-        ref = save_and_put(store, result.model, tokenizer, kind, stage1_ref.label_map, metrics)
+        ref = save_and_put(store, result.model, tokenizer, kind, start_ref.label_map, metrics)
     final = result.log_history[-1] if result.log_history else {}
     return ref_output(
         ref,
         {
-            **{
-                f"rows_{origin}": int((rows["origin"] == origin).sum())
-                for origin in ("labeled", "paraphrase", "unlabeled")
-            },
+            **{f"rows_{origin}": int((rows["origin"] == origin).sum()) for origin in ORIGINS},
             "temperature": config.temperature,
             "alpha": config.alpha,
             "parameters": count_parameters(result.model),
             "optimizer_steps": result.optimizer_steps,
+            "epochs_run": result.epochs_run,
+            "stop_reason": result.stop_reason,
             "resumed_from": str(result.resumed_from) if result.resumed_from else None,
             "loss_curve": loss_curve(result.log_history),
             **{key: float(value) for key, value in metrics.items()},
@@ -160,16 +160,16 @@ def distil_and_store(
     )
 
 
-def transfer_texts(
-    labeled: pd.DataFrame, paraphrases: pd.DataFrame, unlabeled: pd.DataFrame, cap: int
-) -> list[str]:
-    """Train texts first, then paraphrases and real queries (most frequent first) in turn, so a cap keeps both
-    kinds of transfer text."""
-    queries = unlabeled.sort_values("frequency", ascending=False, kind="stable")["text"].tolist()
+def transfer_texts(soft_labels: pd.DataFrame, cap: int) -> list[str]:
+    """The soft-label table's texts: train texts first, then paraphrases and real queries (most frequent
+    first, as the table holds them) in turn, so a cap keeps both kinds of transfer text."""
+    by_origin = {
+        origin: soft_labels.loc[soft_labels["origin"] == origin, "text"].tolist() for origin in ORIGINS
+    }
     alternating = [
-        text for pair in zip_longest(paraphrases["text"].tolist(), queries) for text in pair if text
+        text for pair in zip_longest(by_origin["paraphrase"], by_origin["unlabeled"]) for text in pair if text
     ]
-    texts = list(dict.fromkeys([*split(labeled, "train")["text"], *alternating]))
+    texts = list(dict.fromkeys([*by_origin["labeled"], *alternating]))
     return texts[:cap] if cap else texts
 
 
@@ -182,10 +182,7 @@ def vocabulary_texts(labeled: pd.DataFrame, extra: list[str]) -> list[str]:
     group_name="intent_classifier",
     code_version="1",
     kinds={"pytorch"},
-    ins={
-        "unlabeled_queries": dg.AssetIn(partition_mapping=dg.LastPartitionMapping()),
-        "general_student": dg.AssetIn(dagster_type=dg.Nothing),
-    },
+    ins={"general_student": dg.AssetIn(dagster_type=dg.Nothing)},
     automation_condition=on_input_content_change(optional=["general_student"]),
     pool=GPU_POOL,
     op_tags=GPU_OP_TAGS,
@@ -193,22 +190,23 @@ def vocabulary_texts(labeled: pd.DataFrame, extra: list[str]) -> list[str]:
 def student_stage1(
     context: dg.AssetExecutionContext,
     config: Stage1Config,
-    teacher_model: dict,
+    teacher_refined: dict,
+    teacher_soft_labels: pd.DataFrame,
     labeled_intents: pd.DataFrame,
-    claude_paraphrases: pd.DataFrame,
-    unlabeled_queries: pd.DataFrame,
     model_store: ModelStore,
     training_workspace: TrainingWorkspace,
 ) -> dg.Output[dict]:
-    """TinyBERT-style intermediate-layer distillation on the transfer texts (embeddings, hidden states,
-    attentions); the learned projections are saved beside the student. Under `init: general` the student
-    starts from the latest general_student (a dependency only that init reads)."""
-    teacher_ref = matching_ref(teacher_model, labeled_intents, "student_stage1")
+    """TinyBERT-style intermediate-layer distillation from the refined teacher on the transfer texts
+    (embeddings, hidden states, attentions); the learned projections are saved beside the student. The texts
+    are `teacher_soft_labels`' (the log reaches this asset with the teacher it refines, not one run before
+    it). Under `init: general` the student starts from the latest general_student (a dependency only that
+    init reads)."""
+    teacher_ref = matching_ref(teacher_refined, labeled_intents, "student_stage1")
     teacher_folder = model_store.get(teacher_ref)
     config.student.check_teacher_depth(teacher_folder, "student")
     teacher, tokenizer = load_model(teacher_folder)
     id2label = {int(k): v for k, v in teacher_ref.label_map.items()}
-    texts = transfer_texts(labeled_intents, claude_paraphrases, unlabeled_queries, config.max_transfer_texts)
+    texts = transfer_texts(teacher_soft_labels, config.max_transfer_texts)
     general, general_sha = general_start(
         context, model_store, config.student.init, teacher.config.vocab_size, "student_stage1"
     )
@@ -270,19 +268,20 @@ def student_stage2(
     context: dg.AssetExecutionContext,
     config: Stage2Config,
     student_stage1: dict,
-    teacher_soft_labels: pd.DataFrame,
+    refined_soft_labels: pd.DataFrame,
     labeled_intents: pd.DataFrame,
     model_store: ModelStore,
     training_workspace: TrainingWorkspace,
 ) -> dg.Output[dict]:
-    """Output distillation from cached teacher logits: (1-α)·CE + α·T²·KL. Labelled rows give hard and soft
-    targets, kept paraphrases their source label and soft targets, unlabeled queries soft targets only."""
+    """Output distillation from the refined teacher's cached logits: (1-α)·CE + α·T²·KL. Labelled rows give
+    hard and soft targets, kept paraphrases their source label and soft targets, unlabeled queries soft
+    targets only."""
     return distil_and_store(
         context,
         "student_stage2",
         config,
         student_stage1,
-        teacher_soft_labels,
+        refined_soft_labels,
         labeled_intents,
         model_store,
         training_workspace,
