@@ -66,7 +66,7 @@ def built(tmp_path_factory):
     assert run(graph, "teacher_model", config=teacher).success
     graph.materialize("raw_queries", partition_key=day)
     graph.materialize("unlabeled_queries", partition_key=day)
-    graph.materialize("claude_paraphrases")
+    graph.materialize("claude_paraphrases", "teacher_soft_labels", "teacher_refined")
     tick = dg.evaluate_automation_conditions(defs=graph.defs, instance=graph.instance)
     requested_before_general = {
         key.to_user_string()
@@ -132,7 +132,7 @@ def test_the_task_stages_start_from_it_and_keep_its_shape(built):
     graph, _, _, _, _ = built
     stage1 = run(graph, "student_stage1", config=stage1_from_general())
     assert stage1.success
-    stage2 = graph.materialize("teacher_soft_labels", "student_stage2")
+    stage2 = graph.materialize("refined_soft_labels", "student_stage2")
     ref = ModelRef.from_dict(stage2.output_for_node("student_stage2"))
     config = AutoConfig.from_pretrained(graph.resources["model_store"].get(ref))
     assert (config.num_hidden_layers, config.hidden_size) == (2, 16)

@@ -19,6 +19,8 @@ UP_TO_THE_STUDENT = (
     "teacher_model",
     "claude_paraphrases",
     "teacher_soft_labels",
+    "teacher_refined",
+    "refined_soft_labels",
     "student_stage1",
     "student_stage2",
     "baseline_student",
