@@ -23,7 +23,7 @@ from manga_distill_assets.assets.intent_classifier.common import (
     matching_ref,
     split,
 )
-from manga_distill_assets.assets.intent_classifier.students import distil_stage1_student, kept_rows
+from manga_distill_assets.assets.intent_classifier.students import distil_stored, kept_rows
 from manga_distill_assets.assets.markdown import markdown_table
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.evaluation import classification_report, predict_logits
@@ -74,7 +74,7 @@ def ensemble_vs_single_teacher_study(
                 config.training.training_config(Path(tmp)), seed=seed, resume=False
             )
             started = time.perf_counter()
-            result, tokenizer = distil_stage1_student(
+            result, tokenizer = distil_stored(
                 stage1,
                 rows,
                 labeled_intents,

@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.general.student import general_start
@@ -57,34 +57,21 @@ def save_and_put(
         return store.put(folder, kind=kind, label_map=id2label, metrics=metrics)
 
 
-def distil_stage1_student(
-    stage1: ModelRef,
+def distil_stored(
+    start: ModelRef,
     rows: pd.DataFrame,
     labeled: pd.DataFrame,
     store: ModelStore,
     training: TrainingConfig,
     output: OutputDistillation,
     progress,
-) -> tuple[TrainingResult, object]:
-    """Stage 2 (`train_stage2`) from the stored stage-1 student on `rows`' targets; returns the result and
-    the student's tokenizer."""
-    student, tokenizer = load_model(store.get(stage1))
-    return distil_on_rows(student, tokenizer, rows, labeled, training, output, progress), tokenizer
-
-
-def distil_on_rows(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    rows: pd.DataFrame,
-    labeled: pd.DataFrame,
-    training: TrainingConfig,
-    output: OutputDistillation,
-    progress=None,
-) -> TrainingResult:
-    """`train_stage2` on soft-label rows (text, logits, label) with `labeled`'s validation split: for a
-    stage-1 student, or the teacher refined as one (teacher_refined)."""
+) -> tuple[TrainingResult, PreTrainedTokenizerBase]:
+    """Stage 2 (`train_stage2`) from the stored model `start` (a stage-1 student, or the supervised teacher
+    being refined) on soft-label rows (text, logits, label), validated on `labeled`'s validation split;
+    returns the result and the model's tokenizer."""
+    model, tokenizer = load_model(store.get(start))
     validation = split(labeled, "validation")
-    return train_stage2(
+    result = train_stage2(
         model,
         tokenizer,
         rows["text"].tolist(),
@@ -97,6 +84,7 @@ def distil_on_rows(
             validation["text"].tolist(), label_ids(validation["label"], label_names(labeled))
         ),
     )
+    return result, tokenizer
 
 
 def kept_rows(soft_labels: pd.DataFrame, origins: Sequence[str]) -> pd.DataFrame:
@@ -127,7 +115,7 @@ def distil_and_store(
     with workspace.checkpoints(
         kind, start_ref.sha256, lines_fingerprint(rows["text"]), *inputs, config.model_dump_json()
     ) as checkpoints:
-        result, tokenizer = distil_stage1_student(
+        result, tokenizer = distil_stored(
             start_ref,
             rows,
             labeled,
