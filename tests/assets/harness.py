@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
 from manga_distill_assets.assets.intent_classifier.config import TeacherConfig
 from manga_distill_assets.data.query_log import days_before
 from manga_distill_assets.definitions import defs, local_resources, production_resources
@@ -170,3 +171,8 @@ def write_s3_day(endpoint: str, day: str, texts: list[str]) -> str:
     lines = "".join(json.dumps({"text": text, "ts": f"{day}T10:00:00Z"}) + "\n" for text in texts)
     admin_client(endpoint).put_object(Bucket=LOG_BUCKET, Key=key, Body=lines.encode())
     return key
+
+
+def model_assets_through(key: str) -> tuple[str, ...]:
+    """The intent graph's assets up to and including `key`, each after its inputs (MODEL_ASSETS' order)."""
+    return MODEL_ASSETS[: MODEL_ASSETS.index(key) + 1]

@@ -27,19 +27,12 @@ from manga_distill_assets.distill.evaluation import predict_logits
 from manga_distill_assets.distill.training import TrainingConfig
 from manga_distill_assets.resources.model_store import ModelRef
 from tests.assets.crash_child import CHECKPOINT_EVERY, STAGE2_STEPS, materialize_stage2
-from tests.assets.harness import Graph, recent_days, write_day
+from tests.assets.harness import Graph, model_assets_through, recent_days, write_day
 
 pytestmark = pytest.mark.slow  # trains the smoke graph and stage 2 three times: about 1.2 CPU-minutes
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-UPSTREAM = (
-    "teacher_model",
-    "claude_paraphrases",
-    "teacher_soft_labels",
-    "teacher_refined",
-    "refined_soft_labels",
-    "student_stage1",
-)
+UPSTREAM = model_assets_through("student_stage1")
 CHECKPOINT_TIMEOUT_S = 180
 LOG_EVERY = TrainingConfig.log_every
 TRAINER_STATE = "trainer_state.json"

@@ -9,17 +9,9 @@ from manga_distill_assets.definitions import defs
 from manga_distill_assets.distill.char_tfidf import SETTINGS_FILE, WEIGHTS_FILE
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.model_store import ModelRef
-from tests.assets.harness import Graph, recent_days, write_day
+from tests.assets.harness import Graph, model_assets_through, recent_days, write_day
 
-UPSTREAM = (
-    "teacher_model",
-    "claude_paraphrases",
-    "teacher_soft_labels",
-    "teacher_refined",
-    "refined_soft_labels",
-    "student_stage1",
-    "student_stage2",
-)
+UPSTREAM = model_assets_through("student_stage2")
 ENSEMBLE = ("ensemble_members", "ensemble_soft_labels", "ensemble_student", "ensemble_report")
 
 

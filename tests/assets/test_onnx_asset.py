@@ -10,22 +10,12 @@ from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
 from manga_distill_assets.distill.onnx_export import FP32_FILE, INT8_FILE
 from manga_distill_assets.resources.model_store import ModelRef
 from manga_distill_assets.resources.model_store.manifest import folder_sha256
-from tests.assets.harness import Graph, recent_days, write_day
+from tests.assets.harness import Graph, model_assets_through, recent_days, write_day
 
 # The smoke student trains for one epoch: many of its test texts are near ties, and int8 noise of a few
 # hundredths flips some of them (4 of 302 in one run). The demo student, trained properly, meets 99.5%.
 SMOKE_PARITY_FLOOR = 0.9
-UP_TO_THE_STUDENT = (
-    "teacher_model",
-    "claude_paraphrases",
-    "teacher_soft_labels",
-    "teacher_refined",
-    "refined_soft_labels",
-    "student_stage1",
-    "student_stage2",
-    "baseline_student",
-    "baseline_student_teacher_init",
-)
+UP_TO_THE_STUDENT = model_assets_through("baseline_student_teacher_init")
 
 
 @pytest.fixture(scope="module")
