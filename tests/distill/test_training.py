@@ -231,12 +231,21 @@ def test_stage2_also_trains_the_head_at_its_own_rate(tmp_path, tokenizer):
     assert head_change > 100 * encoder_change > 0.0
 
 
-def test_frozen_word_embeddings_stay_as_they_were_while_the_layers_learn(tmp_path, tokenizer):
+def supervised(model, tokenizer, training: TrainingConfig) -> None:
+    train_teacher(model, tokenizer, SEPARABLE, SEPARABLE, training)
+
+
+def distilled(model, tokenizer, training: TrainingConfig) -> None:
+    train_stage2(
+        model, tokenizer, SEPARABLE.texts, one_hot_logits(SEPARABLE.labels), SEPARABLE.labels, training
+    )
+
+
+@pytest.mark.parametrize("loop", [supervised, distilled])
+def test_frozen_word_embeddings_stay_as_they_were_while_the_layers_learn(tmp_path, tokenizer, loop):
     model = tiny_teacher()
     before = snapshot(model)
-    train_teacher(
-        model, tokenizer, SEPARABLE, SEPARABLE, config(tmp_path, epochs=1, freeze_word_embeddings=True)
-    )
+    loop(model, tokenizer, config(tmp_path, epochs=1, freeze_word_embeddings=True))
     after = snapshot(model)
 
     table = "bert.embeddings.word_embeddings.weight"

@@ -44,7 +44,7 @@ class TrainingKnobs(dg.Config):
         default=20, ge=0, description="The step cap is at least this many steps per class (epochs: a cap)."
     )
     freeze_word_embeddings: bool = Field(
-        default=False, description="Keep the token embedding table fixed (supervised loops): faster steps."
+        default=False, description="Keep the token embedding table fixed: faster steps."
     )
 
     def training_config(self, output_dir: Path) -> TrainingConfig:

@@ -25,14 +25,15 @@ class TrainingConfig:
     """Settings shared by all loops.
 
     `checkpoint_every` counts optimiser steps; 0 saves only at the end. The supervised loops (teacher,
-    baseline) also save after every epoch, which picking the best epoch needs, and only they use
-    `early_stopping_patience` (0 turns early stopping off). With `resume`, a run continues from the latest
-    `checkpoint-*` in `output_dir`, so give every distinct run (other data, other settings) its own folder.
+    baseline) also save after every epoch, which picking the best epoch needs; they, and stage 2 when given a
+    validation set, use `early_stopping_patience` (0 turns early stopping off). With `resume`, a run
+    continues from the latest `checkpoint-*` in `output_dir`, so give every distinct run (other data, other
+    settings) its own folder.
     `log_every` is how many optimiser steps pass between log events. `head_learning_rate` is the rate of
     the classification head and pooler when they start untrained (None: `learning_rate`, as the encoder):
     a fresh head over many classes needs a far larger step than pre-trained layers can take.
     `min_steps_per_label` raises a supervised run's step cap to that many steps per class (`schedule.py`).
-    `freeze_word_embeddings` keeps the token embedding table fixed in the supervised loops: on a MiniLM-sized
+    `freeze_word_embeddings` keeps the token embedding table fixed in every loop: on a MiniLM-sized
     model it holds half the weights, and Adam updates every row each step though a batch uses a few hundred
     tokens (in `make demo` on 2 CPU cores: teacher 0.396 -> 0.384 s a step, 2-layer baseline 0.143 -> 0.133).
     """

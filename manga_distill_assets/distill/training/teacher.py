@@ -62,13 +62,7 @@ def train_teacher(
         callbacks=callbacks,
         head_learning_rate=config.head_learning_rate,
     )
-    embeddings = model.get_input_embeddings().weight
-    trainable = embeddings.requires_grad
-    embeddings.requires_grad_(trainable and not config.freeze_word_embeddings)
-    try:
-        return fit(trainer, config, model)
-    finally:
-        embeddings.requires_grad_(trainable)
+    return fit(trainer, config, model)
 
 
 def train_baseline(

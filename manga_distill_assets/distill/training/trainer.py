@@ -197,9 +197,16 @@ def _is_head(model: nn.Module, parameter_name: str) -> bool:
 
 def fit(trainer: Trainer, config: TrainingConfig, model: PreTrainedModel) -> TrainingResult:
     """Train, resuming from the latest `checkpoint-*` in the output directory when `config.resume` allows it,
-    then measure the final (or best) model on the validation set if there is one."""
+    then measure the final (or best) model on the validation set if there is one. The optimiser, built inside
+    `train`, leaves out a word-embedding table that `config.freeze_word_embeddings` holds fixed."""
     resumed_from = latest_checkpoint(config.output_dir) if config.resume else None
-    output = trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)
+    embeddings = model.get_input_embeddings().weight
+    trainable = embeddings.requires_grad
+    embeddings.requires_grad_(trainable and not config.freeze_word_embeddings)
+    try:
+        output = trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)
+    finally:
+        embeddings.requires_grad_(trainable)
     metrics = dict(output.metrics)
     if trainer.eval_dataset is not None:
         metrics.update(trainer.evaluate())
