@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
@@ -17,6 +18,7 @@ from manga_distill_assets.data.query_log import days_before
 from manga_distill_assets.definitions import defs, local_resources, production_resources
 from manga_distill_assets.distill.artifacts import save_model
 from manga_distill_assets.presets import smoke_run_config
+from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.query_log import LocalQueryLog
 from tests.distill.tiny import tiny_teacher, tiny_tokenizer
 from tests.s3_server import admin_client
@@ -31,6 +33,20 @@ STORE_PREFIX = "manga-distill"
 # The suite's one "now": tests/conftest.py holds Dagster's clock here for the whole session, so a run that
 # crosses midnight UTC still sees the day its fixtures landed as the latest partition.
 CLOCK = datetime.now(UTC)
+
+
+SMOKE_TEXTS_PER_LABEL = {"train": 60, "validation": 15, "test": 15}
+"""The smoke graph's slice of the packaged labelled set (600, 150 and 150 of its 2,396, 302 and 302 texts):
+every step scores, trains and evaluates on a fraction of the rows, and the tests read what the graph does with
+its rows, not how many there are."""
+
+
+def write_smoke_intents(path: Path) -> Path:
+    """The first texts of each label in each split of the packaged set, in the packaged order."""
+    frame = pd.read_csv(PACKAGED_INTENTS)
+    limits = frame["split"].map(SMOKE_TEXTS_PER_LABEL)
+    frame[frame.groupby(["label", "split"]).cumcount() < limits].to_csv(path, index=False)
+    return path
 
 
 def recent_days(count: int) -> list[str]:
@@ -54,7 +70,8 @@ def write_day(root: Path, day: str, texts: Sequence[str], name: str = "part-0.js
 
 @dataclass
 class Graph:
-    """The shipped graph, a tmp artifact folder, a local query log we write, and one ephemeral instance."""
+    """The shipped graph, a tmp artifact folder, the smoke slice of the labelled set (a copy a test may edit),
+    a local query log we write, and one ephemeral instance."""
 
     root: Path
     instance: dg.DagsterInstance = field(default_factory=dg.DagsterInstance.ephemeral)
@@ -62,9 +79,11 @@ class Graph:
     def __post_init__(self) -> None:
         self.log_root = self.root / "query_log"
         self.log_root.mkdir(parents=True, exist_ok=True)
+        self.labeled_path = write_smoke_intents(self.root / "labeled.csv")
         self.resources = {
             **local_resources(self.root / "artifacts"),
             "query_log": LocalQueryLog(root=str(self.log_root)),
+            "labeled_source": LabeledIntentsSource(path=str(self.labeled_path)),
         }
         self.rebuild()
 
@@ -160,7 +179,10 @@ def production_env(monkeypatch: pytest.MonkeyPatch, endpoint: str, **overrides: 
 def production_graph(root: Path) -> Graph:
     """The graph with the production resources that `production_env` configures."""
     graph = Graph(root)
-    graph.resources = production_resources(root / "artifacts")
+    graph.resources = {
+        **production_resources(root / "artifacts"),
+        "labeled_source": graph.resources["labeled_source"],
+    }
     graph.rebuild()
     return graph
 

@@ -9,14 +9,12 @@ buckets (test_production_graph), a registered teacher's message (test_model_asse
 from __future__ import annotations
 
 import gzip
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from manga_distill_assets.definitions import labeled_source_from_env
-from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.model_store import ModelRef
 from tests.assets.harness import Graph, failure_message, recent_days, registered_teacher, run, write_day
 
@@ -25,13 +23,8 @@ ONE_MEGABYTE = 1 << 20
 
 @pytest.fixture
 def graph(tmp_path: Path) -> Graph:
-    """The shipped graph reading a copy of the packaged labelled file, so a test can edit it."""
-    labeled_path = tmp_path / "labeled.csv"
-    shutil.copy(PACKAGED_INTENTS, labeled_path)
-    graph = Graph(tmp_path)
-    graph.resources["labeled_source"] = LabeledIntentsSource(path=str(labeled_path))
-    graph.rebuild()
-    return graph
+    """The shipped graph; its labelled file is a copy a test can edit."""
+    return Graph(tmp_path)
 
 
 def stored(graph: Graph, *parts: str) -> Path:
@@ -39,7 +32,7 @@ def stored(graph: Graph, *parts: str) -> Path:
 
 
 def labeled_path(graph: Graph) -> Path:
-    return Path(graph.resources["labeled_source"].path)
+    return graph.labeled_path
 
 
 # The query log

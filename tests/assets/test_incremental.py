@@ -4,14 +4,11 @@ One graph is built once (smoke preset) and the scenarios run against it in file 
 and ends with a settled graph (a tick requests nothing), so they do not lean on each other's leftovers.
 """
 
-import shutil
-
 import dagster as dg
 import pandas as pd
 import pytest
 
 from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
-from manga_distill_assets.resources.labeled_source import PACKAGED_INTENTS, LabeledIntentsSource
 from manga_distill_assets.resources.paraphraser import OfflineParaphraser
 from tests.assets.harness import Graph, recent_days, write_day
 
@@ -58,10 +55,7 @@ class Tick:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("incremental")
-    labeled_path = root / "labeled.csv"
-    shutil.copy(PACKAGED_INTENTS, labeled_path)
     graph = Graph(root)
-    graph.resources["labeled_source"] = LabeledIntentsSource(path=str(labeled_path))
     graph.resources["paraphraser"] = CountingParaphraser(cache_path=str(root / "paraphrases.sqlite"))
     graph.rebuild()
     days = recent_days(3)
@@ -74,7 +68,7 @@ def world(tmp_path_factory):
     graph.materialize(*MODEL_ASSETS)
     tick = Tick(graph)
     tick()
-    return graph, tick, days, labeled_path
+    return graph, tick, days, graph.labeled_path
 
 
 def test_the_built_graph_is_settled(world):
