@@ -13,7 +13,7 @@ from manga_distill_assets.resources.model_store.manifest import folder_sha256
 from tests.assets.harness import Graph, model_assets_through, recent_days, write_day
 
 # The smoke student trains for one epoch: many of its test texts are near ties, and int8 noise of a few
-# hundredths flips some of them (4 of 302 in one run). The demo student, trained properly, meets 99.5%.
+# hundredths flips a few of them in a run. The demo student, trained properly, meets 99.5%.
 SMOKE_PARITY_FLOOR = 0.9
 UP_TO_THE_STUDENT = model_assets_through("baseline_student_teacher_init")
 
