@@ -31,10 +31,6 @@ def stored(graph: Graph, *parts: str) -> Path:
     return graph.root.joinpath("artifacts", "assets", *parts)
 
 
-def labeled_path(graph: Graph) -> Path:
-    return graph.labeled_path
-
-
 # The query log
 
 
@@ -155,14 +151,14 @@ def test_a_split_column_that_is_not_in_the_file_fails_naming_it_and_keeps_the_st
 ) -> None:
     assert graph.materialize("labeled_intents").success
     before = stored(graph, "labeled_intents", "data.parquet").read_bytes()
-    monkeypatch.setenv("MANGA_LABELED_PATH", str(labeled_path(graph)))
+    monkeypatch.setenv("MANGA_LABELED_PATH", str(graph.labeled_path))
     monkeypatch.setenv("MANGA_LABELED_SPLIT_COLUMN", "Split")
     graph.resources["labeled_source"] = labeled_source_from_env()
     graph.rebuild()
 
     message = failure_message(graph.materialize("labeled_intents", raise_on_error=False))
 
-    assert f"{labeled_path(graph)}: no split column 'Split'" in message and "Did you mean 'split'?" in message
+    assert f"{graph.labeled_path}: no split column 'Split'" in message and "Did you mean 'split'?" in message
     assert stored(graph, "labeled_intents", "data.parquet").read_bytes() == before
 
 
@@ -171,7 +167,7 @@ def test_the_same_text_under_two_labels_fails_naming_both_lines_and_keeps_the_st
 ) -> None:
     assert graph.materialize("labeled_intents").success
     before = stored(graph, "labeled_intents", "data.parquet").read_bytes()
-    path = labeled_path(graph)
+    path = graph.labeled_path
     frame = pd.read_csv(path)
     other = sorted(set(frame["label"]) - {frame.loc[0, "label"]})[0]
     copy = pd.DataFrame({"text": [frame.loc[0, "text"].upper()], "label": [other], "split": ["validation"]})
@@ -185,7 +181,7 @@ def test_the_same_text_under_two_labels_fails_naming_both_lines_and_keeps_the_st
 
 
 def test_labels_spelled_in_two_cases_fail_naming_both(graph: Graph) -> None:
-    path = labeled_path(graph)
+    path = graph.labeled_path
     frame = pd.read_csv(path)
     label = frame.loc[0, "label"]
     frame.loc[0, "label"] = label.title()
@@ -197,7 +193,7 @@ def test_labels_spelled_in_two_cases_fail_naming_both(graph: Graph) -> None:
 
 
 def test_a_single_class_fails_naming_the_label(graph: Graph) -> None:
-    path = labeled_path(graph)
+    path = graph.labeled_path
     frame = pd.read_csv(path)
     frame.assign(label="order_status").drop_duplicates("text").to_csv(path, index=False)
 
@@ -207,7 +203,7 @@ def test_a_single_class_fails_naming_the_label(graph: Graph) -> None:
 
 
 def test_a_text_of_zero_width_characters_fails_naming_the_line(graph: Graph) -> None:
-    path = labeled_path(graph)
+    path = graph.labeled_path
     frame = pd.read_csv(path)
     frame.loc[2, "text"] = "\u200b\u200c\u200d"
     frame.to_csv(path, index=False)
@@ -220,7 +216,7 @@ def test_a_text_of_zero_width_characters_fails_naming_the_line(graph: Graph) -> 
 def test_a_blank_label_fails_naming_the_line_and_keeps_the_stored_set(graph: Graph) -> None:
     assert graph.materialize("labeled_intents").success
     before = stored(graph, "labeled_intents", "data.parquet").read_bytes()
-    path = labeled_path(graph)
+    path = graph.labeled_path
     frame = pd.read_csv(path)
     frame.loc[4, "label"] = ""
     frame.to_csv(path, index=False)
@@ -234,7 +230,7 @@ def test_a_blank_label_fails_naming_the_line_and_keeps_the_stored_set(graph: Gra
 def test_a_label_only_in_the_test_split_fails_naming_it_and_keeps_the_stored_set(graph: Graph) -> None:
     assert graph.materialize("labeled_intents").success
     before = stored(graph, "labeled_intents", "data.parquet").read_bytes()
-    path = labeled_path(graph)
+    path = graph.labeled_path
     with path.open("a", encoding="utf-8") as handle:
         handle.write(
             "can you gift wrap volume 1,gift_wrap,test\nplease wrap it as a present,gift_wrap,test\n"
@@ -300,7 +296,7 @@ def test_a_stale_teacher_after_a_label_rename_fails_soft_labels_and_keeps_them(
     graph.materialize("claude_paraphrases")
     assert graph.materialize("teacher_soft_labels").success
     before = stored(graph, "teacher_soft_labels", "data.parquet").read_bytes()
-    path = labeled_path(graph)
+    path = graph.labeled_path
     frame = pd.read_csv(path)
     frame["label"] = frame["label"].replace({labels[0]: "zz_" + labels[0]})
     frame.to_csv(path, index=False)

@@ -68,16 +68,16 @@ def world(tmp_path_factory):
     graph.materialize(*MODEL_ASSETS)
     tick = Tick(graph)
     tick()
-    return graph, tick, days, graph.labeled_path
+    return graph, tick, days
 
 
 def test_the_built_graph_is_settled(world):
-    _, tick, _, _ = world
+    _, tick, _ = world
     assert tick() == set()
 
 
 def test_a_day_rematerialised_with_identical_content_requests_nothing(world):
-    graph, tick, days, _ = world
+    graph, tick, days = world
     before = graph.data_version("raw_queries", days[1])
     graph.materialize("raw_queries", partition_key=days[1])
     assert graph.data_version("raw_queries", days[1]) == before
@@ -85,7 +85,7 @@ def test_a_day_rematerialised_with_identical_content_requests_nothing(world):
 
 
 def test_a_new_day_of_repeats_stops_at_unlabeled_queries(world):
-    graph, tick, days, _ = world
+    graph, tick, days = world
     version = graph.data_version("unlabeled_queries", days[2])
     write_day(graph.log_root, days[2], [query.upper() + "?" for query in EARLY_QUERIES] + LATER_QUERIES)
     graph.materialize("raw_queries", partition_key=days[2])
@@ -96,7 +96,7 @@ def test_a_new_day_of_repeats_stops_at_unlabeled_queries(world):
 
 
 def test_a_day_with_new_queries_reruns_only_the_affected_models(world):
-    graph, tick, days, _ = world
+    graph, tick, days = world
     write_day(graph.log_root, days[2], ["is witch hat atelier 13 out in english yet"], name="part-1.jsonl")
     graph.materialize("raw_queries", partition_key=days[2])
     assert tick() == {"unlabeled_queries"}
@@ -120,8 +120,8 @@ def test_a_day_with_new_queries_reruns_only_the_affected_models(world):
 
 
 def test_a_changed_labelled_set_paraphrases_only_the_new_texts(world):
-    graph, tick, _, labeled_path = world
-    labeled = pd.read_csv(labeled_path)
+    graph, tick, _ = world
+    labeled = pd.read_csv(graph.labeled_path)
     new_rows = pd.DataFrame(
         {
             "text": ["does the dandadan deluxe edition come with a slipcase", "what's vagabond vol 37 about"],
@@ -130,7 +130,7 @@ def test_a_changed_labelled_set_paraphrases_only_the_new_texts(world):
         }
     )
     # first in the file: the smoke preset paraphrases only the first train texts
-    pd.concat([new_rows, labeled], ignore_index=True).to_csv(labeled_path, index=False)
+    pd.concat([new_rows, labeled], ignore_index=True).to_csv(graph.labeled_path, index=False)
     graph.materialize("labeled_intents")
     assert "claude_paraphrases" in tick()
     SENT_TO_BACKEND.clear()
