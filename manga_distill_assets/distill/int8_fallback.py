@@ -74,23 +74,31 @@ def expected_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
     """The share of texts like these whose top class int8 is expected to keep.
 
     Each text's margin is its top logit minus the runner-up in the reference; int8 moves it by an error
-    whose spread σ is measured over all the texts (root mean square). A text keeps its class unless the
+    whose spread σ is measured over all the texts (`margin_error`). A text keeps its class unless the
     error eats its whole margin, with probability Φ(margin / σ) for a centred normal error. Texts with
     small margins thus count as the risk they are, whether or not they flipped this time.
     """
-    rows = np.arange(len(reference))
-    top = reference.argmax(axis=1)
-
-    def margins(logits: np.ndarray) -> np.ndarray:
-        others = logits.astype(np.float64).copy()
-        others[rows, top] = -np.inf
-        return logits[rows, top] - others.max(axis=1)
-
-    before, after = margins(reference), margins(candidate)
-    spread = float(np.sqrt(np.mean((before - after) ** 2)))
+    spread = margin_error(reference, candidate)
     if spread == 0.0:
         return counted_agreement(reference, candidate)
-    return float(np.mean(ndtr(before / spread)))
+    return float(np.mean(ndtr(_margins(reference, reference) / spread)))
+
+
+def margin_error(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """σ: the root mean square of how far the candidate moves each text's margin (the reference's top class
+    minus its runner-up, both read in the candidate). Where every text's margin is far wider than σ, two
+    graphs agree on all of them alike, and the one with the smaller σ is still the one less likely to
+    flip a new text."""
+    return float(np.sqrt(np.mean((_margins(reference, reference) - _margins(reference, candidate)) ** 2)))
+
+
+def _margins(reference: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """Each row's logit of the reference's top class minus its largest other logit."""
+    rows = np.arange(len(reference))
+    top = reference.argmax(axis=1)
+    others = logits.astype(np.float64).copy()
+    others[rows, top] = -np.inf
+    return logits[rows, top] - others.max(axis=1)
 
 
 def agreement(reference: np.ndarray, candidate: np.ndarray) -> float:

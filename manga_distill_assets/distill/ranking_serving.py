@@ -107,7 +107,7 @@ def export_reranker(
     measure = against(target)
 
     ranges = input_ranges(model, _batches(tokenizer, calibration))
-    alpha, trials = smoothing_strength(
+    trials = smoothing_strength(
         model,
         ranges,
         export=lambda candidate, path: export_onnx(candidate, tokenizer, path, unpadded=unpadded),
@@ -129,10 +129,10 @@ def export_reranker(
         always_fp32=fp32_nodes(folder / FP32_FILE, head=True, ffn_output=False),
         measure=measure,
         cost_aware=True,
-        plain=trials[str(alpha)],
+        plain=trials.measures[str(trials.alpha)],
         fallback=against(parity),
     )
-    smoothing = {"alpha": alpha, "parity_by_alpha": trials}
+    smoothing = {"alpha": trials.alpha, "parity_by_alpha": trials.measures}
     (folder / INT8_CHOICE_FILE).write_text(
         json.dumps(asdict(choice) | {"target": asdict(target), "smoothing": smoothing, "unpadded": unpadded})
     )

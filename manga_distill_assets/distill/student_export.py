@@ -5,7 +5,8 @@ activation smoothing (`distill.smoothing`): dynamic int8 gives each matmul's inp
 few outlier channels of the layer-norm outputs stretch it for all the others. On a 2-layer BANKING77 student
 (77 intents, 10 labelled texts each) the plain int8 graph agreed with it on 0.9912 of the 3,080 test texts
 while 77 validation texts showed no flip; smoothed at strength 0.5 to 0.9 it agreed on 0.9968 to 0.9971
-(docs/intent-on-real-data.md). The strength is measured on the held-out texts, and no smoothing wins a tie.
+(docs/intent-on-real-data.md). The strength is measured on the held-out texts; of strengths that agree
+equally there, the one that moves the margins least wins (`distill.smoothing.smoothing_strength`).
 Then, if the graph still misses the floor there, the matmuls that move the logits most go back to fp32
 (`distill.int8_fallback`).
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from manga_distill_assets.distill.int8_fallback import agreement, quantize_keeping_parity
+from manga_distill_assets.distill.int8_fallback import agreement, margin_error, quantize_keeping_parity
 from manga_distill_assets.distill.onnx_export import (
     FP32_FILE,
     INT8_CHOICE_FILE,
@@ -94,7 +95,7 @@ def export_student(
         return onnx_logits(open_session(path), tokenizer, calibration.texts)
 
     texts = [*calibration.texts, *_evenly_spaced(calibration.activation_texts, ACTIVATION_TEXTS)]
-    alpha, trials = smoothing_strength(
+    trials = smoothing_strength(
         model,
         input_ranges(model, _one_text_batches(tokenizer, texts)),
         export=export,
@@ -103,6 +104,7 @@ def export_student(
         measure=agreement,
         reference=calibration.reference,
         folder=folder,
+        error=margin_error,
     )
     choice = quantize_keeping_parity(
         folder / FP32_FILE,
@@ -120,9 +122,13 @@ def export_student(
         always_fp32=fp32_nodes(
             folder / FP32_FILE, head=not quantize_head, ffn_output=not quantize_ffn_output
         ),
-        plain=trials[str(alpha)],
+        plain=trials.measures[str(trials.alpha)],
     )
-    smoothing = {"alpha": alpha, "agreement_by_alpha": trials}
+    smoothing = {
+        "alpha": trials.alpha,
+        "agreement_by_alpha": trials.measures,
+        "margin_error_by_alpha": trials.errors,
+    }
     (folder / INT8_CHOICE_FILE).write_text(
         json.dumps(asdict(choice) | {"floor": calibration.floor, "smoothing": smoothing})
     )

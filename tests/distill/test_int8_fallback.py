@@ -16,6 +16,7 @@ from manga_distill_assets.distill.int8_fallback import (
     MARGIN_BUDGET,
     agreement,
     expected_agreement,
+    margin_error,
     quantize_keeping_parity,
     weight_matmuls,
 )
@@ -94,6 +95,12 @@ def test_expected_agreement_is_the_normal_probability_that_the_error_stays_insid
     reference = np.array([[1.0, 0.0], [1.0, 0.0]])
     candidate = np.array([[0.5, 0.0], [1.5, 0.0]])  # margins move by -0.5 and +0.5: spread 0.5
     assert expected_agreement(reference, candidate) == pytest.approx(PHI_2)
+
+
+def test_margin_error_is_the_rms_shift_of_each_texts_margin_over_its_reference_runner_up():
+    reference = np.array([[1.0, 0.0, 0.5], [2.0, 0.0, 0.0]])  # margins 0.5 and 2.0
+    candidate = np.array([[0.2, 0.0, 0.9], [2.0, 0.0, 0.0]])  # the first flips: its margin is now -0.7
+    assert margin_error(reference, candidate) == pytest.approx(np.sqrt((1.2**2 + 0.0**2) / 2))
 
 
 def test_a_near_tie_that_did_not_flip_still_counts_as_a_risk():

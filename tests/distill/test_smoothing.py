@@ -1,9 +1,17 @@
 """Activation smoothing: the same function, with the input range moved into the weights as asked."""
 
+import numpy as np
 import pytest
 import torch
 
-from manga_distill_assets.distill.smoothing import SmoothedLinear, input_ranges, smoothed
+from manga_distill_assets.distill.onnx_export import FP32_FILE, INT8_FILE
+from manga_distill_assets.distill.smoothing import (
+    SMOOTHING_STRENGTHS,
+    SmoothedLinear,
+    input_ranges,
+    smoothed,
+    smoothing_strength,
+)
 from tests.distill.tiny import TINY_TEXTS, tiny_teacher, tiny_tokenizer
 
 
@@ -79,3 +87,53 @@ def test_a_strength_outside_zero_to_one_is_refused(setup):
     model, _, batches = setup
     with pytest.raises(ValueError, match="alpha"):
         smoothed(model, input_ranges(model, batches), alpha=1.5)
+
+
+def choose(setup, tmp_path, measures: dict, errors: dict | None):
+    """`smoothing_strength` over fake graphs: each strength's files hold its name, and its measure and error
+    are read from the tables given (four calibration rows, so half a row is 0.125)."""
+    model, _, batches = setup
+    reference = np.zeros((4, 2))
+    strength_named = {str(alpha): alpha for alpha in SMOOTHING_STRENGTHS}
+
+    def export(candidate, path):
+        # The strength is in the name the search gives each export; the model must be smoothed at it.
+        smoothed_model = isinstance(candidate.bert.encoder.layer[0].output.dense, SmoothedLinear)
+        assert smoothed_model == (path.stem != "None")
+        path.write_text(path.stem)
+        return path
+
+    def quantize(fp32, int8):
+        int8.write_text(fp32.read_text())
+        return int8
+
+    scores = lambda path: strength_named[path.read_text()]  # noqa: E731
+    chosen = smoothing_strength(
+        model,
+        input_ranges(model, batches),
+        export=export,
+        quantize=quantize,
+        scores=scores,
+        measure=lambda _reference, alpha: measures[alpha],
+        reference=reference,
+        folder=tmp_path / "graphs",
+        error=None if errors is None else lambda _reference, alpha: errors[alpha],
+    )
+    written = {strength_named[(tmp_path / "graphs" / name).read_text()] for name in (FP32_FILE, INT8_FILE)}
+    assert written == {chosen.alpha}
+    return chosen
+
+
+def test_without_an_error_the_first_of_the_best_strengths_wins(setup, tmp_path):
+    measures = dict.fromkeys(SMOOTHING_STRENGTHS, 1.0) | {None: 0.9}
+    assert choose(setup, tmp_path, measures, None).alpha == 0.5
+
+
+def test_of_strengths_within_half_a_row_of_the_best_the_one_with_the_least_error_wins(setup, tmp_path):
+    measures = {None: 1.0, 0.5: 0.75, 0.6: 0.9, 0.7: 0.8, 0.8: 0.999, 0.9: 0.95}
+    errors = {None: 0.06, 0.5: 0.001, 0.6: 0.03, 0.7: 0.02, 0.8: 0.04, 0.9: 0.05}
+    chosen = choose(setup, tmp_path, measures, errors)
+    # 0.5 and 0.7 err least but measure more than half a row (0.125) under the best: they are not tied.
+    assert chosen.alpha == 0.6
+    assert chosen.measures == {str(alpha): value for alpha, value in measures.items()}
+    assert chosen.errors == {str(alpha): value for alpha, value in errors.items()}

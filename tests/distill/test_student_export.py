@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from manga_distill_assets.distill.evaluation import predict_logits
-from manga_distill_assets.distill.int8_fallback import agreement
+from manga_distill_assets.distill.int8_fallback import agreement, margin_error
 from manga_distill_assets.distill.onnx_export import (
     FP32_FILE,
     INT8_FILE,
@@ -43,13 +43,17 @@ def test_every_smoothing_strength_is_tried_and_the_graphs_are_exported_at_the_be
     # A floor of 0 leaves the search nothing to do: the int8 graph is the chosen strength's all-int8 graph.
     folder = export_student(model, tokenizer, tmp_path, calibration=Calibration(texts, reference, 0.0))
     choice = read_int8_choice(folder)
-    trials, alpha = choice["smoothing"]["agreement_by_alpha"], str(choice["smoothing"]["alpha"])
-    assert set(trials) == {str(strength) for strength in SMOOTHING_STRENGTHS}
-    best = max(trials.values())
-    assert alpha == next(strength for strength, value in trials.items() if value == best)  # first of equals
+    smoothing = choice["smoothing"]
+    trials, errors = smoothing["agreement_by_alpha"], smoothing["margin_error_by_alpha"]
+    assert set(trials) == set(errors) == {str(strength) for strength in SMOOTHING_STRENGTHS}
+    half_a_text = 0.5 / len(texts)
+    tied = [strength for strength, value in trials.items() if value >= max(trials.values()) - half_a_text]
+    alpha = str(smoothing["alpha"])
+    assert alpha == min(tied, key=errors.get)
     assert choice["kept_fp32"] == []
     int8 = onnx_logits(open_session(folder / INT8_FILE), tokenizer, texts)
     assert agreement(reference, int8) == pytest.approx(trials[alpha])
+    assert margin_error(reference, int8) == pytest.approx(errors[alpha])
 
 
 def test_the_smoothed_fp32_graph_still_scores_as_the_pytorch_student(exported):

@@ -70,7 +70,7 @@ class OnnxConfig(dg.Config):
 
 @dg.asset(
     group_name="intent_classifier",
-    code_version="6",
+    code_version="7",
     kinds={"onnx"},
     automation_condition=on_input_content_change(),
     check_specs=[dg.AssetCheckSpec("onnx_parity", asset="student_onnx")],
