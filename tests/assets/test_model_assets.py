@@ -4,17 +4,20 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
 from manga_distill_assets.assets.intent_classifier.config import (
     EvalConfig,
+    RefinedSoftLabelConfig,
     TeacherConfig,
     TeacherRefinementConfig,
 )
 from manga_distill_assets.assets.intent_classifier.onnx import OnnxConfig
 from manga_distill_assets.assets.intent_classifier.teacher import default_teacher_base
-from manga_distill_assets.distill.artifacts import save_model
+from manga_distill_assets.distill.artifacts import load_model, save_model
+from manga_distill_assets.distill.evaluation import predict_logits
 from manga_distill_assets.presets import smoke_run_config
 from manga_distill_assets.resources.model_store import ModelRef
 from tests.assets.harness import Graph, recent_days, write_day
@@ -123,6 +126,41 @@ def test_the_students_and_the_report_start_from_the_refined_teacher(built):
     report = result.output_for_node("eval_report")
     assert report["teacher"]["sha256"] == refined.sha256
     assert report["teacher_supervised"]["sha256"] == supervised.sha256
+
+
+def refined_teachers_logits(graph, result, texts: list[str]) -> np.ndarray:
+    refined = ModelRef.from_dict(result.output_for_node("teacher_refined"))
+    return predict_logits(*load_model(graph.resources["model_store"].get(refined)), texts)
+
+
+def test_the_student_learns_from_the_mean_of_the_supervised_and_the_refined_teachers_logits(built):
+    graph, result = built
+    supervised = result.output_for_node("teacher_soft_labels").head(40)
+    mixed = result.output_for_node("refined_soft_labels").head(40)
+    refined = refined_teachers_logits(graph, result, supervised["text"].tolist())
+    expected = (refined + np.stack(supervised["logits"])) / 2
+    assert np.abs(np.stack(mixed["logits"]) - expected).max() < 1e-4
+    assert graph.metadata("refined_soft_labels")["teachers_averaged"] == 2
+
+
+def test_with_teachers_refined_the_student_learns_from_the_refined_teachers_logits_alone(built):
+    graph, result = built
+    mixed_version = graph.data_version("refined_soft_labels")
+    alone = dg.materialize(
+        list(graph.defs.assets),
+        selection=dg.AssetSelection.assets("refined_soft_labels"),
+        instance=graph.instance,
+        resources=graph.resources,
+        run_config=dg.RunConfig(ops={"refined_soft_labels": RefinedSoftLabelConfig(teachers="refined")}),
+    ).output_for_node("refined_soft_labels")
+    mixed = result.output_for_node("refined_soft_labels")
+    refined = refined_teachers_logits(graph, result, alone["text"].head(40).tolist())
+    assert np.abs(np.stack(alone["logits"].head(40)) - refined).max() < 1e-4
+    assert (alone["keep"] == mixed["keep"]).all()  # paraphrases are judged by the refined teacher either way
+    assert graph.data_version("refined_soft_labels") != mixed_version
+    assert graph.metadata("refined_soft_labels")["teachers_averaged"] == 1
+    graph.materialize("refined_soft_labels")  # the defaults again, for the tests that follow
+    assert graph.data_version("refined_soft_labels") == mixed_version
 
 
 def test_eval_report_adds_the_students_onnx_graphs_measured_like_the_pytorch_models(built):

@@ -1,5 +1,6 @@
 """Teacher logits for every transfer text, computed once per (teacher, text): the supervised teacher's, which
-the teacher is refined on, and the refined teacher's, which the student learns from."""
+the teacher is refined on, and the refined teacher's, whose mean with the supervised teacher's the student
+learns from."""
 
 import dagster as dg
 import numpy as np
@@ -8,7 +9,11 @@ import torch
 
 from manga_distill_assets.assets.automation import on_input_content_change
 from manga_distill_assets.assets.intent_classifier.common import label_ids, label_names, matching_ref, split
-from manga_distill_assets.assets.intent_classifier.config import ScoringConfig, SoftLabelConfig
+from manga_distill_assets.assets.intent_classifier.config import (
+    RefinedSoftLabelConfig,
+    ScoringConfig,
+    SoftLabelConfig,
+)
 from manga_distill_assets.data.fingerprint import frame_fingerprint
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import predict_logits
@@ -50,30 +55,40 @@ def teacher_soft_labels(
 
 @dg.asset(
     group_name="intent_classifier",
-    code_version="1",
+    code_version="2",
     kinds={"pytorch", "parquet"},
     automation_condition=on_input_content_change(),
 )
 def refined_soft_labels(
-    config: ScoringConfig,
+    config: RefinedSoftLabelConfig,
     teacher_refined: dict,
     teacher_soft_labels: pd.DataFrame,
     labeled_intents: pd.DataFrame,
     model_store: ModelStore,
     logit_cache: LogitCache,
 ) -> dg.Output[pd.DataFrame]:
-    """The refined teacher's logits for the same transfer rows, its paraphrases judged again by it: what the
-    student learns from in stage 2. The rows come from `teacher_soft_labels`, not from the query log, so a
+    """What the student learns from in stage 2: for the same transfer rows, the mean of the refined and the
+    supervised teacher's logits (`teachers: refined`, the refined teacher's alone), the paraphrases judged
+    again by the refined teacher. The rows come from `teacher_soft_labels`, not from the query log, so a
     new log day reaches this asset once, after the teacher was refined on it."""
     ref = matching_ref(teacher_refined, labeled_intents, "refined_soft_labels")
     rows = teacher_soft_labels[["text", "origin", "label", "source_text"]].copy()
-    return _scored(rows, ref, config, model_store, logit_cache)
+    if config.teachers == "refined":
+        return _scored(rows, ref, config, model_store, logit_cache)
+    supervised = np.stack(teacher_soft_labels["logits"]).astype(np.float32)
+    return _scored(rows, ref, config, model_store, logit_cache, averaged_with=supervised)
 
 
 def _scored(
-    frame: pd.DataFrame, ref: ModelRef, config: ScoringConfig, store: ModelStore, logit_cache: LogitCache
+    frame: pd.DataFrame,
+    ref: ModelRef,
+    config: ScoringConfig,
+    store: ModelStore,
+    logit_cache: LogitCache,
+    averaged_with: np.ndarray | None = None,
 ) -> dg.Output[pd.DataFrame]:
-    """`frame`'s rows with the teacher's logits (scoring only texts it never scored) and keep flags."""
+    """`frame`'s rows with the teacher's logits (scoring only texts it never scored), or their mean with
+    `averaged_with` (another teacher's logits for the same rows), and keep flags by the teacher's own."""
     texts = frame["text"].drop_duplicates().tolist()
     cached = logit_cache.get_many(ref.sha256, texts)
     missing = [text for text in texts if text not in cached]
@@ -84,15 +99,20 @@ def _scored(
         logit_cache.put_many(ref.sha256, fresh)
         cached.update(fresh)
     logits = np.stack([cached[text] for text in frame["text"]]).astype(np.float32)
-    frame["logits"] = list(logits)
     frame["keep"] = _keep(frame, logits, config.keep_threshold)
+    version = frame_fingerprint(frame) + ref.sha256[:16]
+    if averaged_with is not None:
+        # The other teacher needs no mark of its own in the version: this one was trained from it.
+        logits = (logits + averaged_with) / 2
+        version += "-mean"
+    frame["logits"] = list(logits)
     frame = frame[SOFT_LABEL_COLUMNS]
     paraphrase_rows = frame["origin"] == "paraphrase"
     probs = soften(torch.from_numpy(logits), config.entropy_temperature).numpy()
     entropy = float(-(probs * np.log(np.clip(probs, 1e-12, None))).sum(axis=1).mean())
     return dg.Output(
         frame,
-        data_version=dg.DataVersion(frame_fingerprint(frame.drop(columns="logits")) + ref.sha256[:16]),
+        data_version=dg.DataVersion(version),
         metadata={
             "rows": len(frame),
             "scored": len(missing),
@@ -103,6 +123,7 @@ def _scored(
             else 0.0,
             f"mean_teacher_entropy_T{config.entropy_temperature:g}_nats": entropy,
             "teacher_sha256": ref.sha256,
+            "teachers_averaged": 1 if averaged_with is None else 2,
         },
     )
 
