@@ -73,10 +73,9 @@ def refined_soft_labels(
     new log day reaches this asset once, after the teacher was refined on it."""
     ref = matching_ref(teacher_refined, labeled_intents, "refined_soft_labels")
     rows = teacher_soft_labels[["text", "origin", "label", "source_text"]].copy()
-    if config.teachers == "refined":
-        return _scored(rows, ref, config, model_store, logit_cache)
     supervised = np.stack(teacher_soft_labels["logits"]).astype(np.float32)
-    return _scored(rows, ref, config, model_store, logit_cache, averaged_with=supervised)
+    averaged_with = None if config.teachers == "refined" else supervised
+    return _scored(rows, ref, config, model_store, logit_cache, averaged_with=averaged_with)
 
 
 def _scored(
