@@ -23,7 +23,7 @@ import os
 import platform
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import dagster as dg
 import torch
 from _common import RESULTS, write_results
 
+from manga_distill_assets.assets.queries.clock import partition_clock
 from manga_distill_assets.data.query_log import days_before
 
 BANKING77 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "banking77"
@@ -45,11 +46,12 @@ def main() -> None:
         print(f"skipped: BANKING77 is not at {BANKING77} (train.csv and test.csv, columns text,category).")
         return
     point_labeled_source_at_banking77()
-    if arguments.workdir:
-        report = run(Path(arguments.workdir), arguments.preset)
-    else:
-        with tempfile.TemporaryDirectory(prefix="banking77-") as scratch:
-            report = run(Path(scratch), arguments.preset)
+    with partition_clock() as now:
+        if arguments.workdir:
+            report = run(Path(arguments.workdir), arguments.preset, now)
+        else:
+            with tempfile.TemporaryDirectory(prefix="banking77-") as scratch:
+                report = run(Path(scratch), arguments.preset, now)
     print_table(report)
     suffix = f"_{arguments.preset}" if arguments.preset != "banking77" else ""
     write_results(report, RESULTS / f"banking77{suffix}.json")
@@ -83,14 +85,14 @@ def point_labeled_source_at_banking77() -> None:
     )
 
 
-def run(root: Path, preset: str) -> dict[str, Any]:
+def run(root: Path, preset: str, now: datetime) -> dict[str, Any]:
     from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
     from manga_distill_assets.definitions import defs, local_resources
     from manga_distill_assets.presets import PRESETS
     from manga_distill_assets.resources.query_log import LocalQueryLog
 
     log_root = root / "query_log"
-    days = write_query_log(log_root, train_texts())
+    days = write_query_log(log_root, train_texts(), now)
     resources = {**local_resources(root / "artifacts"), "query_log": LocalQueryLog(root=str(log_root))}
     available = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     models = [key for key in MODEL_ASSETS if key in available]
@@ -150,10 +152,10 @@ def train_texts() -> list[str]:
         return [row["text"] for row in csv.DictReader(handle)]
 
 
-def write_query_log(root: Path, texts: list[str]) -> list[str]:
-    """The texts spread over the last `LOG_DAYS` days (ending yesterday, UTC), in the `LocalQueryLog` layout
+def write_query_log(root: Path, texts: list[str], now: datetime) -> list[str]:
+    """The texts spread over the `LOG_DAYS` days before `now` (UTC), in the `LocalQueryLog` layout
     `<root>/dt=YYYY-MM-DD/part-0.jsonl`; returns the days, oldest first."""
-    days = days_before(datetime.now(UTC), LOG_DAYS)
+    days = days_before(now, LOG_DAYS)
     for index, day in enumerate(days):
         folder = root / f"dt={day}"
         folder.mkdir(parents=True, exist_ok=True)

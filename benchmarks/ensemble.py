@@ -27,7 +27,7 @@ import platform
 import tempfile
 import time
 import warnings
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import intent_real_data
 import torch
 from banking77 import point_labeled_source_at_banking77, train_texts, write_query_log
 
+from manga_distill_assets.assets.queries.clock import partition_clock
 from manga_distill_assets.data.query_log import days_before
 
 RESULTS = Path(__file__).parent / "results"
@@ -62,11 +63,12 @@ def main() -> None:
     drawn = arguments.data == "banking77" and bool(arguments.per_intent)
     preset = arguments.preset or ("banking77" if arguments.data == "banking77" and not drawn else "demo")
     options = (arguments.data, preset, arguments.seeds, arguments.latency_runs, arguments.per_intent)
-    if arguments.workdir:
-        result = run(Path(arguments.workdir), *options)
-    else:
-        with tempfile.TemporaryDirectory(prefix="ensemble-") as scratch:
-            result = run(Path(scratch), *options)
+    with partition_clock() as now:
+        if arguments.workdir:
+            result = run(Path(arguments.workdir), now, *options)
+        else:
+            with tempfile.TemporaryDirectory(prefix="ensemble-") as scratch:
+                result = run(Path(scratch), now, *options)
     print_table(result)
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = f"_{arguments.per_intent}_per_intent" if drawn else ""
@@ -95,7 +97,13 @@ def parse_arguments() -> argparse.Namespace:
 
 
 def run(
-    root: Path, data: str, preset: str, seeds: list[int], latency_runs: int, per_intent: str = ""
+    root: Path,
+    now: datetime,
+    data: str,
+    preset: str,
+    seeds: list[int],
+    latency_runs: int,
+    per_intent: str = "",
 ) -> dict[str, Any]:
     from manga_distill_assets.assets.ensemble.config import EnsembleReportConfig, EnsembleStudyConfig
     from manga_distill_assets.definitions import defs, local_resources
@@ -104,7 +112,7 @@ def run(
     from manga_distill_assets.resources.query_log import LocalQueryLog
 
     resources = local_resources(root / "artifacts")
-    days = days_before(datetime.now(UTC), PACKAGED_DAYS)
+    days = days_before(now, PACKAGED_DAYS)
     if data == "banking77" and per_intent:
         train = intent_real_data.read_banking77("train.csv")
         labelled, unlabelled = intent_real_data.draw(train, per_intent, seed=0)
@@ -114,7 +122,7 @@ def run(
             writer = csv.DictWriter(handle, fieldnames=["text", "category"])
             writer.writeheader()
             writer.writerows({"text": row["text"], "category": row["category"]} for row in labelled)
-        days = write_query_log(root / "query_log", unlabelled)
+        days = write_query_log(root / "query_log", unlabelled, now)
         resources["query_log"] = LocalQueryLog(root=str(root / "query_log"))
         resources["labeled_source"] = LabeledIntentsSource(
             path=str(labelled_file),
@@ -123,7 +131,7 @@ def run(
             split_column=None,
         )
     elif data == "banking77":
-        days = write_query_log(root / "query_log", train_texts())
+        days = write_query_log(root / "query_log", train_texts(), now)
         resources["query_log"] = LocalQueryLog(root=str(root / "query_log"))
     instance = dg.DagsterInstance.ephemeral()
     ops = PRESETS[preset]().ops

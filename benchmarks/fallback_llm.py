@@ -30,12 +30,13 @@ import os
 import random
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from manga_distill_assets.assets.queries.clock import partition_clock
 from manga_distill_assets.data.assistant_prompt import system_prompt
 from manga_distill_assets.data.catalogue_assistant import catalogue_answer, is_refusal
 from manga_distill_assets.data.manga_qa import generate_manga_qa
@@ -169,7 +170,7 @@ GROUP = ("manga_qa", "llm_prompts", "teacher_responses", "llm_student", "llm_eva
 LOG_DAYS = 3
 
 
-def group(root: Path) -> dict:
+def group(root: Path, now: datetime) -> dict:
     import dagster as dg
 
     from manga_distill_assets.definitions import defs, local_resources
@@ -193,7 +194,7 @@ def group(root: Path) -> dict:
             raise SystemExit(f"materialising {key} failed; see the run log above.")
         return result
 
-    days = days_before(datetime.now(UTC), LOG_DAYS)
+    days = days_before(now, LOG_DAYS)
     materialize("labeled_intents")
     for day in days:
         materialize("raw_queries", partition_key=day)
@@ -235,8 +236,8 @@ def main() -> None:
     if args.mode == "curve":
         result: object = curve(args.shapes, args.test_questions, args.threads)
     elif args.mode == "group":
-        with tempfile.TemporaryDirectory(prefix="fallback-llm-") as scratch:
-            result = group(Path(scratch))
+        with tempfile.TemporaryDirectory(prefix="fallback-llm-") as scratch, partition_clock() as now:
+            result = group(Path(scratch), now)
         print(json.dumps(result, indent=2))
     else:
         result = fallback(

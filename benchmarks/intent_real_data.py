@@ -45,13 +45,14 @@ import random
 import statistics
 import time
 import warnings
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from _common import parse_shape
 
+from manga_distill_assets.assets.queries.clock import partition_clock
 from manga_distill_assets.data.query_log import days_before
 
 RESULTS = Path(__file__).parent / "results" / "intent_real_data.json"
@@ -92,7 +93,8 @@ def main() -> None:
             result_file = workdir / "runs" / f"{name}.json"
             if result_file.is_file():
                 continue
-            result = run(workdir / name, size, seed, arguments, student_init)
+            with partition_clock() as now:
+                result = run(workdir / name, size, seed, arguments, student_init, now)
             result_file.parent.mkdir(parents=True, exist_ok=True)
             result_file.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     runs = [json.loads(path.read_text()) for path in sorted((workdir / "runs").glob("*.json"))]
@@ -174,9 +176,9 @@ def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
         writer.writerows({"text": row["text"], "category": row["category"]} for row in rows)
 
 
-def write_query_log(root: Path, texts: list[str]) -> list[str]:
-    """The texts over the last `LOG_DAYS` days (ending yesterday, UTC) in the `LocalQueryLog` layout."""
-    days = days_before(datetime.now(UTC), LOG_DAYS)
+def write_query_log(root: Path, texts: list[str], now: datetime) -> list[str]:
+    """The texts over the `LOG_DAYS` days before `now` (UTC) in the `LocalQueryLog` layout."""
+    days = days_before(now, LOG_DAYS)
     for index, day in enumerate(days):
         folder = root / f"dt={day}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -188,9 +190,11 @@ def write_query_log(root: Path, texts: list[str]) -> list[str]:
     return days
 
 
-def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student_init: str) -> dict[str, Any]:
-    """One run of the graph; `student_init` names the setting in the results (teacher, general, or
-    general-<shape> with `--general-shape`)."""
+def run(
+    root: Path, size: str, seed: int, arguments: argparse.Namespace, student_init: str, now: datetime
+) -> dict[str, Any]:
+    """One run of the graph, its partitions as of `now` (`partition_clock`); `student_init` names the setting
+    in the results (teacher, general, or general-<shape> with `--general-shape`)."""
     from manga_distill_assets.assets.general.config import GeneralStudentConfig
     from manga_distill_assets.assets.intent_classifier.config import EncoderShape
     from manga_distill_assets.definitions import defs
@@ -203,7 +207,7 @@ def run(root: Path, size: str, seed: int, arguments: argparse.Namespace, student
     root.mkdir(parents=True, exist_ok=True)
     write_rows(root / "labelled.csv", labelled)
     write_rows(root / "test.csv", read_banking77("test.csv", intents))
-    days = write_query_log(root / "query_log", unlabelled)
+    days = write_query_log(root / "query_log", unlabelled, now)
     resources = run_resources(root)
     ops: dict[str, dg.Config] = {}
     if arguments.general_workspace:

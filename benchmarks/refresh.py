@@ -22,7 +22,7 @@ import argparse
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import dagster as dg
 from _common import RESULTS, write_results
 
 from manga_distill_assets.assets.intent_classifier import MODEL_ASSETS
+from manga_distill_assets.assets.queries.clock import partition_clock
 from manga_distill_assets.data.query_log import days_before
 from manga_distill_assets.definitions import defs, local_resources
 from manga_distill_assets.presets import PRESETS
@@ -122,13 +123,14 @@ class World:
 class Automation:
     """Successive automation ticks against one world, carrying the cursor."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, now: datetime) -> None:
         self.world = world
+        self.now = now
         self.cursor = None
 
     def tick(self) -> dict[str, set[str | None]]:
         result = dg.evaluate_automation_conditions(
-            defs=self.world.defs, instance=self.world.instance, cursor=self.cursor
+            defs=self.world.defs, instance=self.world.instance, cursor=self.cursor, evaluation_time=self.now
         )
         self.cursor = result.cursor
         keys = self.world.defs.resolve_asset_graph().get_all_asset_keys()
@@ -155,29 +157,30 @@ class Automation:
 
 def main() -> None:
     arguments = parse_arguments()
-    days = days_before(datetime.now(UTC), arguments.days + 1)
-    history, new_day = days[:-1], days[-1]
-    with tempfile.TemporaryDirectory(prefix="refresh-") as scratch:
-        world = World(Path(scratch) / "nightly", arguments.preset)
-        world.build(Refresh(), history, window_end=new_day)
-        automation = Automation(world)
-        automation.settle(Refresh())
-        nightly = Refresh()
-        # What the `nightly_refresh` schedule launches: the new day and a re-read of the labelled file.
-        world.materialize(nightly, ["raw_queries"], partition_key=new_day)
-        world.materialize(nightly, ["labeled_intents"])
-        ticks = automation.settle(nightly)
-        full = Refresh()
-        World(Path(scratch) / "full", arguments.preset).build(full, days, window_end=new_day)
-    report = {
-        "preset": arguments.preset,
-        "history_days": len(history),
-        "new_day": new_day,
-        "automation_ticks": ticks,
-        "nightly": vars(nightly),
-        "full": vars(full),
-        "speedup": full.seconds / nightly.seconds,
-    }
+    with partition_clock() as now:
+        days = days_before(now, arguments.days + 1)
+        history, new_day = days[:-1], days[-1]
+        with tempfile.TemporaryDirectory(prefix="refresh-") as scratch:
+            world = World(Path(scratch) / "nightly", arguments.preset)
+            world.build(Refresh(), history, window_end=new_day)
+            automation = Automation(world, now)
+            automation.settle(Refresh())
+            nightly = Refresh()
+            # What the `nightly_refresh` schedule launches: the new day and a re-read of the labelled file.
+            world.materialize(nightly, ["raw_queries"], partition_key=new_day)
+            world.materialize(nightly, ["labeled_intents"])
+            ticks = automation.settle(nightly)
+            full = Refresh()
+            World(Path(scratch) / "full", arguments.preset).build(full, days, window_end=new_day)
+        report = {
+            "preset": arguments.preset,
+            "history_days": len(history),
+            "new_day": new_day,
+            "automation_ticks": ticks,
+            "nightly": vars(nightly),
+            "full": vars(full),
+            "speedup": full.seconds / nightly.seconds,
+        }
     print_table(report)
     write_results(report, RESULTS / f"refresh_{arguments.preset}.json")
 

@@ -35,12 +35,13 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from manga_distill_assets.assets.queries.clock import partition_clock
 from manga_distill_assets.data.query_log import days_before
 
 RESULTS = Path(__file__).parent / "results"
@@ -94,7 +95,7 @@ def main() -> None:
             "reranker_latency" if arguments.preset == "demo" else f"reranker_latency_{arguments.preset}",
         )
         return
-    report = in_workdir(arguments.workdir, "reranker-", lambda root: run(root, arguments))
+    report = in_workdir(arguments.workdir, "reranker-", lambda root, now: run(root, arguments, now))
     print_table(report)
     name = "reranker" if arguments.preset == "demo" else f"reranker_{arguments.preset}"
     if arguments.student_init == "general":
@@ -102,12 +103,16 @@ def main() -> None:
     write_report(report, f"{name}_{arguments.queries}q" if arguments.queries else name)
 
 
-def in_workdir(workdir: str, prefix: str, runner: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
-    """`runner` on `workdir`, or, without one, on a tmp folder (named from `prefix`) removed afterwards."""
-    if workdir:
-        return runner(Path(workdir))
-    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
-        return runner(Path(scratch))
+def in_workdir(
+    workdir: str, prefix: str, runner: Callable[[Path, datetime], dict[str, Any]]
+) -> dict[str, Any]:
+    """`runner` on `workdir`, or, without one, on a tmp folder (named from `prefix`) removed afterwards, with
+    the time its partitions are seen at (`partition_clock`)."""
+    with partition_clock() as now:
+        if workdir:
+            return runner(Path(workdir), now)
+        with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+            return runner(Path(scratch), now)
 
 
 def write_report(report: dict[str, Any], name: str) -> None:
@@ -118,7 +123,9 @@ def write_report(report: dict[str, Any], name: str) -> None:
     print(f"\nwrote {path}")
 
 
-def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | None = None) -> dict[str, Any]:
+def run(
+    root: Path, arguments: argparse.Namespace, now: datetime, resources: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The group under `arguments.preset`; `--queries`, `--candidates` and `--student-init`, when set,
     override the preset. A student that starts from `general_student` materialises it first (reused from
     `--general-workspace` when that holds one trained with the same corpus, base and config). `resources`
@@ -170,7 +177,7 @@ def run(root: Path, arguments: argparse.Namespace, resources: dict[str, Any] | N
             failed_checks.append(key)  # stored, but a blocking check failed: a finding to report
         return result
 
-    days = days_before(datetime.now(UTC), LOG_DAYS)
+    days = days_before(now, LOG_DAYS)
     materialize("labeled_intents")
     for day in days:
         materialize("raw_queries", partition_key=day)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import random
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -44,13 +45,15 @@ def main() -> None:
     if not (BANKING77 / "train.csv").is_file() or not (BANKING77 / "test.csv").is_file():
         print(f"skipped: BANKING77 is not at {BANKING77} (train.csv and test.csv, columns text,category).")
         return
-    report = in_workdir(arguments.workdir, "reranker-banking77-", lambda root: run_on_file(root, arguments))
+    report = in_workdir(
+        arguments.workdir, "reranker-banking77-", lambda root, now: run_on_file(root, arguments, now)
+    )
     print_table(report)
     name = "reranker_banking77" if arguments.preset == "demo" else f"reranker_banking77_{arguments.preset}"
     write_report(report, name)
 
 
-def run_on_file(root: Path, arguments: argparse.Namespace) -> dict:
+def run_on_file(root: Path, arguments: argparse.Namespace, now: datetime) -> dict:
     from manga_distill_assets.resources.query_log import LocalQueryLog
     from manga_distill_assets.resources.rerank_source import RerankPairsSource
 
@@ -63,14 +66,14 @@ def run_on_file(root: Path, arguments: argparse.Namespace) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     path = root / "banking77_relevance.csv"
     frame.to_csv(path, index=False)
-    write_query_log(root / "query_log", unlabelled)
+    write_query_log(root / "query_log", unlabelled, now)
     defaults = {"queries": 0, "candidates": 0, "student_init": "", "general_workspace": ""}
     options = argparse.Namespace(**defaults, preset=arguments.preset)
     resources = {
         "rerank_source": RerankPairsSource(path=str(path)),
         "query_log": LocalQueryLog(root=str(root / "query_log")),
     }
-    report = run(root, options, resources)
+    report = run(root, options, now, resources)
     positives = frame.groupby("query_id")["grade"].max()
     return report | {
         "file": {
