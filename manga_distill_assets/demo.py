@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from collections.abc import Mapping
 from datetime import datetime
 
 import dagster as dg
@@ -54,7 +55,7 @@ def _run(args: argparse.Namespace, now: datetime) -> None:
             selection=selection,
             instance=instance,
             resources=defs.resources,
-            run_config=dg.RunConfig(ops=ops or {}, loggers=INFO_LOGS["loggers"]),
+            run_config=run_config_for(selection, ops or {}),
             raise_on_error=False,
             **kwargs,
         )
@@ -68,8 +69,7 @@ def _run(args: argparse.Namespace, now: datetime) -> None:
     ops = PRESETS[args.preset]().ops
     stage1 = ops.get("student_stage1")
     if isinstance(stage1, Stage1Config) and stage1.student.init == "general":
-        general_ops = {key: ops[key] for key in ("general_student",) if key in ops}
-        general = run("general_student", dg.AssetSelection.assets("general_student"), ops=general_ops)
+        general = run("general_student", dg.AssetSelection.assets("general_student"), ops=ops)
         _check(general, "general_student")
     result = run("model assets", MODEL_ASSETS, ops=ops)
     gates = {check.check_name: check for check in result.get_asset_check_evaluations()}
@@ -87,6 +87,15 @@ def _run(args: argparse.Namespace, now: datetime) -> None:
     )
     if not gate.passed:
         raise SystemExit(1)
+
+
+def run_config_for(selection: dg.AssetSelection, ops: Mapping[str, dg.Config]) -> dg.RunConfig:
+    """`ops` narrowed to the assets `selection` picks, with INFO logs: a preset configures every target, and
+    Dagster refuses config for an asset the run does not materialise."""
+    selected = {key.to_user_string() for key in selection.resolve(defs.resolve_asset_graph())}
+    return dg.RunConfig(
+        ops={key: value for key, value in ops.items() if key in selected}, loggers=INFO_LOGS["loggers"]
+    )
 
 
 def _check(result: dg.ExecuteInProcessResult, what: str) -> None:
