@@ -41,7 +41,15 @@ from manga_distill_assets.assets.queries.clock import partition_clock
 from manga_distill_assets.data.query_log import days_before
 
 RESULTS = Path(__file__).parent / "results"
-UPSTREAM = ("teacher_model", "claude_paraphrases", "teacher_soft_labels", "student_stage1", "student_stage2")
+UPSTREAM = (
+    "teacher_model",
+    "claude_paraphrases",
+    "teacher_soft_labels",
+    "teacher_refined",
+    "refined_soft_labels",
+    "student_stage1",
+    "student_stage2",
+)
 ENSEMBLE = ("ensemble_members", "ensemble_soft_labels", "ensemble_student", "ensemble_report")
 STUDY = "ensemble_vs_single_teacher_study"
 PACKAGED_DAYS = 31
