@@ -175,11 +175,13 @@ def write_query_log(root: Path, texts: list[str], now: datetime) -> list[str]:
 
 
 def result_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per model the report scored (its other entries, such as the distillation gain, are not)."""
+    from manga_distill_assets.assets.intent_classifier.evaluation import MODELS
+
     teacher_accuracy = report["teacher"]["accuracy"]
     rows = []
-    for name, row in report.items():
-        if not isinstance(row, dict) or "accuracy" not in row:
-            continue
+    for name in MODELS:
+        row = report[name]
         rows.append(
             {
                 "model": name,
