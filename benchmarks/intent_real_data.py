@@ -18,6 +18,17 @@ refinement, both baselines, both stages) to it, all else at its default:
 
     PYTHONPATH=. python benchmarks/intent_real_data.py --per-intent full --full-seeds 1 2   # 25 min a run
 
+`--per-intent longtail` makes an imbalanced set, as real traffic gives: the intents, in an order the seed
+shuffles, keep from all of their texts down to a sixteenth on a geometric curve, in every part alike: half of
+an intent's kept train texts are labelled, the other half its query log, and its test texts are cut to the
+same share. About 1,700 labelled texts (from some 90 down to 3 per intent) and 1,000 test texts for all 77:
+
+    PYTHONPATH=. python benchmarks/intent_real_data.py --per-intent longtail --seeds 0
+
+`--query-log simulated` leaves the untaken train texts out and lands the demo's 31 days of the simulated
+manga query log instead, as `make demo` does for a user who sets only `MANGA_LABELED_*`: the transfer texts
+are then another domain's.
+
 `--intents 5` (or 64, ...) keeps that many of the 77 intents, drawn with `random.Random(0)` from the sorted
 intent names, in the labelled file, the query log and the test split alike: the small and the many-intent
 ends of the range a user may bring.
@@ -52,6 +63,7 @@ from typing import Any
 import dagster as dg
 from _common import parse_shape
 
+from manga_distill_assets.assets.queries.assets import WINDOW_DAYS
 from manga_distill_assets.assets.queries.clock import partition_clock
 from manga_distill_assets.data.query_log import days_before
 
@@ -62,6 +74,10 @@ BANKING77 = Path(
     )
 )
 LOG_DAYS = 7
+RAREST_SHARE = 1 / 16
+"""`--per-intent longtail`: the share of its texts the rarest intent keeps (the most frequent keeps all)."""
+LONGTAIL_MIN_TEXTS = 2
+"""...and the fewest labelled, query-log or test texts an intent keeps, so each split can hold it."""
 MODELS = (
     "teacher",
     "teacher_supervised",
@@ -84,8 +100,10 @@ def main() -> None:
     student_init = arguments.student_init
     if student_init == "general" and arguments.general_shape:
         student_init = f"general-{arguments.general_shape}"
-    suffix = ("" if student_init == "teacher" else f"-{student_init}") + (
-        f"-{arguments.intents}intents" if arguments.intents else ""
+    suffix = (
+        ("" if student_init == "teacher" else f"-{student_init}")
+        + (f"-{arguments.intents}intents" if arguments.intents else "")
+        + ("" if arguments.query_log == "rest" else f"-{arguments.query_log}log")
     )
     for size in arguments.per_intent:
         for seed in arguments.full_seeds if size == "full" else arguments.seeds:
@@ -119,6 +137,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--workdir", default=".artifacts/intent_real_data")
     parser.add_argument(
         "--intents", type=int, default=0, help="keep this many intents, drawn with seed 0 (0: all 77)"
+    )
+    parser.add_argument(
+        "--query-log",
+        choices=["rest", "simulated"],
+        default="rest",
+        help="rest: the train texts not drawn, unlabelled; simulated: the demo's manga query log",
     )
     parser.add_argument("--student-init", choices=["teacher", "general"], default="teacher")
     parser.add_argument(
@@ -155,18 +179,57 @@ def drawn_intents(rows: list[dict[str, str]], count: int) -> frozenset[str]:
 
 
 def draw(rows: list[dict[str, str]], size: str, seed: int) -> tuple[list[dict[str, str]], list[str]]:
-    """`size` texts per intent drawn with `seed` (all for `full`), and the rest of the texts, unlabelled."""
+    """`size` texts per intent drawn with `seed` (all for `full`), and the rest of the texts, unlabelled; for
+    `longtail`, half of each intent's share labelled and the other half unlabelled."""
     if size == "full":
         return rows, [row["text"] for row in rows]
-    by_intent: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
-        by_intent.setdefault(row["category"], []).append(row)
+    by_intent = by_category(rows)
     rng = random.Random(seed)
-    labelled = []
+    labelled, unlabelled = [], []
+    if size == "longtail":
+        for intent, share in long_tail_shares(sorted(by_intent), seed).items():
+            kept = rng.sample(by_intent[intent], tail_count(len(by_intent[intent]), share, 2))
+            labelled += kept[: len(kept) // 2]
+            unlabelled += [row["text"] for row in kept[len(kept) // 2 :]]
+        return labelled, unlabelled
     for intent in sorted(by_intent):
         labelled += rng.sample(by_intent[intent], min(int(size), len(by_intent[intent])))
     chosen = {id(row) for row in labelled}
     return labelled, [row["text"] for row in rows if id(row) not in chosen]
+
+
+def drawn_test(rows: list[dict[str, str]], size: str, seed: int) -> list[dict[str, str]]:
+    """The test split: all of it, or for `longtail` each intent's share of its texts, drawn with `seed`."""
+    if size != "longtail":
+        return rows
+    by_intent = by_category(rows)
+    rng = random.Random(seed)
+    return [
+        row
+        for intent, share in long_tail_shares(sorted(by_intent), seed).items()
+        for row in rng.sample(by_intent[intent], tail_count(len(by_intent[intent]), share, 1))
+    ]
+
+
+def by_category(rows: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    by_intent: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_intent.setdefault(row["category"], []).append(row)
+    return by_intent
+
+
+def long_tail_shares(intents: list[str], seed: int) -> dict[str, float]:
+    """The share of its texts each intent keeps, from 1 down to `RAREST_SHARE` on a geometric curve, the
+    intents in an order shuffled by `seed`, so each seed makes other intents rare."""
+    order = list(intents)
+    random.Random(seed).shuffle(order)
+    steps = max(len(order) - 1, 1)
+    return {intent: RAREST_SHARE ** (rank / steps) for rank, intent in enumerate(order)}
+
+
+def tail_count(available: int, share: float, parts: int) -> int:
+    """`share` of `available` texts, at least `LONGTAIL_MIN_TEXTS` for each of `parts`, at most all."""
+    return min(available, max(round(available * share), LONGTAIL_MIN_TEXTS * parts))
 
 
 def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
@@ -199,6 +262,7 @@ def run(
     from manga_distill_assets.assets.intent_classifier.config import EncoderShape
     from manga_distill_assets.definitions import defs
     from manga_distill_assets.presets import narrow_run_config
+    from manga_distill_assets.resources.query_log import SimulatedQueryLog
     from manga_distill_assets.resources.workspace import TrainingWorkspace
 
     train = read_banking77("train.csv")
@@ -206,9 +270,13 @@ def run(
     labelled, unlabelled = draw(of_intents(train, intents), size, seed)
     root.mkdir(parents=True, exist_ok=True)
     write_rows(root / "labelled.csv", labelled)
-    write_rows(root / "test.csv", read_banking77("test.csv", intents))
-    days = write_query_log(root / "query_log", unlabelled, now)
+    write_rows(root / "test.csv", drawn_test(read_banking77("test.csv", intents), size, seed))
     resources = run_resources(root)
+    if arguments.query_log == "simulated":
+        days, unlabelled = days_before(now, WINDOW_DAYS + 1), []
+        resources["query_log"] = SimulatedQueryLog()
+    else:
+        days = write_query_log(root / "query_log", unlabelled, now)
     ops: dict[str, dg.Config] = {}
     if arguments.general_workspace:
         resources["training_workspace"] = TrainingWorkspace(root=arguments.general_workspace)
@@ -254,6 +322,7 @@ def run(
         "per_intent": size,
         "seed": seed,
         "student_init": student_init,
+        "query_log": arguments.query_log,
         "intents": len({row["category"] for row in labelled}),
         "labelled_texts": len(labelled),
         "unlabelled_texts": len(unlabelled),
@@ -346,20 +415,28 @@ def mean_sd(values: list[float]) -> dict[str, float]:
     }
 
 
-def setting(run: dict[str, Any]) -> tuple[str, str, int]:
-    """What a run's row in the table is keyed by (runs from before `--intents` used all 77)."""
-    return run["per_intent"], run.get("student_init", "teacher"), run.get("intents", 77)
+def setting(run: dict[str, Any]) -> tuple[str, str, int, str]:
+    """What a run's row in the table is keyed by (runs from before `--intents` used all 77, and those from
+    before `--query-log` the rest of the train texts)."""
+    return (
+        run["per_intent"],
+        run.get("student_init", "teacher"),
+        run.get("intents", 77),
+        run.get("query_log", "rest"),
+    )
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
-    for size, student_init, intents in dict.fromkeys(setting(run) for run in runs):
-        group = [run for run in runs if setting(run) == (size, student_init, intents)]
+    for key in dict.fromkeys(setting(run) for run in runs):
+        size, student_init, intents, query_log = key
+        group = [run for run in runs if setting(run) == key]
         summary.append(
             {
                 "intents": intents,
                 "per_intent": size,
                 "student_init": student_init,
+                "query_log": query_log,
                 "seeds": [run["seed"] for run in group],
                 **{
                     f"{name}_accuracy": mean_sd(
@@ -389,6 +466,7 @@ def print_table(summary: list[dict[str, Any]]) -> None:
         "intents",
         "per intent",
         "student init",
+        "query log",
         "runs",
         *(f"{name} acc" for name in MODELS),
         "gain acc",
@@ -407,6 +485,7 @@ def print_table(summary: list[dict[str, Any]]) -> None:
             str(row["intents"]),
             str(row["per_intent"]),
             row["student_init"],
+            row["query_log"],
             str(len(row["seeds"])),
             *(cell(row[f"{name}_accuracy"]) for name in MODELS),
             cell(row["gain_accuracy"]),
