@@ -8,6 +8,7 @@ under `MANGA_ARTIFACTS_DIR` (default `.artifacts`). Environment variables point 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -87,6 +88,23 @@ def labeled_source_from_env() -> LabeledIntentsSource:
 def query_log_from_env() -> QueryLogSource:
     root = os.environ.get("MANGA_QUERY_LOG_ROOT")
     return LocalQueryLog(root=root) if root else SimulatedQueryLog()
+
+
+def simulated_log_with_own_labels(env: Mapping[str, str]) -> str | None:
+    """What to say when `MANGA_LABELED_PATH` names the user's labelled file but no query log is set: the
+    transfer texts are then the simulated manga store's, another domain's, and the students learn less from
+    them (docs/intent-on-real-data.md measures how much). Said, not refused, so a labelled file alone still
+    gives a first run; None when there is nothing to say."""
+    if not env.get("MANGA_LABELED_PATH"):
+        return None
+    if env.get("MANGA_QUERY_LOG_ROOT") or env.get("MANGA_QUERY_LOG_S3_URI"):
+        return None
+    return (
+        "MANGA_LABELED_PATH names your labelled file, but no query log is set, so the transfer texts the "
+        "students learn from are the simulated manga store's queries, not your domain's, and the students "
+        "keep less of their teacher. Set MANGA_QUERY_LOG_ROOT to a folder of your own unlabelled texts "
+        '(<root>/dt=YYYY-MM-DD/*.jsonl, one {"text": ...} per line; docs/running.md).'
+    )
 
 
 def local_resources(root: Path | None = None) -> dict[str, object]:

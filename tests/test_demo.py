@@ -1,9 +1,9 @@
-"""`make demo` runs under any preset: each of its runs takes the preset's config for the assets it picks."""
+"""`make demo` runs under any preset, and says when a user's labelled file meets the simulated query log."""
 
 import dagster as dg
 import pytest
 
-from manga_distill_assets.definitions import defs
+from manga_distill_assets.definitions import defs, simulated_log_with_own_labels
 from manga_distill_assets.demo import MODEL_ASSETS, run_config_for
 from manga_distill_assets.presets import PRESETS
 
@@ -20,3 +20,22 @@ def test_every_presets_config_is_valid_for_each_run_of_the_demo(preset, selectio
     job = dg.define_asset_job("demo_run", selection=picked).resolve(asset_graph=defs.resolve_asset_graph())
     run_config = run_config_for(picked, PRESETS[preset]().ops)
     assert dg.validate_run_config(job, run_config.to_config_dict())
+
+
+def test_a_labelled_file_of_ones_own_with_the_simulated_log_is_pointed_out():
+    warning = simulated_log_with_own_labels({"MANGA_LABELED_PATH": "/data/my_intents.csv"})
+    assert warning is not None
+    assert "MANGA_QUERY_LOG_ROOT" in warning and "simulated manga" in warning
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"MANGA_LABELED_PATH": "/data/my_intents.csv", "MANGA_QUERY_LOG_ROOT": "/data/logs"},
+        {"MANGA_LABELED_PATH": "/data/my_intents.csv", "MANGA_QUERY_LOG_S3_URI": "s3://logs/queries"},
+    ],
+    ids=["packaged labels", "own log", "own log on S3"],
+)
+def test_nothing_is_said_when_labels_and_log_belong_together(env):
+    assert simulated_log_with_own_labels(env) is None
