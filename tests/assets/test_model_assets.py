@@ -101,6 +101,17 @@ def test_the_fair_baseline_starts_from_the_pretrained_base_and_the_second_from_t
     assert graph.metadata("baseline_student_teacher_init")["started_from"].startswith("teacher ")
 
 
+def test_both_baselines_keep_the_pretrained_vocabulary_words_their_labels_lack_included(built):
+    graph, result = built
+    store = graph.resources["model_store"]
+    _, teacher_tokenizer = load_model(store.get(ModelRef.from_dict(result.output_for_node("teacher_model"))))
+    for name in ("baseline_student", "baseline_student_teacher_init"):
+        assert graph.metadata(name)["vocabulary_bytes_saved"] == 0
+        model, tokenizer = load_model(store.get(ModelRef.from_dict(result.output_for_node(name))))
+        assert tokenizer.get_vocab() == teacher_tokenizer.get_vocab()
+        assert model.config.vocab_size == len(teacher_tokenizer)
+
+
 def test_the_teacher_is_refined_on_the_supervised_teachers_kept_soft_labels(built):
     graph, result = built
     supervised = ModelRef.from_dict(result.output_for_node("teacher_model"))
