@@ -90,14 +90,16 @@ def query_log_from_env() -> QueryLogSource:
     return LocalQueryLog(root=root) if root else SimulatedQueryLog()
 
 
-def simulated_log_with_own_labels(env: Mapping[str, str]) -> str | None:
-    """What to say when `MANGA_LABELED_PATH` names the user's labelled file but no query log is set: the
+def simulated_log_with_own_labels(resources: Mapping[str, object]) -> str | None:
+    """What to say when the labelled source is a file of the user's but the query log is the simulator: the
     transfer texts are then the simulated manga store's, another domain's, and the students learn less from
-    them (docs/intent-on-real-data.md measures how much). Said, not refused, so a labelled file alone still
-    gives a first run; None when there is nothing to say."""
-    if not env.get("MANGA_LABELED_PATH"):
+    them (docs/intent-on-real-data.md measures how much). Read from the resources a run gets, so every way of
+    choosing them (local, production, a test's) is judged alike. Said, not refused, so a labelled file alone
+    still gives a first run; None when there is nothing to say."""
+    labeled, log = resources.get("labeled_source"), resources.get("query_log")
+    if not isinstance(labeled, LabeledIntentsSource) or Path(labeled.path) == PACKAGED_INTENTS:
         return None
-    if env.get("MANGA_QUERY_LOG_ROOT") or env.get("MANGA_QUERY_LOG_S3_URI"):
+    if not isinstance(log, SimulatedQueryLog):
         return None
     return (
         "MANGA_LABELED_PATH names your labelled file, but no query log is set, so the transfer texts the "

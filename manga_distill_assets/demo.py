@@ -6,7 +6,6 @@ Runs go into the Dagster instance at DAGSTER_HOME, so `make ui` shows every mate
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import warnings
 from collections.abc import Mapping
@@ -44,7 +43,7 @@ def _run(args: argparse.Namespace, now: datetime) -> None:
     instance = dg.DagsterInstance.get()
     days = days_before(now, args.days)
     started = time.perf_counter()
-    if warning := simulated_log_with_own_labels(os.environ):
+    if warning := simulated_log_with_own_labels(defs.resources):
         print(f"note: {warning}\n")
 
     land = defs.resolve_job_def("land_raw_queries")

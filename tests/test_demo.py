@@ -2,10 +2,13 @@
 
 import dagster as dg
 import pytest
+from dagster_aws.s3 import S3Resource
 
 from manga_distill_assets.definitions import defs, simulated_log_with_own_labels
 from manga_distill_assets.demo import MODEL_ASSETS, run_config_for
 from manga_distill_assets.presets import PRESETS
+from manga_distill_assets.resources.labeled_source import LabeledIntentsSource
+from manga_distill_assets.resources.query_log import LocalQueryLog, S3QueryLog, SimulatedQueryLog
 
 DEMO_SELECTIONS = {
     "model assets": MODEL_ASSETS,
@@ -22,20 +25,23 @@ def test_every_presets_config_is_valid_for_each_run_of_the_demo(preset, selectio
     assert dg.validate_run_config(job, run_config.to_config_dict())
 
 
+OWN_FILE = LabeledIntentsSource(path="/data/my_intents.csv")
+
+
 def test_a_labelled_file_of_ones_own_with_the_simulated_log_is_pointed_out():
-    warning = simulated_log_with_own_labels({"MANGA_LABELED_PATH": "/data/my_intents.csv"})
+    warning = simulated_log_with_own_labels({"labeled_source": OWN_FILE, "query_log": SimulatedQueryLog()})
     assert warning is not None
     assert "MANGA_QUERY_LOG_ROOT" in warning and "simulated manga" in warning
 
 
 @pytest.mark.parametrize(
-    "env",
+    "resources",
     [
-        {},
-        {"MANGA_LABELED_PATH": "/data/my_intents.csv", "MANGA_QUERY_LOG_ROOT": "/data/logs"},
-        {"MANGA_LABELED_PATH": "/data/my_intents.csv", "MANGA_QUERY_LOG_S3_URI": "s3://logs/queries"},
+        {"labeled_source": LabeledIntentsSource(), "query_log": SimulatedQueryLog()},
+        {"labeled_source": OWN_FILE, "query_log": LocalQueryLog(root="/data/logs")},
+        {"labeled_source": OWN_FILE, "query_log": S3QueryLog(bucket="logs", prefix="q", s3=S3Resource())},
     ],
     ids=["packaged labels", "own log", "own log on S3"],
 )
-def test_nothing_is_said_when_labels_and_log_belong_together(env):
-    assert simulated_log_with_own_labels(env) is None
+def test_nothing_is_said_when_labels_and_log_belong_together(resources):
+    assert simulated_log_with_own_labels(resources) is None
