@@ -26,6 +26,7 @@ from _common import RESULTS, pin_torch_threads, write_results
 from manga_distill_assets.data.intent_generator import generate_intent_rows
 from manga_distill_assets.distill.artifacts import load_model
 from manga_distill_assets.distill.evaluation import predict_logits
+from manga_distill_assets.resources.model_store import LocalModelStore
 
 MODELS = {
     "teacher (refined)": "teacher_refined",
@@ -72,12 +73,12 @@ def with_kinds(labelled: pd.DataFrame) -> pd.DataFrame:
 
 
 def model_folder(artifacts: Path, asset: str) -> Path:
-    """The folder of the model `asset` last stored, from its reference (a `file://` URI)."""
+    """The folder of the model `asset` last stored, resolved from its reference by the demo's model store."""
     reference = artifacts / "assets" / asset / "data.json"
     if not reference.is_file():
         raise SystemExit(f"{reference} is missing: materialise {asset} first (`make demo`).")
-    uri = json.loads(reference.read_text(encoding="utf-8"))["uri"]
-    return Path(uri.removeprefix("file://"))
+    store = LocalModelStore(root=str(artifacts / "models"))
+    return store.get(json.loads(reference.read_text(encoding="utf-8")))
 
 
 def errors_by_kind(folder: Path, rows: pd.DataFrame) -> dict[str, dict[str, int]]:
